@@ -1,0 +1,54 @@
+"""The ``cellgan`` program: a registry of sub-commands, each in its own module.
+
+Every command module defines ``register(subparsers)``, which adds its parser and
+sets ``func`` to a function taking the parsed arguments and returning an exit
+status. Heavy imports (torch, scikit-learn) happen inside those functions so that
+``cellgan --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: Command modules under ``cellgan.cli``, in the order ``--help`` lists them.
+COMMAND_MODULES = (
+    "segment",
+    "cells",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cellgan import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cellgan",
+        description="Find the cell types in H&E images without labels (Hu et al., IEEE JBHI 2019).",
+    )
+    parser.add_argument("--version", action="version", version=f"cellgan {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"cellgan.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except CliError as err:
+        print(f"cellgan {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+class CliError(Exception):
+    """An error the user can fix (bad path, bad option); printed without a traceback."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""cellgan.report."""
