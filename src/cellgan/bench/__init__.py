@@ -1,0 +1,1 @@
+"""Benchmarks on the public datasets: each module adds one ``cellgan bench`` sub-command."""
