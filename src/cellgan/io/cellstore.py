@@ -38,6 +38,8 @@ __all__ = [
 
 PATCH_SIZE = 32
 FORMAT_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 #: Columns every shard's table has, in this order. ``label`` is an optional
 #: ground-truth or user label, used for scoring only, never for training.
@@ -86,6 +88,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,403 @@
+"""``cellgan bench composition``: per-image cell-type composition on CRCHistoPhenotypes.
+
+The whole pipeline runs as a user would run it, with no label anywhere: the
+nuclei of each image are segmented (:func:`cellgan.segment.segment_images`, with
+the 0.5 µm/px that ``cellgan bench segmentation`` assumes for these 20x images), the
+GAN is trained on their patches (:func:`cellgan.model.train`), each nucleus gets
+the category argmax Q (:func:`cellgan.analysis.assign.write_assignments`), and
+each image its composition (:func:`cellgan.analysis.composition.composition`).
+
+Only the scoring sees the labels: every labelled nucleus centre is matched
+one-to-one to a detected nucleus within 6 px (the dataset's radius,
+Sirinukunwattana et al., IEEE TMI 2016); categories are mapped to cell types by
+a Hungarian matching on those pairs; and for each image the proportions of the
+types among its matched detected cells are compared with the true proportions of
+its labelled cells (``composition_mae``, ``composition_pearson``). The image
+label "dominant true cell type" is then predicted from the image's composition
+(the paper's image feature) by a cross-validated linear SVM and by k-means
+(Hu et al., Sec. III-D).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "category_class_mapping",
+    "composition_scores",
+    "image_classification_scores",
+    "run_composition_benchmark",
+]
+
+#: Match radius between labelled and detected nucleus centres, in pixels.
+MATCH_RADIUS = 6.0
+
+
+def category_class_mapping(category, cell_type, *, categories: int, classes) -> dict[int, str | None]:
+    """Map categories to classes one-to-one, maximising the cells that agree (Hungarian).
+
+    Parameters
+    ----------
+    category : array-like of int, shape (n,)
+        Category of each labelled-and-matched cell.
+    cell_type : array-like of str, shape (n,)
+        Its true class.
+    categories : int
+        K.
+    classes : sequence of str
+        The classes, in reporting order.
+
+    Returns
+    -------
+    dict
+        category -> class, or None for a category left without a class (when
+        K exceeds the number of classes, or no cell falls in it).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    classes = list(classes)
+    index = {c: j for j, c in enumerate(classes)}
+    counts = np.zeros((categories, len(classes)), dtype=np.int64)
+    np.add.at(counts, (np.asarray(category, dtype=np.int64), [index[t] for t in cell_type]), 1)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    mapping: dict[int, str | None] = {k: None for k in range(categories)}
+    mapping.update({int(r): classes[c] for r, c in zip(rows, cols) if counts[r].sum() > 0})
+    return mapping
+
+
+def composition_scores(assignments: pd.DataFrame, records, *, categories: int, radius: float = MATCH_RADIUS) -> dict:
+    """Score the per-image composition of the detected cells against the labelled cells.
+
+    Parameters
+    ----------
+    assignments : DataFrame
+        The ASSIGNMENTS table of the detected nuclei (``image``, ``category``,
+        ``centroid_x``, ``centroid_y``).
+    records : sequence
+        One per image, with ``image_id``, ``labelled_centres`` ((m, 2) xy) and
+        ``cell_labels`` ((m,) str), as from
+        :func:`cellgan.io.datasets.load_crchistophenotypes`.
+    categories : int
+        K.
+    radius : float
+        Match radius in pixels.
+
+    Returns
+    -------
+    dict
+        ``classes``, ``mapping`` (category -> class), ``labelled_cells``,
+        ``matched_cells``, ``composition_mae`` (mean over images and classes of
+        the absolute difference between the predicted and true proportions),
+        ``composition_pearson`` (over the same pairs; None when either side is
+        constant), ``reference_mae_constant`` (the MAE of predicting every
+        image to have the mean true composition of the scored images: what an
+        uninformative composition scores; it peeks at the labels, so it is a
+        reference, not a method), ``scored_images`` and ``per_image`` rows (true
+        and predicted proportions, dominant true type).
+    """
+    from cellgan.metrics.detection import match_points
+
+    classes = sorted({str(t) for r in records for t in r.cell_labels})
+    if not classes:
+        raise ValueError("no labelled cells in the records")
+    by_image = {str(image): cells for image, cells in assignments.groupby("image", sort=False)}
+    pairs = []  # per record: (categories of matched detections, their true types)
+    for record in records:
+        cells = by_image.get(str(record.image_id))
+        labelled = np.asarray(record.labelled_centres, dtype=np.float64).reshape(-1, 2)
+        if cells is None or len(labelled) == 0:
+            pairs.append((np.zeros(0, np.int64), np.zeros(0, object)))
+            continue
+        detected = cells[["centroid_x", "centroid_y"]].to_numpy(dtype=np.float64)
+        det_index, lab_index = match_points(detected, labelled, radius)
+        matched_categories = cells["category"].to_numpy(dtype=np.int64)[det_index]
+        pairs.append((matched_categories, np.asarray(record.cell_labels, dtype=object)[lab_index]))
+    all_categories = np.concatenate([p[0] for p in pairs])
+    all_types = np.concatenate([p[1] for p in pairs]).astype(str)
+    if len(all_categories) == 0:
+        raise ValueError(f"no labelled nucleus lies within {radius} px of a detected one")
+    mapping = category_class_mapping(all_categories, all_types, categories=categories, classes=classes)
+    mapped = np.array([mapping[k] if mapping[k] is not None else "" for k in range(categories)], dtype=object)
+    rows, pred, true = [], [], []
+    for record, (matched_categories, _) in zip(records, pairs):
+        true_counts = np.array([np.sum(np.asarray(record.cell_labels) == c) for c in classes], dtype=np.float64)
+        row = {
+            "image": str(record.image_id),
+            "labelled": int(true_counts.sum()),
+            "matched": int(len(matched_categories)),
+        }
+        if true_counts.sum() > 0:
+            true_props = true_counts / true_counts.sum()
+            row["true_proportions"] = dict(zip(classes, np.round(true_props, 6).tolist()))
+            row["dominant_type"] = classes[int(np.argmax(true_counts))]
+        if len(matched_categories) > 0 and true_counts.sum() > 0:
+            types = mapped[matched_categories]
+            pred_props = np.array([np.mean(types == c) for c in classes])
+            row["predicted_proportions"] = dict(zip(classes, np.round(pred_props, 6).tolist()))
+            pred.append(pred_props)
+            true.append(true_props)
+        rows.append(row)
+    pred, true = np.array(pred), np.array(true)
+    defined = pred.size > 1 and pred.std() > 0 and true.std() > 0
+    pearson = float(np.corrcoef(pred.ravel(), true.ravel())[0, 1]) if defined else None
+    return {
+        "classes": classes,
+        "mapping": {str(k): v for k, v in mapping.items()},
+        "labelled_cells": int(sum(r["labelled"] for r in rows)),
+        "matched_cells": int(len(all_categories)),
+        "mapped_agreement": float(np.mean(mapped[all_categories] == all_types)),
+        "composition_mae": float(np.mean(np.abs(pred - true))),
+        "composition_pearson": pearson,
+        "reference_mae_constant": float(np.mean(np.abs(true - true.mean(axis=0)))),
+        "scored_images": int(len(pred)),
+        "per_image": rows,
+    }
+
+
+def image_classification_scores(comp: pd.DataFrame, dominant: pd.Series, *, folds: int, seed: int) -> dict:
+    """Predict each image's dominant true type from its composition: SVM CV and k-means.
+
+    Images whose dominant type is dominant in fewer than ``folds`` images cannot
+    be stratified over the folds; they are left out of the SVM (and listed).
+    k-means uses as many clusters as there are dominant types (at least 2).
+    """
+    from cellgan.analysis.composition import proportion_columns
+    from cellgan.analysis.image_classification import (
+        ImageClassificationError,
+        cluster_images,
+        cross_validate_svm,
+        score_clusters,
+    )
+
+    comp = comp[comp["image"].isin(dominant.index)].reset_index(drop=True)
+    labels = dominant.loc[comp["image"]].to_numpy().astype(str)
+    props = comp[proportion_columns(comp)].to_numpy(dtype=np.float64)
+    counts = pd.Series(labels).value_counts()
+    result: dict = {"images": int(len(comp)), "type_counts": {str(k): int(v) for k, v in counts.items()}}
+    n_clusters = max(len(counts), 2)
+    try:
+        clusters, _ = cluster_images(props, n_clusters=n_clusters, seed=seed)
+        result["kmeans"] = {"n_clusters": n_clusters, **score_clusters(clusters, labels)}
+    except ImageClassificationError as err:
+        result["kmeans"] = {"error": str(err)}
+    keep = np.isin(labels, counts[counts >= folds].index)
+    result["svm_left_out_images"] = comp.loc[~keep, "image"].tolist()
+    try:
+        svm = cross_validate_svm(props[keep], labels[keep], folds=folds, seed=seed)
+        result["svm"] = {k: svm[k] for k in ("mean", "std", "class_counts")} | {"folds": folds}
+    except ImageClassificationError as err:
+        result["svm"] = {"error": f"{err} (types with fewer than {folds} images are left out)"}
+    return result
+
+
+def run_composition_benchmark(
+    data_root: Path,
+    *,
+    minutes: float | None = 30.0,
+    iterations: int | None = None,
+    seed: int = 0,
+    limit_images: int | None = None,
+    categories: int = 4,
+    width: int | None = None,
+    folds: int = 4,
+    device: str = "cpu",
+    work_dir: Path | None = None,
+) -> dict:
+    """Segment, train, assign and compose on CRCHistoPhenotypes; score the compositions.
+
+    Parameters
+    ----------
+    data_root : Path
+        The folder holding ``crchistophenotypes/``.
+    minutes, iterations
+        Training budget (:class:`cellgan.model.TrainConfig`).
+    seed : int
+        Seed of the training and of the image-level k-means and folds.
+    limit_images : int, optional
+        Use only the first N images (train split first), for quick runs.
+    categories : int
+        K.
+    width : int, optional
+        Network width; the training default when None.
+    folds : int
+        Cross-validation folds of the image-level SVM.
+    device : str
+        Torch device for training and assignment.
+    work_dir : Path, optional
+        Keeps the cell store (re-used by later runs: segmented images are
+        skipped), the model and the assignments; a temporary folder when None.
+
+    Returns
+    -------
+    dict
+        ``composition_mae``, ``composition_pearson``, ``image_classification``
+        (SVM CV and k-means for the dominant true type), the mapping of
+        categories to types, per-image rows, timings, the configuration, the
+        machine and the date.
+    """
+    import torch
+
+    from cellgan.analysis.assign import write_assignments
+    from cellgan.analysis.composition import composition, read_assignments
+    from cellgan.bench.segmentation import ASSUMED_MPP
+    from cellgan.io.cellstore import CellStore, safe_image_id
+    from cellgan.io.datasets import DATASETS, load_crchistophenotypes
+    from cellgan.model import TrainConfig, train
+    from cellgan.segment import SegmentConfig, segment_images
+
+    records = load_crchistophenotypes(Path(data_root) / DATASETS["crchistophenotypes"].folder)
+    if limit_images is not None:
+        records = records[:limit_images]
+    with tempfile.TemporaryDirectory(prefix="cellgan-bench-composition-") as tmp:
+        work = Path(work_dir) if work_dir is not None else Path(tmp)
+        timings = {}
+        start = time.perf_counter()
+        store = CellStore.create(work / "cells", patch_mode="masked")
+        segment_config = SegmentConfig(mpp=ASSUMED_MPP["crchistophenotypes"], patch_mode="masked")
+        summary = segment_images([r.path for r in records], store, segment_config, progress=False)
+        timings["segment_seconds"] = time.perf_counter() - start
+        ids = {safe_image_id(r.path.stem): r for r in records}
+        records = [r for image_id, r in ids.items() if store.has_image(image_id)]
+        if not records:
+            raise ValueError(f"segmentation failed on every image: {summary.failed}")
+
+        train_kwargs = {"categories": categories, "minutes": minutes, "iterations": iterations, "seed": seed}
+        if width is not None:
+            train_kwargs["width"] = width
+        train_config = TrainConfig(**train_kwargs)
+        model_dir = work / f"model_seed{seed}"
+        shutil.rmtree(model_dir, ignore_errors=True)
+        start = time.perf_counter()
+        train(store.read_patches(), model_dir, train_config, device=torch.device(device), progress=False)
+        timings["train_seconds"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        assign_dir = work / f"assignments_seed{seed}"
+        write_assignments(model_dir, store.root, assign_dir, device=device)
+        table, _ = read_assignments(assign_dir)
+        timings["assign_seconds"] = time.perf_counter() - start
+
+    comp = composition(table, categories=categories)
+    scores = composition_scores(table, records, categories=categories)
+    dominant = pd.Series(
+        {row["image"]: row["dominant_type"] for row in scores["per_image"] if "dominant_type" in row}, dtype=object
+    )
+    n_cells = comp.set_index("image")["n_cells"]
+    for row in scores["per_image"]:
+        row["detected"] = int(n_cells.get(row["image"], 0))
+    return {
+        "benchmark": "composition",
+        "dataset": "crchistophenotypes",
+        "images": len(records),
+        "segmentation_failed": dict(summary.failed),
+        "detected_cells": int(len(table)),
+        "cells_per_category": np.bincount(table["category"], minlength=categories).tolist(),
+        "composition_mae": scores["composition_mae"],
+        "composition_pearson": scores["composition_pearson"],
+        "reference_mae_constant": scores["reference_mae_constant"],
+        "labelled_cells": scores["labelled_cells"],
+        "matched_cells": scores["matched_cells"],
+        "matched_share": scores["matched_cells"] / max(scores["labelled_cells"], 1),
+        "mapped_agreement": scores["mapped_agreement"],
+        "category_to_type": scores["mapping"],
+        "image_classification": image_classification_scores(comp, dominant, folds=folds, seed=seed),
+        "per_image": scores["per_image"],
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+        "config": {
+            "segment": _as_dict(segment_config),
+            "train": train_config.to_dict(),
+            "match_radius_px": MATCH_RADIUS,
+            "folds": folds,
+            "limit_images": limit_images,
+            "device": device,
+        },
+        "machine": _machine(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _as_dict(config) -> dict:
+    import dataclasses
+
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
+
+
+def _machine() -> dict:
+    import os
+
+    import sklearn
+    import skimage
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "skimage": skimage.__version__,
+        "sklearn": sklearn.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def register(subparsers) -> None:
+    from cellgan.cli.common import add_device_option, add_seed_option
+
+    parser = subparsers.add_parser(
+        "composition",
+        help="segment, train, assign and compose on CRCHistoPhenotypes; score compositions (JSON)",
+        description=__doc__.split("\n\n")[1],
+    )
+    parser.add_argument("--data-root", type=Path, required=True, help="folder holding crchistophenotypes/")
+    parser.add_argument("--json", type=Path, required=True, metavar="OUT", help="where to write the results")
+    parser.add_argument("--minutes", type=float, default=30.0, help="training time [30]")
+    parser.add_argument("--iterations", type=int, help="stop training after N generator iterations")
+    parser.add_argument("--limit-images", type=int, metavar="N", help="use only the first N images")
+    parser.add_argument("--categories", type=int, default=4, metavar="K", help="categories [4]")
+    parser.add_argument("--width", type=int, help="network width [the training default]")
+    parser.add_argument("--folds", type=int, default=4, help="image-level SVM cross-validation folds [4]")
+    parser.add_argument("--work-dir", type=Path, help="keep the cell store, model and assignments here")
+    add_seed_option(parser)
+    add_device_option(parser)
+    parser.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from cellgan.bench.segmentation import write_json
+    from cellgan.cli.common import resolve_device
+    from cellgan.cli.main import CliError
+
+    if not (args.data_root / "crchistophenotypes").is_dir():
+        raise CliError(f"{args.data_root}: no crchistophenotypes/ folder here")
+    device = resolve_device(args.device)
+    try:
+        result = run_composition_benchmark(
+            args.data_root,
+            minutes=args.minutes,
+            iterations=args.iterations,
+            seed=args.seed,
+            limit_images=args.limit_images,
+            categories=args.categories,
+            width=args.width,
+            folds=args.folds,
+            device=str(device),
+            work_dir=args.work_dir,
+        )
+    except ValueError as err:
+        raise CliError(str(err)) from err
+    write_json(result, args.json)
+    pearson = result["composition_pearson"]
+    pearson = "undefined" if pearson is None else f"{pearson:.3f}"
+    print(
+        f"{result['images']} images, {result['detected_cells']} cells: composition MAE "
+        f"{result['composition_mae']:.3f}, Pearson {pearson} -> {args.json}"
+    )
+    return 0
