@@ -1,0 +1,46 @@
+"""``cellgan report RUN_DIR``: write (again) a run's self-contained HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cellgan.cli.common import add_device_option, resolve_device
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write RUN_DIR/report.html from a finished run",
+        description=(
+            "Regenerate RUN_DIR/report.html (one file, images inline, no external link) from the run's cells, "
+            "model, assignments and composition, with the report options of RUN_DIR/config.yaml or --config."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a directory written by `cellgan run`")
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE.yaml", help="take the report: section from this file [RUN_DIR/config.yaml]"
+    )
+    add_device_option(parser)
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from cellgan.cli.main import CliError
+    from cellgan.config import ConfigError, ReportConfig, read_config
+    from cellgan.io.cellstore import CellStoreError
+    from cellgan.report.html import write_report
+
+    if not args.run_dir.is_dir():
+        raise CliError(f"{args.run_dir}: no such run directory")
+    source = args.config if args.config is not None else args.run_dir / "config.yaml"
+    try:
+        config = read_config(source).report if source.is_file() or args.config else ReportConfig()
+    except ConfigError as err:
+        raise CliError(str(err)) from err
+    device = resolve_device(args.device)
+    try:
+        path = write_report(args.run_dir, config=config, device=device)
+    except (CellStoreError, ValueError) as err:  # ReportError, CompositionError, CheckpointError
+        raise CliError(str(err)) from err
+    print(f"report: {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
