@@ -21,3 +21,12 @@ def data_root() -> Path:
     if not (root / "bm_graz").is_dir():
         pytest.skip(f"real datasets not found at {root} (set CELLGAN_DATA_ROOT)")
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny test models run faster on one thread, and the suite shares a 2-core machine."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield

@@ -1,0 +1,528 @@
+"""``cellgan bench clustering``: how well the GAN's categories find cell types.
+
+On crchistophenotypes (22,444 nuclei typed as epithelial / fibroblast / inflammatory
+/ others), one masked patch is cut at every labelled nucleus centre with
+:func:`cellgan.segment.cells_at_points`, so that the score measures the
+representation and not the detection. Then, for each seed, without labels:
+
+- ``gan``: the InfoGAN-style WGAN-GP is trained with K = 4 on every cell and each
+  cell gets argmax Q (Hu et al., JBHI 2019);
+- ``kmeans_pixels``: k-means (k = K) on the PCA-50 of the patches' pixels;
+- ``kmeans_features``: k-means on the cell table's standardised shape and stain
+  features (:data:`cellgan.analysis.baselines.SHAPE_STAIN_COLUMNS`).
+
+Each clustering is scored against the labels (Hungarian accuracy, ARI, NMI, AMI
+and the paper's purity, entropy and F-score), and each method's representation
+(the critic trunk's features, the PCA-50 pixels, the standardised table features)
+by a linear probe cross-validated by image. The JSON holds the mean and the
+(population) standard deviation over the seeds and every seed's values, with the
+GAN's mean top probability, training time, iterations and throughput (real patches
+through the critic per second of training), the configuration, the machine and
+the date.
+
+On bm_graz (Hu et al.'s own images, one dot per cell and no published type) only
+the unsupervised figures are reported: cells per category, the share of the
+largest category, the number of categories used and the agreement between seeds
+(ARI of each pair of seeds' clusterings, also reported for crchistophenotypes).
+
+Intermediate files live in a work directory: the cell store (built once per
+dataset, image subset and segmentation setting, reused by every seed), each seed's
+model directory and assignments (an interrupted run resumes training), and a
+gallery PNG per method and seed, each category's most typical real cells.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "CLUSTERING_DATASETS",
+    "METHODS",
+    "BenchmarkError",
+    "build_point_store",
+    "register",
+    "run_clustering_benchmark",
+]
+
+#: Datasets with one annotated centre per cell; only crchistophenotypes has types.
+CLUSTERING_DATASETS = ("crchistophenotypes", "bm_graz")
+
+#: Clustering methods, in reporting order.
+METHODS = ("gan", "kmeans_pixels", "kmeans_features")
+
+_SCORE_SUMMARY = ("acc", "ari", "nmi", "ami", "purity", "entropy", "f_score", "linear_probe_acc")
+_UNSUPERVISED_KEYS = ("categories_used", "largest_category_share")
+_GAN_KEYS = ("mean_max_probability", "train_seconds", "generator_iterations", "critic_images_per_second")
+
+
+class BenchmarkError(ValueError):
+    """Benchmark options or data that cannot be used."""
+
+
+def run_clustering_benchmark(
+    dataset: str,
+    data_root,
+    *,
+    work_dir,
+    minutes: float | None = 30.0,
+    iterations: int | None = None,
+    seeds: int = 3,
+    width: int = 64,
+    categories: int = 4,
+    limit_images: int | None = None,
+    train_options: dict | None = None,
+    segment_options: dict | None = None,
+    device="auto",
+    progress: bool = False,
+) -> dict:
+    """Train, assign and score the GAN and the two baselines over several seeds.
+
+    Parameters
+    ----------
+    dataset : {"crchistophenotypes", "bm_graz"}
+    data_root : path
+        The folder holding the datasets' folders.
+    work_dir : path
+        Where the cell store, the models, the assignments and the galleries go.
+    minutes, iterations : float or int, optional
+        Training budget of each seed (whichever ends first; at least one).
+    seeds : int
+        Seeds 0..seeds-1, each a GAN run and a run of each baseline.
+    width : int
+        Width of both networks (128 in the paper; 64 by default here, a quarter
+        of the cost per iteration on a CPU, FINDINGS.md).
+    categories : int
+        K, for the GAN and the k of both k-means.
+    limit_images : int, optional
+        Use only the dataset's first ``limit_images`` images.
+    train_options : dict, optional
+        Further :class:`cellgan.model.TrainConfig` fields (the arguments above win).
+    segment_options : dict, optional
+        :class:`cellgan.segment.SegmentConfig` fields; the patches are always masked.
+    device : str or torch.device
+    progress : bool
+        Show the training progress bar.
+
+    Returns
+    -------
+    dict
+        For each of :data:`METHODS`: ``{"mean", "std", "seed_agreement_ari",
+        "per_seed"}``; and ``dataset``, ``cells``, ``config``, ``machine``,
+        ``date``, ``work_dir``. See the module docstring.
+    """
+    from cellgan.metrics.clustering import clustering_scores
+    from cellgan.model import TrainConfig
+    from cellgan.model.trainer import resolve_device
+
+    if dataset not in CLUSTERING_DATASETS:
+        raise BenchmarkError(f"unknown dataset {dataset!r}; choose from {', '.join(CLUSTERING_DATASETS)}")
+    if seeds < 1:
+        raise BenchmarkError(f"seeds must be at least 1, got {seeds}")
+    device = resolve_device(device)
+    work_dir = Path(work_dir)
+    segment_config = _segment_config(dataset, segment_options or {})
+    store, skipped = build_point_store(dataset, data_root, work_dir, config=segment_config, limit_images=limit_images)
+    table = store.read_table()
+    patches = store.read_patches()
+    labels = _labels(table) if dataset == "crchistophenotypes" else None
+    groups = table["image"].astype(str).to_numpy()
+    options = {**(train_options or {}), "categories": categories, "width": width}
+    options.update(minutes=minutes, iterations=iterations)
+
+    runs = {method: [] for method in METHODS}
+    clusterings = {method: [] for method in METHODS}
+    for seed in range(seeds):
+        config = TrainConfig.from_dict({**options, "seed": seed}, source="benchmark training options")
+        row, clusters = _run_gan(store, patches, config, work_dir, labels=labels, device=device, progress=progress)
+        runs["gan"].append(row)
+        clusterings["gan"].append(clusters)
+        for method, result in _baselines(table, patches, categories, seed).items():
+            row = {"seed": seed, **_unsupervised(result.clusters, categories)}
+            if labels is not None:
+                row.update(clustering_scores(result.clusters, labels))
+                row["linear_probe_acc"] = _probe_acc(result.embedding, labels, groups, seed)
+            row["gallery"] = _gallery(
+                work_dir / "galleries" / f"{method}_seed{seed}.png",
+                patches,
+                result.clusters,
+                result.score,
+                labels,
+                categories=categories,
+                title=f"{method}, seed {seed}: most typical cells first",
+            )
+            runs[method].append(row)
+            clusterings[method].append(result.clusters)
+        _say(f"seed {seed}: " + "; ".join(f"{m} {_brief(runs[m][-1])}" for m in METHODS))
+
+    keys = (_SCORE_SUMMARY if labels is not None else ()) + _UNSUPERVISED_KEYS
+    class_sizes = None
+    if labels is not None:
+        class_sizes = {str(c): int(n) for c, n in zip(*np.unique(labels, return_counts=True))}
+    out = {
+        "benchmark": "clustering",
+        "dataset": dataset,
+        "cells": {
+            "images": len(np.unique(groups)),
+            "cells": len(table),
+            "class_sizes": class_sizes,
+            "store": str(store.root),
+            "skipped_images": skipped,
+        },
+    }
+    for method in METHODS:
+        method_keys = keys + (_GAN_KEYS if method == "gan" else ())
+        out[method] = {
+            "mean": {k: _over_seeds(runs[method], k, np.mean) for k in method_keys},
+            "std": {k: _over_seeds(runs[method], k, np.std) for k in method_keys},
+            "seed_agreement_ari": _agreement(clusterings[method]),
+            "per_seed": runs[method],
+        }
+    out.update(
+        config={
+            "seeds": seeds,
+            "categories": categories,
+            "limit_images": limit_images,
+            "train": TrainConfig.from_dict({**options, "seed": 0}).to_dict() | {"seed": list(range(seeds))},
+            "segment": dataclasses.asdict(segment_config),
+            "device": str(device),
+        },
+        machine=_machine(device),
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        work_dir=str(work_dir),
+    )
+    return out
+
+
+def build_point_store(dataset: str, data_root, work_dir, *, config, limit_images: int | None = None):
+    """The cell store of one masked patch per annotated centre, built once and reused.
+
+    crchistophenotypes contributes its labelled centres with their type as ``label``,
+    bm_graz its dots without a label. The store lives in ``work_dir`` under a name
+    that fixes the dataset, the images and the segmentation settings, so a later run
+    with the same ones reuses it and an interrupted build goes on where it stopped.
+
+    Returns
+    -------
+    store : CellStore
+    skipped : list of dict
+        ``{"image", "cells", "reason"}`` for each image the segmentation refused
+        (e.g. too little tissue); its annotated cells are not in the store.
+    """
+    from cellgan.io.cellstore import CellStore
+    from cellgan.io.datasets import DATASETS
+    from cellgan.segment import SegmentationError, cells_at_points
+
+    spec = DATASETS[dataset]
+    images = spec.loader(Path(data_root) / spec.folder)
+    if limit_images is not None:
+        if limit_images < 1:
+            raise BenchmarkError(f"limit_images must be at least 1, got {limit_images}")
+        images = images[:limit_images]
+    key = _digest({"dataset": dataset, "images": [i.image_id for i in images], "segment": dataclasses.asdict(config)})
+    store = CellStore.create(Path(work_dir) / f"cells_{dataset}_{key}", patch_mode=config.patch_mode)
+    skipped = []
+    for image in images:
+        if store.has_image(image.image_id):
+            continue
+        if dataset == "crchistophenotypes":
+            xy, labels = image.labelled_centres, image.cell_labels
+        else:
+            xy, labels = image.centres, None
+        if len(xy) == 0:
+            continue
+        rgb = image.read_rgb()
+        # A few crchistophenotypes centres lie up to 0.85 px outside the image: put them on its edge.
+        xy = np.clip(xy, 0, [rgb.shape[1] - 1, rgb.shape[0] - 1])
+        try:
+            result = cells_at_points(rgb, xy, config, image_id=image.image_id, labels=labels)
+        except SegmentationError as err:
+            skipped.append({"image": image.image_id, "cells": len(xy), "reason": str(err)})
+            _say(f"{image.path}: skipped, {err}")
+            continue
+        store.write_image(
+            image.image_id, result.table, result.patches, label_mask=result.label_mask, overlay=result.overlay
+        )
+    if not store.image_ids():
+        raise BenchmarkError(f"{dataset}: no annotated cell in the {len(images)} images")
+    return store, skipped
+
+
+def _run_gan(store, patches, config, work_dir: Path, *, labels, device, progress: bool) -> tuple[dict, np.ndarray]:
+    """Train one seed (resuming its directory if there is one), assign every cell, score."""
+    import pandas as pd
+
+    from cellgan.analysis.assign import evaluate_assignments, write_assignments
+    from cellgan.model import train
+    from cellgan.model.checkpoint import META_NAME
+
+    model_dir = work_dir / f"gan_{_digest({'train': config.to_dict(), 'cells': store.root.name})}_seed{config.seed}"
+    resume = (model_dir / META_NAME).is_file()
+    _say(f"seed {config.seed}: training{' (resuming)' if resume else ''} in {model_dir}")
+    result = train(patches, model_dir, config, device=device, resume=resume, progress=progress)
+    assignments_dir = model_dir / "assignments"
+    write_assignments(model_dir, store.root, assignments_dir, device=device)
+    assignment = pd.read_parquet(assignments_dir / "assignments.parquet")
+    clusters = assignment["category"].to_numpy(dtype=np.int64)
+    probs = assignment[[f"prob_{k}" for k in range(config.categories)]].to_numpy()
+    row = {
+        "seed": config.seed,
+        "train_seconds": result.elapsed_seconds,
+        "generator_iterations": result.step,
+        # real patches through the critic per second of training
+        "critic_images_per_second": result.step * config.critic_steps * config.batch_size / result.elapsed_seconds,
+        "stopped_by": result.stopped_by,
+        **_unsupervised(clusters, config.categories),
+        "mean_max_probability": float(probs.max(axis=1).mean()),
+    }
+    if labels is not None:
+        evaluation = evaluate_assignments(assignments_dir, seed=config.seed)
+        row.update(evaluation["scores"])
+        row["linear_probe_acc"] = evaluation["linear_probe"].get("acc")  # None when it could not run
+        row["linear_probe_majority_acc"] = evaluation["linear_probe"].get("majority_acc")
+    row["gallery"] = _gallery(
+        work_dir / "galleries" / f"gan_seed{config.seed}.png",
+        patches,
+        clusters,
+        probs[np.arange(len(clusters)), clusters],
+        labels,
+        categories=config.categories,
+        title=f"gan, seed {config.seed}: argmax Q, most confident cells first",
+    )
+    row["model_dir"] = str(model_dir)
+    return row, clusters
+
+
+def _baselines(table, patches, categories: int, seed: int) -> dict:
+    from cellgan.analysis.baselines import kmeans_pixels, kmeans_shape_stain
+
+    return {
+        "kmeans_pixels": kmeans_pixels(patches, clusters=categories, seed=seed),
+        "kmeans_features": kmeans_shape_stain(table, clusters=categories, seed=seed),
+    }
+
+
+def _probe_acc(embedding, labels, groups, seed: int) -> float | None:
+    """The linear probe's accuracy, or None when the cells come from a single image."""
+    from cellgan.analysis.probe import ProbeError, linear_probe
+
+    try:
+        return linear_probe(embedding, labels, groups, seed=seed)["acc"]
+    except ProbeError:
+        return None
+
+
+def _over_seeds(rows: list[dict], key: str, statistic) -> float | None:
+    """``statistic`` of ``key`` over the seeds that have a value (None if none has)."""
+    values = [row[key] for row in rows if row[key] is not None]
+    return float(statistic(values)) if values else None
+
+
+def _labels(table) -> np.ndarray:
+    """The cells' types as strings; every cell of a crchistophenotypes store has one."""
+    missing = table["label"].isna()
+    if missing.any():
+        raise BenchmarkError(f"{int(missing.sum())} cells of the store have no label")
+    return table["label"].astype(str).to_numpy()
+
+
+def _unsupervised(clusters: np.ndarray, categories: int) -> dict:
+    counts = np.bincount(clusters, minlength=categories)
+    return {
+        "cells_per_category": counts.tolist(),
+        "categories_used": int((counts > 0).sum()),
+        "largest_category_share": float(counts.max() / counts.sum()),
+    }
+
+
+def _agreement(clusterings: list[np.ndarray]) -> float | None:
+    """Mean ARI between the clusterings of every pair of seeds (None for one seed)."""
+    from cellgan.metrics.clustering import adjusted_rand
+
+    pairs = [adjusted_rand(a, b) for a, b in combinations(clusterings, 2)]
+    return float(np.mean(pairs)) if pairs else None
+
+
+def _gallery(path: Path, patches, clusters, score, labels, *, categories: int, title: str) -> str:
+    """Write a gallery PNG; with labels, each row notes its majority class."""
+    from cellgan.report.gallery import category_gallery, write_png
+
+    notes = None
+    if labels is not None:
+        notes = []
+        for k in range(categories):
+            members = labels[clusters == k]
+            if len(members) == 0:
+                notes.append("")
+                continue
+            names, counts = np.unique(members, return_counts=True)
+            notes.append(f"{names[counts.argmax()]} {100 * counts.max() / len(members):.0f}%")
+    image = category_gallery(patches, clusters, score, n_categories=categories, notes=notes, title=title)
+    return str(write_png(path, image))
+
+
+def _segment_config(dataset: str, options: dict):
+    """The segmentation settings: masked patches, the dataset's assumed pixel size unless given."""
+    from cellgan.bench.segmentation import ASSUMED_MPP
+    from cellgan.segment import SegmentConfig
+
+    values = {"mpp": ASSUMED_MPP.get(dataset), **options, "patch_mode": "masked"}
+    return SegmentConfig(**values)
+
+
+def _digest(value) -> str:
+    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _brief(row: dict) -> str:
+    if "acc" in row:
+        probe = "-" if row["linear_probe_acc"] is None else f"{row['linear_probe_acc']:.3f}"
+        return f"acc {row['acc']:.3f} nmi {row['nmi']:.3f} probe {probe}"
+    return "cells per category " + "/".join(str(n) for n in row["cells_per_category"])
+
+
+def _say(message: str) -> None:
+    print(f"[bench clustering] {message}", file=sys.stderr, flush=True)
+
+
+def _machine(device) -> dict:
+    import sklearn
+    import torch
+
+    from cellgan import __version__
+
+    machine = {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "cellgan": __version__,
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        machine["device_name"] = torch.cuda.get_device_name(device)
+    return machine
+
+
+# -- command line ---------------------------------------------------------------------
+
+
+def register(subparsers) -> None:
+    from cellgan.cli.common import add_device_option
+
+    parser = subparsers.add_parser(
+        "clustering",
+        help="cell-type clustering of the GAN and two k-means baselines (crchistophenotypes, bm_graz)",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--dataset", required=True, choices=CLUSTERING_DATASETS)
+    parser.add_argument("--data-root", type=Path, required=True, help="folder holding crchistophenotypes/, bm_graz/")
+    parser.add_argument("--json", type=Path, required=True, metavar="OUT", help="where to write the results")
+    parser.add_argument("--minutes", type=float, default=30.0, help="training minutes per seed [30]")
+    parser.add_argument("--iterations", type=_positive_int, default=None, help="also stop after N generator iterations")
+    parser.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 [3]")
+    parser.add_argument("--width", type=_positive_int, default=64, help="width of both networks [64]")
+    parser.add_argument("--categories", type=_positive_int, default=4, help="K [4]")
+    parser.add_argument(
+        "--limit-images", type=_positive_int, default=None, metavar="N", help="use only the first N images"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="YAML",
+        help="run configuration file; its train and segment sections set the other options",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="cell store, models, assignments, galleries [.cache/bench/clustering_<dataset>]",
+    )
+    add_device_option(parser)
+    parser.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    from cellgan.analysis.assign import AssignmentError
+    from cellgan.bench.segmentation import write_json
+    from cellgan.cli.common import resolve_device
+    from cellgan.cli.main import CliError
+    from cellgan.config import ConfigError, read_yaml_sections
+    from cellgan.io.cellstore import CellStoreError
+    from cellgan.io.datasets import DatasetError
+    from cellgan.io.images import ImageReadError
+    from cellgan.model import CheckpointError, PatchError
+    from cellgan.model import ConfigError as TrainConfigError
+    from cellgan.segment import SegmentationError
+
+    device = resolve_device(args.device)
+    sections = {}
+    if args.config is not None:
+        try:
+            sections = read_yaml_sections(args.config)
+        except ConfigError as err:
+            raise CliError(str(err)) from err
+    if args.minutes is not None and args.minutes <= 0:
+        raise CliError(f"--minutes must be positive, got {args.minutes}")
+    work_dir = args.work_dir or Path(".cache") / "bench" / f"clustering_{args.dataset}"
+    try:
+        summary = run_clustering_benchmark(
+            args.dataset,
+            args.data_root,
+            work_dir=work_dir,
+            minutes=args.minutes,
+            iterations=args.iterations,
+            seeds=args.seeds,
+            width=args.width,
+            categories=args.categories,
+            limit_images=args.limit_images,
+            train_options=sections.get("train"),
+            segment_options=sections.get("segment"),
+            device=device,
+            progress=sys.stderr.isatty(),
+        )
+    except (
+        AssignmentError,
+        BenchmarkError,
+        DatasetError,
+        ImageReadError,
+        CellStoreError,
+        CheckpointError,
+        TrainConfigError,
+        PatchError,
+        SegmentationError,
+    ) as err:
+        raise CliError(str(err)) from err
+    write_json(summary, args.json)
+    for method in METHODS:
+        mean, std = summary[method]["mean"], summary[method]["std"]
+        shown = ("acc", "nmi", "purity", "f_score", "linear_probe_acc", "largest_category_share")
+        shown = [k for k in shown if mean.get(k) is not None]
+        print(f"{method:16s} " + "  ".join(f"{k} {mean[k]:.3f}±{std[k]:.3f}" for k in shown))
+    print(f"-> {args.json}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

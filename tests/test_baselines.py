@@ -1,0 +1,129 @@
+"""The k-means baselines: synthetic checks, and real crchistophenotypes cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellgan.analysis.baselines import (
+    SHAPE_STAIN_COLUMNS,
+    BaselineError,
+    kmeans_pixels,
+    kmeans_shape_stain,
+)
+from cellgan.analysis.probe import ProbeError, linear_probe
+from cellgan.metrics.clustering import SCORE_KEYS, adjusted_rand, clustering_scores
+
+
+def two_kinds_table(n=40, seed=0):
+    """Small round dark nuclei and large elongated pale ones, half and half."""
+    rng = np.random.default_rng(seed)
+    kind = np.repeat([0, 1], n // 2)
+    table = pd.DataFrame(
+        {
+            "area_px": np.where(kind, 300.0, 80.0) + rng.normal(0, 10, n),
+            "eccentricity": np.where(kind, 0.9, 0.3) + rng.normal(0, 0.03, n),
+            "solidity": 0.95 + rng.normal(0, 0.01, n),
+            "perimeter_px": np.where(kind, 80.0, 35.0) + rng.normal(0, 3, n),
+            "mean_hematoxylin": np.where(kind, 0.3, 0.8) + rng.normal(0, 0.03, n),
+            "mean_eosin": 0.2 + rng.normal(0, 0.02, n),
+        }
+    )
+    return table, kind
+
+
+def test_kmeans_shape_stain_separates_two_obvious_kinds():
+    table, kind = two_kinds_table()
+    result = kmeans_shape_stain(table, clusters=2, seed=0)
+    assert adjusted_rand(result.clusters, kind) == pytest.approx(1.0)
+    assert result.embedding.shape == (40, len(SHAPE_STAIN_COLUMNS))
+    np.testing.assert_allclose(result.embedding.mean(axis=0), 0.0, atol=1e-9)
+    assert (result.score <= 0).all()
+
+
+def test_kmeans_shape_stain_fills_missing_values_and_checks_columns():
+    table, kind = two_kinds_table()
+    table.loc[[0, 25], "solidity"] = np.nan
+    result = kmeans_shape_stain(table, clusters=2, seed=1)
+    assert np.isfinite(result.embedding).all()
+    assert adjusted_rand(result.clusters, kind) == pytest.approx(1.0)
+    with pytest.raises(BaselineError, match="mean_eosin"):
+        kmeans_shape_stain(table.drop(columns=["mean_eosin"]), clusters=2)
+    with pytest.raises(BaselineError, match="3 cells cannot form 4 clusters"):
+        kmeans_shape_stain(table.iloc[:3], clusters=4)
+
+
+def test_kmeans_pixels_separates_dark_from_light_patches():
+    rng = np.random.default_rng(0)
+    kind = np.repeat([0, 1], 30)
+    base = np.where(kind, 200, 60)[:, None, None, None]
+    patches = np.clip(base + rng.normal(0, 15, (60, 32, 32, 3)), 0, 255).astype(np.uint8)
+    result = kmeans_pixels(patches, clusters=2, seed=0, components=10)
+    assert adjusted_rand(result.clusters, kind) == pytest.approx(1.0)
+    assert result.embedding.shape == (60, 10)
+    with pytest.raises(BaselineError, match="uint8"):
+        kmeans_pixels(patches.astype(float), clusters=2)
+
+
+def test_linear_probe_needs_two_images():
+    features = np.random.default_rng(0).normal(size=(10, 3))
+    with pytest.raises(ProbeError, match="at least 2 images"):
+        linear_probe(features, np.repeat(["a", "b"], 5), np.zeros(10))
+
+
+def crc_crops(data_root, images):
+    """32×32 crops at the labelled centres (context patches, cut here without segmentation)."""
+    from cellgan.io.datasets import load_crchistophenotypes
+
+    records = load_crchistophenotypes(data_root / "crchistophenotypes", splits=("train",))[:images]
+    patches, labels, groups = [], [], []
+    for record in records:
+        rgb = np.pad(record.read_rgb(), ((16, 16), (16, 16), (0, 0)), mode="reflect")
+        height, width = rgb.shape[0] - 32, rgb.shape[1] - 32
+        for (x, y), label in zip(record.labelled_centres, record.cell_labels):
+            col = int(np.clip(round(x), 0, width - 1))
+            row = int(np.clip(round(y), 0, height - 1))
+            patches.append(rgb[row : row + 32, col : col + 32])
+            labels.append(label)
+            groups.append(record.image_id)
+    return np.stack(patches), np.asarray(labels), np.asarray(groups)
+
+
+@pytest.mark.realdata
+def test_pixel_baseline_on_real_crc_crops(data_root):
+    patches, labels, groups = crc_crops(data_root, images=3)
+    result = kmeans_pixels(patches, clusters=4, seed=0)
+    scores = clustering_scores(result.clusters, labels)
+    assert tuple(scores) == SCORE_KEYS
+    assert len(np.unique(result.clusters)) == 4
+    # Better than one cluster for all (its purity is the largest class share), far from perfect.
+    largest_share = np.unique(labels, return_counts=True)[1].max() / len(labels)
+    assert largest_share <= scores["purity"] < 0.9
+    assert 0.25 < scores["acc"] < 0.8
+    assert 0.0 < scores["nmi"] < 0.6
+    probe = linear_probe(result.embedding, labels, groups, folds=3)
+    assert probe["folds"] == 3
+    assert probe["acc"] > probe["majority_acc"] - 0.05
+
+
+@pytest.mark.realdata
+def test_shape_stain_baseline_on_real_segmented_cells(data_root):
+    from cellgan.bench.clustering import _segment_config
+    from cellgan.io.datasets import load_crchistophenotypes
+    from cellgan.segment import cells_at_points
+
+    config = _segment_config("crchistophenotypes", {})
+    tables = []
+    for record in load_crchistophenotypes(data_root / "crchistophenotypes", splits=("train",))[:2]:
+        result = cells_at_points(
+            record.read_rgb(), record.labelled_centres, config, image_id=record.image_id, labels=record.cell_labels
+        )
+        tables.append(result.table)
+    table = pd.concat(tables, ignore_index=True)
+    result = kmeans_shape_stain(table, clusters=4, seed=0)
+    scores = clustering_scores(result.clusters, table["label"].astype(str).to_numpy())
+    assert len(np.unique(result.clusters)) == 4
+    assert 0.25 < scores["acc"] < 0.9
+    assert scores["nmi"] > 0.0
+    assert 0.0 <= scores["entropy"] <= 2.0

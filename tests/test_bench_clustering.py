@@ -1,0 +1,109 @@
+"""``cellgan bench clustering`` end to end on a few real images with a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cellgan.bench.clustering import METHODS, BenchmarkError, run_clustering_benchmark
+from cellgan.cli.main import main
+from cellgan.metrics.clustering import SCORE_KEYS
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Width-8 networks are too small to gain from threads, and on a busy 2-core machine
+    OpenMP's waiting threads make each step hundreds of times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bench_on_two_crc_images(data_root, tmp_path, capsys):
+    out = tmp_path / "clustering.json"
+    (tmp_path / "run.yaml").write_text("train:\n  batch_size: 16\n  critic_steps: 2\n")
+    argv = ["bench", "clustering", "--dataset", "crchistophenotypes", "--data-root", str(data_root)]
+    argv += ["--json", str(out), "--iterations", "2", "--seeds", "2", "--width", "8", "--limit-images", "2"]
+    argv += ["--work-dir", str(tmp_path / "work"), "--device", "cpu", "--config", str(tmp_path / "run.yaml")]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert all(method in printed for method in METHODS)
+    summary = json.loads(out.read_text())
+
+    cells = summary["cells"]
+    assert cells["images"] == 2 and cells["cells"] == sum(cells["class_sizes"].values())
+    assert cells["skipped_images"] == []
+    assert set(cells["class_sizes"]) <= {"epithelial", "fibroblast", "inflammatory", "others"}
+    for method in METHODS:
+        result = summary[method]
+        assert len(result["per_seed"]) == 2
+        for key in SCORE_KEYS + ("linear_probe_acc", "largest_category_share"):
+            assert key in result["mean"] and key in result["std"]
+            values = [row[key] for row in result["per_seed"]]
+            assert result["mean"][key] == pytest.approx(np.mean(values))
+        assert 0.0 < result["mean"]["acc"] <= 1.0
+        assert 0.0 <= result["mean"]["purity"] <= 1.0 and 0.0 <= result["mean"]["entropy"] <= 2.0
+        assert 0.0 < result["mean"]["linear_probe_acc"] <= 1.0
+        assert -1.0 <= result["seed_agreement_ari"] <= 1.0
+        for row in result["per_seed"]:
+            assert sum(row["cells_per_category"]) == cells["cells"]
+            assert len(row["cells_per_category"]) == 4
+            assert (tmp_path / "work" / "galleries" / f"{method}_seed{row['seed']}.png").is_file()
+    gan = summary["gan"]
+    assert gan["mean"]["generator_iterations"] == 2
+    assert gan["mean"]["train_seconds"] > 0 and gan["mean"]["critic_images_per_second"] > 0
+    assert summary["config"]["train"]["width"] == 8 and summary["config"]["train"]["categories"] == 4
+    assert summary["config"]["train"]["batch_size"] == 16
+    assert summary["config"]["segment"]["patch_mode"] == "masked"
+    assert summary["machine"]["device"] == "cpu" and summary["date"]
+
+    # A second run reuses the cell store and the trained models (nothing is retrained).
+    again = run_clustering_benchmark(
+        "crchistophenotypes",
+        data_root,
+        work_dir=tmp_path / "work",
+        iterations=2,
+        seeds=1,
+        width=8,
+        limit_images=2,
+        train_options={"batch_size": 16, "critic_steps": 2},
+        device="cpu",
+    )
+    assert again["cells"]["store"] == cells["store"]
+    assert again["gan"]["per_seed"][0]["train_seconds"] == gan["per_seed"][0]["train_seconds"]
+    assert again["gan"]["per_seed"][0]["acc"] == gan["per_seed"][0]["acc"]
+
+
+def test_bench_on_bm_graz_reports_only_unsupervised_figures(data_root, tmp_path):
+    summary = run_clustering_benchmark(
+        "bm_graz",
+        data_root,
+        work_dir=tmp_path,
+        minutes=None,
+        iterations=1,
+        seeds=1,
+        width=8,
+        limit_images=1,
+        train_options={"batch_size": 16, "critic_steps": 1},
+        device="cpu",
+    )
+    assert summary["cells"]["class_sizes"] is None
+    for method in METHODS:
+        assert set(summary[method]["mean"]) >= {"categories_used", "largest_category_share"}
+        assert "acc" not in summary[method]["mean"]
+        assert summary[method]["seed_agreement_ari"] is None
+        row = summary[method]["per_seed"][0]
+        assert sum(row["cells_per_category"]) == summary["cells"]["cells"] > 100
+    assert summary["config"]["train"]["batch_size"] == 16
+
+
+def test_bench_rejects_an_unknown_dataset(tmp_path):
+    with pytest.raises(BenchmarkError, match="unknown dataset"):
+        run_clustering_benchmark("kather2016", tmp_path, work_dir=tmp_path, iterations=1)
