@@ -194,7 +194,7 @@ class CellStore:
         if overlay is not None:
             from PIL import Image
 
-            atomic_write(self.overlay_path(image_id), lambda p: Image.fromarray(overlay).save(p, format="PNG"))
+            atomic_write(self.overlay_path(image_id), lambda p: Image.fromarray(overlay).save(p, format="PNG", compress_level=1))
         atomic_write(self.patches_path(image_id), lambda p: np.save(p, patches))
         atomic_write(self.table_path(image_id), lambda p: table.to_parquet(p, index=False))
 

@@ -1,0 +1,111 @@
+"""``cellgan cells from-points|from-folder``: cells at given centres, or from single-cell crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cellgan.cli.segment import add_segment_options, open_store, report, segment_config
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "cells",
+        help="cells at given centres (from-points) or from a folder of single-cell crops (from-folder)",
+    )
+    sub = parser.add_subparsers(dest="cells_command", metavar="SOURCE", required=True)
+
+    points = sub.add_parser(
+        "from-points",
+        help="one cell per point of a CSV (columns x, y, optional label; 0-based pixels)",
+        description=(
+            "Write one cell per row of CSV into RUN_DIR/cells: masked patches show the nucleus "
+            "segmented around the point (a disc of typical nucleus size when none is found), "
+            "context patches are centred on the point; the label column is kept for scoring."
+        ),
+    )
+    points.add_argument("image", type=Path, metavar="IMAGE")
+    points.add_argument("--points", type=Path, required=True, metavar="CSV", help="columns x, y and optional label")
+    add_segment_options(points)
+    points.set_defaults(func=run_points)
+
+    folder = sub.add_parser(
+        "from-folder",
+        help="one cell per image file of a folder of pre-cropped single cells",
+        description=(
+            "Write one cell per crop into RUN_DIR/cells, one shard per folder; a sub-folder's "
+            "name becomes the cells' label (for scoring only)."
+        ),
+    )
+    folder.add_argument("folder", type=Path, metavar="DIR")
+    add_segment_options(folder)
+    folder.set_defaults(func=run_folder)
+
+
+def read_points(path: Path):
+    """``(xy, labels)`` from a CSV with columns x, y and optionally label; errors name the file."""
+    import numpy as np
+    import pandas as pd
+
+    from cellgan.cli.main import CliError
+
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise CliError(f"{path}: not a readable CSV ({err})") from err
+    missing = [c for c in ("x", "y") if c not in frame.columns]
+    if missing:
+        raise CliError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, frame.columns))})")
+    try:
+        xy = frame[["x", "y"]].to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as err:
+        raise CliError(f"{path}: columns x and y must be numbers ({err})") from err
+    if not np.all(np.isfinite(xy)):
+        raise CliError(f"{path}: columns x and y must be finite numbers")
+    labels = None
+    if "label" in frame.columns:
+        labels = [None if pd.isna(v) else str(v) for v in frame["label"]]
+    return xy, labels
+
+
+def run_points(args) -> int:
+    from cellgan.cli.main import CliError
+    from cellgan.io.cellstore import safe_image_id
+    from cellgan.io.images import ImageReadError, read_mpp, read_rgb
+    from cellgan.segment import RunSummary, cells_at_points
+
+    xy, labels = read_points(args.points)
+    config = segment_config(args)
+    store = open_store(args)
+    image_id = safe_image_id(args.image.stem)
+    if store.has_image(image_id):
+        return report(RunSummary((), (image_id,), {}), store, what="images")
+    try:
+        rgb = read_rgb(args.image)
+    except ImageReadError as err:
+        raise CliError(str(err)) from err
+    if config.mpp is None:
+        import dataclasses
+
+        config = dataclasses.replace(config, mpp=read_mpp(args.image))
+    try:
+        result = cells_at_points(rgb, xy, config, image_id=image_id, labels=labels)
+    except ValueError as err:
+        raise CliError(f"{args.image}: {err}") from err
+    store.write_image(image_id, result.table, result.patches, label_mask=result.label_mask, overlay=result.overlay)
+    return report(RunSummary((image_id,), (), {}), store, what="images")
+
+
+def run_folder(args) -> int:
+    from cellgan.cli.main import CliError
+    from cellgan.segment import cells_from_folder
+
+    if not args.folder.is_dir():
+        raise CliError(f"{args.folder}: not a directory")
+    config = segment_config(args)
+    store = open_store(args)
+    summary = cells_from_folder(args.folder, store, config, progress=not args.quiet)
+    if not summary.done and not summary.skipped and not summary.failed:
+        raise CliError(f"{args.folder}: no image files found")
+    return report(summary, store, what="folders")

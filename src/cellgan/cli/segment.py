@@ -1,0 +1,109 @@
+"""``cellgan segment IMAGE_OR_DIR... --out RUN_DIR``: nuclei and cell patches into a cell store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_segment_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``cellgan segment`` and ``cellgan cells``."""
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="RUN_DIR", help="run directory (cells go to RUN_DIR/cells)"
+    )
+    parser.add_argument(
+        "--mpp",
+        type=float,
+        default=None,
+        metavar="MICRONS_PER_PIXEL",
+        help="pixel size; default: read from the file (TIFF tags), else estimated from the nuclei",
+    )
+    parser.add_argument(
+        "--patch-mode",
+        choices=("masked", "context"),
+        default="masked",
+        help="masked: the nucleus alone on white (the paper's); context: a crop around it [masked]",
+    )
+    parser.add_argument(
+        "--reinhard-reference",
+        type=Path,
+        default=None,
+        metavar="IMG",
+        help="normalise colours to this image first (Reinhard) [off]",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def segment_config(args):
+    """The ``SegmentConfig`` the shared options describe; bad values become a CliError."""
+    from cellgan.cli.main import CliError
+    from cellgan.io.images import ImageReadError, read_rgb
+    from cellgan.segment import SegmentConfig
+
+    reference = None
+    if args.reinhard_reference is not None:
+        try:
+            read_rgb(args.reinhard_reference)
+        except ImageReadError as err:
+            raise CliError(f"--reinhard-reference: {err}") from err
+        reference = str(args.reinhard_reference)
+    try:
+        return SegmentConfig(mpp=args.mpp, patch_mode=args.patch_mode, reinhard_reference=reference)
+    except ValueError as err:
+        raise CliError(str(err)) from err
+
+
+def open_store(args):
+    """The cell store ``RUN_DIR/cells`` for ``args.patch_mode``; a mismatch becomes a CliError."""
+    from cellgan.cli.main import CliError
+    from cellgan.io.cellstore import CellStore, CellStoreError
+
+    try:
+        return CellStore.create(args.out / "cells", patch_mode=args.patch_mode)
+    except (CellStoreError, OSError) as err:
+        raise CliError(str(err)) from err
+
+
+def report(summary, store, *, what: str) -> int:
+    """Print what a run did, the failures to stderr; return 1 when something failed."""
+    print(
+        f"{len(summary.done)} {what} done, {len(summary.skipped)} already done, "
+        f"{len(summary.failed)} failed; {store.root} holds {len(store)} cells from {len(store.image_ids())} images"
+    )
+    for name, reason in summary.failed.items():
+        print(f"failed: {name}: {reason}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        help="segment nuclei in H&E images and cut a 32x32 patch per nucleus",
+        description=(
+            "Segment the nuclei of every image (PNG, TIFF, JPEG, BMP; directories are searched "
+            "recursively) and write RUN_DIR/cells: one table row, one 32x32 patch, the label mask "
+            "and an overlay per image. Images already done are skipped; a failing image is reported "
+            "and the others go on (exit status 1 when any failed)."
+        ),
+    )
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
+    add_segment_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from cellgan.cli.main import CliError
+    from cellgan.io.images import find_images
+    from cellgan.segment import segment_images
+
+    try:
+        files = find_images(args.images)
+    except FileNotFoundError as err:
+        raise CliError(str(err)) from err
+    if not files:
+        raise CliError(f"no image files found in {', '.join(map(str, args.images))}")
+    config = segment_config(args)
+    store = open_store(args)
+    summary = segment_images(files, store, config, progress=not args.quiet)
+    return report(summary, store, what="images")

@@ -1,0 +1,266 @@
+"""Reading H&E images of any common format into 8-bit RGB, and their pixel size.
+
+Every reader in cellgan goes through :func:`read_rgb`, so that PNG, TIFF, JPEG and
+BMP files, whether RGB, RGBA, greyscale, palette or 16-bit, reach the segmentation
+as one kind of array: ``uint8`` of shape ``(H, W, 3)``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageReadError",
+    "find_images",
+    "read_mpp",
+    "read_rgb",
+    "to_rgb_uint8",
+]
+
+#: File suffixes (lower case) taken as images when a directory is searched.
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+
+#: Pixel sizes outside this range (µm per pixel) are taken as meaningless metadata,
+#: e.g. the 72 dpi that many writers put in every file (352.8 µm per pixel).
+_MPP_RANGE = (0.02, 10.0)
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be read as an H&E image; the message names the file."""
+
+
+def find_images(paths) -> list[Path]:
+    """Expand files and directories (searched recursively) into a sorted list of image files.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+        Image files (taken whatever their suffix) and directories (searched for files
+        whose suffix is in :data:`IMAGE_SUFFIXES`, hidden files skipped).
+
+    Returns
+    -------
+    list of Path
+        Without duplicates, in the order given, each directory's files sorted.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a path does not exist.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                )
+            )
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or directory")
+    return list(dict.fromkeys(found))
+
+
+def to_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
+    """Convert a decoded image array to ``uint8`` RGB of shape ``(H, W, 3)``.
+
+    Greyscale is repeated into three channels; an alpha channel is composited onto
+    white (transparent areas are background, like the glass of a slide); 16-bit and
+    other integer types are scaled by their type's maximum; floating-point images are
+    taken as lying in [0, 1].
+
+    Parameters
+    ----------
+    array : ndarray
+        ``(H, W)``, ``(H, W, C)`` with C in 1..4, or channels-first ``(C, H, W)``.
+    name : str
+        Used in error messages (usually the file name).
+
+    Raises
+    ------
+    ImageReadError
+        For shapes or types that are not an image.
+    """
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4):
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise ImageReadError(f"{name}: not an image array (shape {a.shape})")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ImageReadError(f"{name}: empty image (shape {a.shape})")
+    if a.dtype == np.bool_:
+        a = a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.all(np.isfinite(a)):
+            raise ImageReadError(f"{name}: image holds NaN or infinite values")
+        scaled = np.clip(a.astype(np.float32), 0.0, 1.0)
+    elif np.issubdtype(a.dtype, np.integer):
+        if a.dtype == np.uint8:
+            scaled = None
+        else:
+            info = np.iinfo(a.dtype)
+            scaled = np.clip(a.astype(np.float32), 0, None) / float(info.max)
+    else:
+        raise ImageReadError(f"{name}: unsupported pixel type {a.dtype}")
+    if scaled is not None:
+        a = np.round(scaled * 255.0).astype(np.uint8)
+    channels = a.shape[2]
+    if channels in (2, 4):  # grey+alpha or RGBA: composite onto white
+        alpha = a[..., -1:].astype(np.float32) / 255.0
+        colour = a[..., :-1].astype(np.float32)
+        a = np.round(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+        channels -= 1
+    if channels == 1:
+        a = np.repeat(a, 3, axis=2)
+    return np.ascontiguousarray(a)
+
+
+def read_rgb(path) -> np.ndarray:
+    """Read an image file as ``uint8`` RGB of shape ``(H, W, 3)``.
+
+    TIFF files are read with ``tifffile`` (first page, or first series level); the
+    other formats with Pillow. See :func:`to_rgb_uint8` for the conversions.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Raises
+    ------
+    ImageReadError
+        When the file is missing, empty, not an image, or not a 2-D colour or grey image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: file is empty (0 bytes)")
+    try:
+        if path.suffix.lower() in _TIFF_SUFFIXES or _looks_like_tiff(path):
+            array = _read_tiff(path)
+        else:
+            array = _read_pillow(path)
+    except ImageReadError:
+        raise
+    except Exception as err:  # decoders raise many types for corrupt files
+        raise ImageReadError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
+    return to_rgb_uint8(array, name=str(path))
+
+
+def _looks_like_tiff(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if not tif.pages:
+            raise ImageReadError(f"{path}: TIFF holds no image")
+        return tif.pages[0].asarray()
+
+
+def _read_pillow(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+                im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+            elif im.mode in ("I;16", "I;16B", "I;16L"):
+                return np.asarray(im).astype(np.uint16)
+            elif im.mode == "I":
+                return _int32_to_uint16(np.asarray(im))
+            elif im.mode == "F":
+                return np.asarray(im)
+            return np.asarray(im)
+    except UnidentifiedImageError as err:
+        raise ImageReadError(f"{path}: not a recognised image file") from err
+
+
+def _int32_to_uint16(a: np.ndarray) -> np.ndarray:
+    # Pillow decodes 16-bit PNG greyscale as mode "I" (int32 holding 0..65535).
+    return np.clip(a, 0, 65535).astype(np.uint16)
+
+
+def read_mpp(path) -> float | None:
+    """Return the pixel size in micrometres per pixel stored in an image file, if any.
+
+    Looked for, in order: an Aperio-style ``MPP = 0.2527`` in the TIFF
+    ImageDescription; the TIFF resolution tags with a centimetre or inch unit; a
+    PNG/JPEG/BMP resolution (``dpi``). Values outside 0.02–10 µm per pixel are
+    ignored: they are writer defaults (72 dpi is 352.8 µm per pixel), not a
+    microscope's pixel size.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    float or None
+        ``None`` when the file says nothing usable (the usual case for PNG).
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in _TIFF_SUFFIXES or _looks_like_tiff(path):
+            return _tiff_mpp(path)
+        return _pillow_mpp(path)
+    except Exception:  # metadata is optional: unreadable metadata means unknown size
+        return None
+
+
+def _plausible(mpp: float | None) -> float | None:
+    if mpp is None or not np.isfinite(mpp):
+        return None
+    return float(mpp) if _MPP_RANGE[0] <= mpp <= _MPP_RANGE[1] else None
+
+
+def _tiff_mpp(path: Path) -> float | None:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        description = page.tags.get("ImageDescription")
+        if description is not None:
+            match = re.search(r"\bMPP\s*=\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)", str(description.value))
+            mpp = _plausible(float(match.group(1))) if match else None
+            if mpp is not None:
+                return mpp
+        xres = page.tags.get("XResolution")
+        unit = page.tags.get("ResolutionUnit")
+        if xres is None or unit is None:
+            return None
+        num, den = xres.value if isinstance(xres.value, tuple) else (xres.value, 1)
+        if not num or not den:
+            return None
+        pixels_per_unit = num / den
+        microns_per_unit = {2: 25400.0, 3: 10000.0}.get(int(unit.value))
+        if microns_per_unit is None:
+            return None
+        return _plausible(microns_per_unit / pixels_per_unit)
+
+
+def _pillow_mpp(path: Path) -> float | None:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        dpi = im.info.get("dpi")
+    if not dpi or not dpi[0]:
+        return None
+    return _plausible(25400.0 / float(dpi[0]))

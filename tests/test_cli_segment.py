@@ -1,0 +1,109 @@
+"""``cellgan segment`` and ``cellgan cells``: outputs and exit statuses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cellgan.cli.main import main
+from cellgan.io.cellstore import CellStore
+
+
+@pytest.fixture(scope="module")
+def bm_crop(data_root) -> np.ndarray:
+    from cellgan.io.images import read_rgb
+
+    return read_rgb(data_root / "bm_graz" / "source" / "BM_GRAZ_HE_0002_01.png")[300:460, 300:460]
+
+
+@pytest.mark.realdata
+def test_segment_writes_the_store_and_exit_status_tells_failures(tmp_path, bm_crop, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(bm_crop).save(images / "a.png")
+    run = tmp_path / "run"
+    assert main(["segment", str(images), "--out", str(run), "--quiet"]) == 0
+    store = CellStore.open(run)
+    assert store.image_ids() == ["a"] and len(store) > 5 and store.info.patch_mode == "masked"
+    assert "1 images done" in capsys.readouterr().out
+
+    (images / "b.png").write_text("not an image")
+    assert main(["segment", str(images), "--out", str(run), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "0 images done, 1 already done, 1 failed" in captured.out
+    assert "b.png" in captured.err and "not a recognised image" in captured.err
+
+    # A context store cannot take masked patches and the reverse: a usage error.
+    assert main(["segment", str(images / "a.png"), "--out", str(run), "--patch-mode", "context", "--quiet"]) == 2
+    assert "masked" in capsys.readouterr().err
+
+
+def test_segment_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["segment", str(tmp_path / "missing.png"), "--out", str(tmp_path / "run")]) == 2
+    assert "missing.png" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["segment", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 2
+    assert "no image files" in capsys.readouterr().err
+    Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(tmp_path / "x.png")
+    (tmp_path / "ref.png").write_bytes(b"")
+    args = ["segment", str(tmp_path / "x.png"), "--out", str(tmp_path / "run")]
+    assert main(args + ["--reinhard-reference", str(tmp_path / "ref.png")]) == 2
+    assert "reinhard-reference" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_segment_with_reinhard_reference_and_context_patches(tmp_path, bm_crop, data_root):
+    from cellgan.io.images import read_rgb
+
+    reference = read_rgb(data_root / "monuseg_test" / "TCGA-2Z-A9J9-01A-01-TS1.tif")[:200, :200]
+    Image.fromarray(reference).save(tmp_path / "ref.png")
+    Image.fromarray(bm_crop).save(tmp_path / "a.png")
+    run = tmp_path / "run"
+    args = ["segment", str(tmp_path / "a.png"), "--out", str(run), "--quiet", "--patch-mode", "context"]
+    assert main(args + ["--mpp", "0.25", "--reinhard-reference", str(tmp_path / "ref.png")]) == 0
+    store = CellStore.open(run)
+    assert store.info.patch_mode == "context"
+    table = store.read_table()
+    assert np.allclose(table["area_um2"], table["area_px"] * 0.0625)
+
+
+@pytest.mark.realdata
+def test_cells_from_points_keeps_labels_and_checks_the_csv(tmp_path, bm_crop, capsys):
+    Image.fromarray(bm_crop).save(tmp_path / "img.png")
+    (tmp_path / "points.csv").write_text("x,y,label\n40,50,a\n100.5,20,b\n10,150,\n")
+    run = tmp_path / "run"
+    args = ["cells", "from-points", str(tmp_path / "img.png"), "--points", str(tmp_path / "points.csv")]
+    assert main(args + ["--out", str(run), "--quiet"]) == 0
+    table = CellStore.open(run).read_table()
+    assert list(table["label"][:2]) == ["a", "b"] and table["label"].isna().iloc[2]
+    assert list(table["centroid_x"]) == [40.0, 100.5, 10.0] and (table["source"] == "points").all()
+    assert main(args + ["--out", str(run), "--quiet"]) == 0  # done already: skipped
+    assert "1 already done" in capsys.readouterr().out
+
+    (tmp_path / "bad.csv").write_text("col,row\n1,2\n")
+    bad = ["cells", "from-points", str(tmp_path / "img.png"), "--points", str(tmp_path / "bad.csv")]
+    assert main(bad + ["--out", str(tmp_path / "r2")]) == 2
+    assert "missing column(s) x, y" in capsys.readouterr().err
+    (tmp_path / "far.csv").write_text("x,y\n5000,2\n")
+    far = ["cells", "from-points", str(tmp_path / "img.png"), "--points", str(tmp_path / "far.csv")]
+    assert main(far + ["--out", str(tmp_path / "r3")]) == 2
+    assert "outside" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_cells_from_folder_exit_status(tmp_path, bm_crop, capsys):
+    crops = tmp_path / "crops" / "blast"
+    crops.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(bm_crop[i * 40 : i * 40 + 40, :40]).save(crops / f"c{i}.png")
+    run = tmp_path / "run"
+    assert main(["cells", "from-folder", str(tmp_path / "crops"), "--out", str(run), "--quiet"]) == 0
+    table = CellStore.open(run).read_table()
+    assert len(table) == 3 and set(table["label"]) == {"blast"}
+    (crops / "c3.png").write_bytes(b"")
+    (tmp_path / "crops" / "other").mkdir()
+    (tmp_path / "crops" / "other" / "z.png").write_bytes(b"")
+    assert main(["cells", "from-folder", str(tmp_path / "crops"), "--out", str(run), "--quiet"]) == 1
+    assert "z.png" in capsys.readouterr().err
+    assert main(["cells", "from-folder", str(tmp_path / "nope"), "--out", str(run)]) == 2

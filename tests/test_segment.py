@@ -1,0 +1,344 @@
+"""The stages of cellgan.segment: stains, nuclei, measurements, patches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.draw import disk as draw_disk
+from skimage.draw import ellipse as draw_ellipse
+from skimage.measure import regionprops
+
+from cellgan.segment.features import cell_table, outline_mask, region_measurements
+from cellgan.segment.nuclei import (
+    downsample_mean,
+    estimate_nucleus_radius,
+    nucleus_at,
+    segment_nuclei,
+    upsample_labels,
+)
+from cellgan.segment.patches import context_patches, masked_patches
+from cellgan.segment.stain import (
+    REFERENCE_STAINS,
+    deconvolve,
+    estimate_stains,
+    lab_statistics,
+    optical_density,
+    reference_stain_matrix,
+    reinhard_normalize,
+    separate_stains,
+)
+
+# Macenko's published H&E reference vectors (OD space), a realistic pair that is
+# not the Ruifrok reference the fallback uses.
+H_TRUE = np.array([0.5626, 0.7201, 0.4062])
+E_TRUE = np.array([0.2159, 0.8012, 0.5581])
+
+
+def _angle(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+
+def _synthetic_he(concentrations: np.ndarray) -> np.ndarray:
+    """An RGB image from (H, W, 2) stain concentrations with H_TRUE and E_TRUE."""
+    h, e = H_TRUE / np.linalg.norm(H_TRUE), E_TRUE / np.linalg.norm(E_TRUE)
+    od = concentrations[..., :1] * h + concentrations[..., 1:2] * e
+    return np.clip(np.round(255 * 10 ** (-od)), 0, 255).astype(np.uint8)
+
+
+def _stain_field(seed=0, size=128):
+    rng = np.random.default_rng(seed)
+    conc = np.zeros((size, size, 2))
+    conc[..., 1] = rng.uniform(0.4, 1.0, (size, size))  # eosin everywhere
+    for _ in range(40):  # haematoxylin blobs
+        rr, cc = draw_disk(tuple(rng.integers(8, size - 8, 2)), rng.integers(3, 7), shape=(size, size))
+        conc[rr, cc, 0] = rng.uniform(0.5, 1.2)
+        conc[rr, cc, 1] = rng.uniform(0.0, 0.2)  # nuclei take little eosin
+    return conc
+
+
+# -- stains -----------------------------------------------------------------------------
+
+
+def test_macenko_recovers_known_stain_vectors_and_concentrations():
+    conc = _stain_field()
+    estimate = estimate_stains(_synthetic_he(conc))
+    assert estimate.method == "macenko", estimate.reason
+    assert _angle(estimate.matrix[0], H_TRUE) < 5
+    assert _angle(estimate.matrix[1], E_TRUE) < 5
+    h = separate_stains(_synthetic_he(conc), estimate.matrix)[..., 0]
+    assert np.corrcoef(h.ravel(), conc[..., 0].ravel())[0, 1] > 0.95
+
+
+def test_unreliable_estimates_fall_back_to_the_reference_vectors():
+    blank = np.full((64, 64, 3), 250, np.uint8)
+    estimate = estimate_stains(blank)
+    assert estimate.method == "reference" and "stained pixels" in estimate.reason
+    np.testing.assert_allclose(estimate.matrix[:2], REFERENCE_STAINS[:2])
+    one_stain = _synthetic_he(np.stack([_stain_field()[..., 0] + 0.3, np.zeros((128, 128))], -1))
+    assert estimate_stains(one_stain).method == "reference"
+    # Two stains, but neither is H nor E (blue and green dyes): not trusted.
+    rng = np.random.default_rng(1)
+    od = rng.uniform(0.6, 1.5, (80, 80, 1)) * [0.95, 0.2, 0.2] + rng.uniform(0.6, 1.5, (80, 80, 1)) * [0.2, 0.2, 0.95]
+    odd = np.clip(255 * 10 ** (-od), 0, 255).astype(np.uint8)
+    estimate = estimate_stains(odd)
+    assert estimate.method == "reference" and "degrees" in estimate.reason
+
+
+def test_deconvolution_with_the_reference_matrix_matches_scikit_image():
+    from skimage.color import rgb2hed
+
+    rgb = _synthetic_he(_stain_field(seed=3))
+    ours = separate_stains(rgb, reference_stain_matrix())
+    theirs = rgb2hed(rgb)
+    assert np.corrcoef(ours[..., 0].ravel(), theirs[..., 0].ravel())[0, 1] > 0.9
+    assert ours.dtype == np.float32 and ours.min() >= 0
+    np.testing.assert_allclose(deconvolve(optical_density(rgb), np.eye(3)), optical_density(rgb))
+
+
+def test_reinhard_matches_the_reference_lab_statistics():
+    source = _synthetic_he(_stain_field(seed=4))
+    reference = _synthetic_he(_stain_field(seed=5) * [1.6, 0.5])
+    out = reinhard_normalize(source, target=lab_statistics(reference))
+    assert out.dtype == np.uint8 and out.shape == source.shape
+    np.testing.assert_allclose(lab_statistics(out)[0], lab_statistics(reference)[0], atol=1.5)
+
+
+@pytest.mark.realdata
+def test_stains_of_real_images_are_near_he_and_nuclei_are_dark_in_h(data_root):
+    from cellgan.io.datasets import load_bm_graz
+
+    image = load_bm_graz(data_root / "bm_graz")[0]
+    rgb = image.read_rgb()[:256, :256]
+    estimate = estimate_stains(rgb)
+    assert _angle(estimate.matrix[0], REFERENCE_STAINS[0]) < 25
+    h = separate_stains(rgb, estimate.matrix)[..., 0]
+    dots = image.centres[(image.centres[:, 0] < 254) & (image.centres[:, 1] < 254)].round().astype(int)
+    assert len(dots) > 20
+    assert np.median(h[dots[:, 1], dots[:, 0]]) > 2 * np.median(h)
+
+
+# -- nuclei -----------------------------------------------------------------------------
+
+
+def _nuclei_image(shape=(120, 160)):
+    """A haematoxylin image: two touching discs, a lone disc, a ring, a speck."""
+    h = np.full(shape, 0.05, np.float32)
+    for centre, radius in (((40, 40), 12), ((40, 61), 12), ((90, 40), 10)):
+        rr, cc = draw_disk(centre, radius, shape=shape)
+        h[rr, cc] = 0.8
+    rr, cc = draw_disk((80, 120), 13, shape=shape)
+    h[rr, cc] = 0.8
+    rr, cc = draw_disk((80, 120), 8, shape=shape)
+    h[rr, cc] = 0.05  # a vesicular nucleus: a dark rim around a pale centre
+    h[10:12, 140:142] = 0.9  # a speck
+    return h
+
+
+_SETTINGS = dict(
+    radius_px=10.0,
+    smooth_px=1.0,
+    threshold_factor=1.0,
+    local_window=0.0,
+    local_contrast=1.0,
+    opening_px=2.0,
+    seed_distance_px=8.0,
+    min_area_px=30.0,
+    max_area_px=5000.0,
+)
+
+
+def test_segment_nuclei_splits_touching_fills_rings_drops_specks():
+    h = _nuclei_image()
+    labels = segment_nuclei(h, tissue=np.ones(h.shape, bool), **_SETTINGS)
+    assert labels.dtype == np.int32
+    assert sorted(np.unique(labels)) == [0, 1, 2, 3, 4]
+    assert labels[40, 40] != labels[40, 61] and labels[40, 40] > 0 and labels[40, 61] > 0
+    assert labels[80, 120] > 0  # the ring's pale centre belongs to its nucleus
+    assert labels[10, 140] == 0
+    assert abs((labels == labels[90, 40]).sum() - np.pi * 10**2) < 0.15 * np.pi * 10**2
+
+
+def test_size_filters_and_empty_inputs():
+    h = _nuclei_image()
+    settings = {**_SETTINGS, "min_area_px": 400.0}  # discs of radius 10 (314 px) now too small
+    labels = segment_nuclei(h, tissue=np.ones(h.shape, bool), **settings)
+    assert labels[90, 40] == 0 and labels[80, 120] > 0
+    settings = {**_SETTINGS, "max_area_px": 400.0}
+    assert segment_nuclei(h, tissue=np.ones(h.shape, bool), **settings)[80, 120] == 0
+    assert not segment_nuclei(h, tissue=np.zeros(h.shape, bool), **_SETTINGS).any()
+
+
+@pytest.mark.parametrize("radius", [4, 8, 14])
+def test_estimated_nucleus_radius_follows_the_blob_size(radius):
+    shape = (300, 300)
+    mask = np.zeros(shape, bool)
+    step = 4 * radius
+    for y in range(step // 2, shape[0] - radius, step):
+        for x in range(step // 2, shape[1] - radius, step):
+            rr, cc = draw_disk((y, x), radius, shape=shape)
+            mask[rr, cc] = True
+    mask[5:7, ::9] = True  # specks do not drag the estimate down
+    assert estimate_nucleus_radius(mask) == pytest.approx(radius, rel=0.25)
+    assert estimate_nucleus_radius(np.zeros(shape, bool)) is None
+
+
+def test_downsample_and_upsample_round_trip():
+    a = np.arange(35, dtype=np.float32).reshape(5, 7)
+    small = downsample_mean(a, 2)
+    assert small.shape == (3, 4)
+    assert small[0, 0] == pytest.approx(a[:2, :2].mean())
+    labels = np.array([[1, 2], [0, 3]])
+    np.testing.assert_array_equal(upsample_labels(labels, 3, (5, 6))[::3, ::3], labels)
+
+
+def test_nucleus_at_finds_a_pale_ring_nucleus_around_a_point():
+    h = np.full((60, 60), 0.05, np.float32)
+    rr, cc = draw_disk((30, 30), 9, shape=h.shape)
+    h[rr, cc] = 0.3
+    rr, cc = draw_disk((30, 30), 7, shape=h.shape)
+    h[rr, cc] = 0.1
+    h[30, 20:23] = 0.05  # a gap in the rim
+    found = nucleus_at(h, (31.0, 29.0), radius_px=8, smooth_px=0.5, min_area_px=20, max_area_px=1000)
+    assert found is not None
+    mask, (x0, y0) = found
+    assert mask[30 - y0, 30 - x0]
+    assert abs(mask.sum() - np.pi * 9.5**2) < 0.2 * np.pi * 9.5**2
+    flat = np.full((60, 60), 0.1)
+    assert nucleus_at(flat, (30, 30), radius_px=8, smooth_px=0.5, min_area_px=20, max_area_px=1e3) is None
+
+
+@pytest.mark.realdata
+def test_nuclei_of_a_real_monuseg_crop_match_the_outlines(data_root):
+    from cellgan.io.datasets import load_monuseg
+    from cellgan.metrics.segmentation import dice
+    from cellgan.segment import SegmentConfig
+    from cellgan.segment.nuclei import find_nuclei
+
+    image = load_monuseg(data_root / "monuseg_test")[0]
+    rgb = image.read_rgb()[:256, :256]
+    truth = image.label_mask(image.read_rgb().shape[:2])[:256, :256]
+    stains = separate_stains(rgb, estimate_stains(rgb).matrix)
+    tissue = optical_density(rgb).sum(axis=2) > 0.3
+    nuclei = find_nuclei(stains[..., 0], tissue, mpp=image.mpp, config=SegmentConfig())
+    n_true = len(np.unique(truth)) - 1
+    n_found = nuclei.labels.max()
+    assert 0.6 * n_true < n_found < 1.4 * n_true
+    assert dice(nuclei.labels, truth) > 0.6
+    # Without the pixel size the scale is estimated, and lands near the real one.
+    estimated = find_nuclei(stains[..., 0], tissue, mpp=None, config=SegmentConfig())
+    assert 0.5 * image.mpp < estimated.scale_mpp < 2 * image.mpp
+
+
+# -- measurements ------------------------------------------------------------------------
+
+
+def _shapes():
+    labels = np.zeros((90, 100), np.int32)
+    rr, cc = draw_ellipse(25, 30, 10, 20, shape=labels.shape, rotation=0.5)
+    labels[rr, cc] = 1
+    labels[60:70, 10:30] = 2  # rectangle
+    labels[50:80, 60:66] = 3  # an L: not convex
+    labels[74:80, 60:90] = 3
+    labels[5, 90] = 4  # single pixel
+    rr, cc = draw_disk((20, 80), 6, shape=labels.shape)
+    labels[rr, cc] = 5  # touches nothing, but sits near the ellipse
+    return labels
+
+
+def test_region_measurements_match_scikit_image():
+    labels = _shapes()
+    ours = region_measurements(labels)
+    for i, prop in enumerate(regionprops(labels)):
+        assert ours["area_px"][i] == prop.area
+        assert ours["centroid_y"][i] == pytest.approx(prop.centroid[0])
+        assert ours["centroid_x"][i] == pytest.approx(prop.centroid[1])
+        y0, x0, y1, x1 = prop.bbox
+        assert (ours["bbox_x0"][i], ours["bbox_y0"][i], ours["bbox_x1"][i], ours["bbox_y1"][i]) == (x0, y0, x1, y1)
+        assert ours["perimeter_px"][i] == pytest.approx(prop.perimeter)
+        assert ours["eccentricity"][i] == pytest.approx(prop.eccentricity, abs=1e-6)
+        assert ours["solidity"][i] == pytest.approx(prop.solidity, abs=0.05)
+    assert ours["solidity"][2] < 0.6  # the L shape
+
+
+def test_touching_nuclei_have_their_own_perimeters():
+    labels = np.zeros((20, 30), np.int32)
+    labels[5:15, 5:15] = 1
+    labels[5:15, 15:25] = 2
+    ours = region_measurements(labels)
+    alone = np.zeros_like(labels)
+    alone[5:15, 5:15] = 1
+    assert ours["perimeter_px"][0] == pytest.approx(region_measurements(alone)["perimeter_px"][0])
+
+
+def test_cell_table_columns_units_and_stain_means():
+    labels = _shapes()
+    stains = np.zeros(labels.shape + (3,), np.float32)
+    stains[..., 0] = labels * 0.1
+    stains[..., 1] = 0.3
+    table = cell_table(labels, stains, mpp=0.5, source="segment")
+    assert list(table["cell_id"]) == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(table["mean_hematoxylin"], [0.1, 0.2, 0.3, 0.4, 0.5], rtol=1e-5)
+    np.testing.assert_allclose(table["mean_eosin"], 0.3, rtol=1e-5)
+    np.testing.assert_allclose(table["area_um2"], table["area_px"] * 0.25)
+    assert cell_table(labels, stains, mpp=None)["area_um2"].isna().all()
+    empty = cell_table(np.zeros((10, 10), np.int32), np.zeros((10, 10, 3)), mpp=None)
+    assert len(empty) == 0 and "solidity" in empty.columns
+
+
+def test_outline_mask_is_the_inner_border():
+    labels = np.zeros((10, 10), np.int32)
+    labels[2:8, 2:8] = 1
+    edge = outline_mask(labels)
+    assert edge[2, 4] and edge[7, 7] and not edge[4, 4] and not edge[1, 4]
+
+
+# -- patches -----------------------------------------------------------------------------
+
+
+def _textured(shape=(200, 200)):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 200, shape + (3,), dtype=np.uint8)
+
+
+def test_small_nucleus_is_centred_unscaled_on_white():
+    rgb = _textured()
+    labels = np.zeros(rgb.shape[:2], np.int32)
+    rr, cc = draw_ellipse(50, 60, 4, 7, shape=labels.shape)  # 9 x 15 box
+    labels[rr, cc] = 1
+    table = cell_table(labels, np.zeros(rgb.shape, np.float32), mpp=None)
+    bbox = table[["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].to_numpy()
+    patch = masked_patches(rgb, labels, bbox)[0]
+    x0, y0, x1, y1 = bbox[0]
+    top, left = (32 - (y1 - y0)) // 2, (32 - (x1 - x0)) // 2
+    inside = labels[y0:y1, x0:x1] == 1
+    np.testing.assert_array_equal(patch[top : top + y1 - y0, left : left + x1 - x0][inside], rgb[y0:y1, x0:x1][inside])
+    white = np.ones((32, 32), bool)
+    white[top : top + y1 - y0, left : left + x1 - x0] = ~inside
+    assert (patch[white] == 255).all()
+
+
+def test_large_nucleus_is_scaled_down_keeping_its_aspect():
+    rgb = np.full((200, 200, 3), 255, np.uint8)
+    labels = np.zeros((200, 200), np.int32)
+    labels[50:80, 40:104] = 1  # 30 x 64 box: scale 0.5 -> 15 x 32
+    rgb[labels == 1] = (120, 40, 150)
+    rgb[labels == 0] = (0, 0, 0)  # whatever is around must not show
+    patch = masked_patches(rgb, labels, np.array([[40, 50, 104, 80]]))[0]
+    coloured = np.any(patch < 250, axis=-1)
+    rows, cols = np.flatnonzero(coloured.any(axis=1)), np.flatnonzero(coloured.any(axis=0))
+    assert cols.min() == 0 and cols.max() == 31  # the long side fills the patch
+    assert 14 <= len(rows) <= 16 and abs(rows.mean() - 15.5) <= 1  # the short side halves, centred
+    assert not np.any(np.all(patch < 30, axis=-1))  # no black from outside the mask
+
+
+def test_context_patches_pad_with_white_and_rescale():
+    rgb = _textured((100, 120))
+    same = context_patches(rgb, np.array([[60.0, 50.0]]), side_px=32)[0]
+    np.testing.assert_array_equal(same, rgb[34:66, 44:76])
+    corner = context_patches(rgb, np.array([[0.0, 0.0]]), side_px=32)[0]
+    assert (corner[:16, :16] == 255).all() and (corner[16:, 16:] == rgb[:16, :16]).all()
+    big = context_patches(rgb, np.array([[60.0, 50.0], [10.0, 90.0]]), side_px=64)
+    assert big.shape == (2, 32, 32, 3) and big.dtype == np.uint8
+    with pytest.raises(ValueError, match="side_px"):
+        context_patches(rgb, np.zeros((1, 2)), side_px=0)
