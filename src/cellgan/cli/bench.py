@@ -7,6 +7,8 @@ import importlib
 #: Benchmark modules under ``cellgan.bench``; each defines ``register(subparsers)``.
 BENCHMARKS = (
     "segmentation",
+    "clustering",
+    "composition",
 )
 
 

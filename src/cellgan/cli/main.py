@@ -14,8 +14,16 @@ import sys
 
 #: Command modules under ``cellgan.cli``, in the order ``--help`` lists them.
 COMMAND_MODULES = (
+    "run",
     "segment",
     "cells",
+    "train",
+    "assign",
+    "evaluate",
+    "compose",
+    "classify_images",
+    "export",
+    "report",
     "bench",
 )
 
