@@ -94,7 +94,7 @@ def _import_anndata():
     except ImportError as err:
         raise ExportError(
             "writing .h5ad needs the optional package 'anndata', which is not installed "
-            "(pip install anndata, or pip install 'cellgan[anndata]')"
+            "(pip install anndata; on Python 3.11 its releases need pandas < 3, so use Python >= 3.12)"
         ) from err
     return anndata
 
