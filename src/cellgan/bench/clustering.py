@@ -36,14 +36,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import platform
 import sys
 from datetime import datetime, timezone
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+
+from cellgan.bench._common import machine_info, positive_int
 
 __all__ = [
     "CLUSTERING_DATASETS",
@@ -196,7 +196,7 @@ def run_clustering_benchmark(
             "segment": dataclasses.asdict(segment_config),
             "device": str(device),
         },
-        machine=_machine(device),
+        machine=machine_info(device),
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         work_dir=str(work_dir),
     )
@@ -394,27 +394,6 @@ def _say(message: str) -> None:
     print(f"[bench clustering] {message}", file=sys.stderr, flush=True)
 
 
-def _machine(device) -> dict:
-    import sklearn
-    import torch
-
-    from cellgan import __version__
-
-    machine = {
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "cellgan": __version__,
-        "torch": torch.__version__,
-        "scikit-learn": sklearn.__version__,
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        machine["device_name"] = torch.cuda.get_device_name(device)
-    return machine
-
 
 # -- command line ---------------------------------------------------------------------
 
@@ -431,12 +410,12 @@ def register(subparsers) -> None:
     parser.add_argument("--data-root", type=Path, required=True, help="folder holding crchistophenotypes/, bm_graz/")
     parser.add_argument("--json", type=Path, required=True, metavar="OUT", help="where to write the results")
     parser.add_argument("--minutes", type=float, default=30.0, help="training minutes per seed [30]")
-    parser.add_argument("--iterations", type=_positive_int, default=None, help="also stop after N generator iterations")
-    parser.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 [3]")
-    parser.add_argument("--width", type=_positive_int, default=64, help="width of both networks [64]")
-    parser.add_argument("--categories", type=_positive_int, default=4, help="K [4]")
+    parser.add_argument("--iterations", type=positive_int, default=None, help="also stop after N generator iterations")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 [3]")
+    parser.add_argument("--width", type=positive_int, default=64, help="width of both networks [64]")
+    parser.add_argument("--categories", type=positive_int, default=4, help="K [4]")
     parser.add_argument(
-        "--limit-images", type=_positive_int, default=None, metavar="N", help="use only the first N images"
+        "--limit-images", type=positive_int, default=None, metavar="N", help="use only the first N images"
     )
     parser.add_argument(
         "--config",
@@ -457,7 +436,7 @@ def register(subparsers) -> None:
 
 def _main(args) -> int:
     from cellgan.analysis.assign import AssignmentError
-    from cellgan.bench.segmentation import write_json
+    from cellgan.bench._common import write_json
     from cellgan.cli.common import resolve_device
     from cellgan.cli.main import CliError
     from cellgan.config import ConfigError, read_yaml_sections
@@ -514,15 +493,3 @@ def _main(args) -> int:
         print(f"{method:16s} " + "  ".join(f"{k} {mean[k]:.3f}±{std[k]:.3f}" for k in shown))
     print(f"-> {args.json}")
     return 0
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value

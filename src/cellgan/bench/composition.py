@@ -21,13 +21,14 @@ label "dominant true cell type" is then predicted from the image's composition
 from __future__ import annotations
 
 import datetime as _dt
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from cellgan.bench._common import machine_info
 import pandas as pd
 
 __all__ = [
@@ -319,7 +320,7 @@ def run_composition_benchmark(
             "limit_images": limit_images,
             "device": device,
         },
-        "machine": _machine(),
+        "machine": machine_info(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -329,23 +330,6 @@ def _as_dict(config) -> dict:
 
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
 
-
-def _machine() -> dict:
-    import os
-
-    import sklearn
-    import skimage
-    import torch
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "skimage": skimage.__version__,
-        "sklearn": sklearn.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
 
 
 def register(subparsers) -> None:
@@ -371,7 +355,7 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from cellgan.bench.segmentation import write_json
+    from cellgan.bench._common import write_json
     from cellgan.cli.common import resolve_device
     from cellgan.cli.main import CliError
 

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import os
-import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from cellgan.bench._common import machine_info, positive_int, write_json
 
 __all__ = [
     "ASSUMED_MPP",
@@ -42,7 +41,6 @@ __all__ = [
     "draw_truth",
     "register",
     "run_segmentation_benchmark",
-    "write_json",
 ]
 
 #: Datasets this benchmark scores (those with nucleus-level ground truth).
@@ -173,7 +171,7 @@ def run_segmentation_benchmark(
     summary.update(
         config=_config_dict(config),
         assumed_mpp=ASSUMED_MPP.get(dataset),
-        machine=_machine(),
+        machine=machine_info(),
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         per_image=rows,
     )
@@ -236,44 +234,7 @@ def _config_dict(config) -> dict:
     return json.loads(json.dumps(values, default=str))
 
 
-def _machine() -> dict:
-    import scipy
-    import skimage
-    import torch
 
-    from cellgan import __version__
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "cellgan": __version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "scikit-image": skimage.__version__,
-        "torch": torch.__version__,
-    }
-
-
-def _finite(value):
-    """JSON has no NaN: write None instead."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def write_json(summary: dict, path: str | Path) -> None:
-    """Write a benchmark summary as JSON, atomically."""
-    from cellgan.io.cellstore import atomic_write
-
-    text = json.dumps(_finite(summary), indent=2)
-    atomic_write(Path(path), lambda p: p.write_text(text + "\n"))
 
 
 # -- command line ---------------------------------------------------------------------
@@ -293,7 +254,7 @@ def register(subparsers) -> None:
         help="folder holding bm_graz/, crchistophenotypes/, monuseg_test/",
     )
     parser.add_argument("--json", type=Path, required=True, metavar="OUT", help="where to write the results")
-    parser.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="score only the first N images")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="score only the first N images")
     parser.add_argument(
         "--overlays", type=Path, default=None, metavar="DIR", help="also write each overlay with the truth marked"
     )
@@ -318,12 +279,3 @@ def _main(args) -> int:
         f"{summary['megapixels_per_second']:.2f} MP/s -> {args.json}"
     )
     return 0
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value

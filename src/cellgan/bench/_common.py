@@ -1,0 +1,73 @@
+"""What every benchmark shares: the machine it ran on, JSON output, option types."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+from pathlib import Path
+
+__all__ = ["machine_info", "positive_int", "write_json"]
+
+
+def machine_info(device=None) -> dict:
+    """Library versions, CPU count and device, so a JSON says where its numbers come from."""
+    import numpy
+    import scipy
+    import skimage
+    import sklearn
+    import torch
+
+    from cellgan import __version__
+
+    machine = {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "cellgan": __version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "scikit-image": skimage.__version__,
+        "scikit-learn": sklearn.__version__,
+        "torch": torch.__version__,
+    }
+    if device is not None:
+        device = torch.device(device)
+        machine["device"] = str(device)
+        if device.type == "cuda":
+            machine["device_name"] = torch.cuda.get_device_name(device)
+    return machine
+
+
+def _finite(value):
+    """JSON has no NaN: write None instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_json(summary: dict, path: str | Path) -> None:
+    """Write a benchmark summary as strict JSON (NaN as null), atomically."""
+    from cellgan.io.cellstore import atomic_write
+
+    text = json.dumps(_finite(summary), indent=2, default=str)
+    atomic_write(Path(path), lambda p: p.write_text(text + "\n"))
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
