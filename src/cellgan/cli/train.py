@@ -1,0 +1,77 @@
+"""``cellgan train CELLS --out MODEL_DIR --categories K``: train the GAN on a cell store."""
+
+from __future__ import annotations
+
+from cellgan.cli.common import add_device_option, add_seed_option
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train the InfoGAN-style WGAN-GP on a cell store's patches",
+        description=(
+            "Train the generator, critic and Q head of Hu et al. 2019 on every patch of a cell store. "
+            "Writes MODEL_DIR/config.json, checkpoint.safetensors + checkpoint.json, log.csv and "
+            "samples/latest.png (rows = categories, columns = fixed noise). Options not given take "
+            "their values from --config, else the defaults of cellgan.model.TrainConfig."
+        ),
+    )
+    parser.add_argument("cells", metavar="CELLS", help="a cell store directory, or the run directory above it")
+    parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to write the model")
+    parser.add_argument("--categories", type=int, metavar="K", help="number of cell categories (required unless in --config)")
+    parser.add_argument("--config", metavar="YAML", help="a YAML/JSON file of TrainConfig options")
+    parser.add_argument("--width", type=int, metavar="W", help="channels of the networks")
+    parser.add_argument("--batch-size", type=int, metavar="B", help="patches per batch")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--iterations", type=int, metavar="N", help="stop after N generator iterations")
+    budget.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes of training")
+    add_seed_option(parser)
+    add_device_option(parser)
+    parser.add_argument("--resume", action="store_true", help="continue MODEL_DIR's run from its last checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run, seed=None)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from cellgan.cli.common import resolve_device
+    from cellgan.cli.main import CliError
+    from cellgan.io.cellstore import CellStore, CellStoreError
+    from cellgan.model import CheckpointError, ConfigError, PatchError, TrainConfig, train
+
+    options: dict = {}
+    if args.config:
+        path = Path(args.config)
+        try:
+            options = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise CliError(f"{path}: cannot read the config ({err})") from err
+    given = {"categories": args.categories, "width": args.width, "batch_size": args.batch_size, "seed": args.seed}
+    options.update({k: v for k, v in given.items() if v is not None})
+    if args.iterations is not None or args.minutes is not None:  # a budget flag replaces both budgets
+        options.update(iterations=args.iterations, minutes=args.minutes)
+    if "categories" not in options:
+        raise CliError("--categories K is required (or set categories in --config)")
+    try:
+        config = TrainConfig.from_dict(options, source=args.config or "options")
+    except ConfigError as err:
+        raise CliError(str(err)) from err
+    device = resolve_device(args.device)
+    try:
+        patches = CellStore.open(Path(args.cells)).read_patches()
+    except CellStoreError as err:
+        raise CliError(str(err)) from err
+    if len(patches) == 0:
+        raise CliError(f"{args.cells}: the cell store holds no cells")
+    try:
+        result = train(patches, Path(args.out), config, device=device, resume=args.resume, progress=not args.quiet)
+    except (CheckpointError, PatchError) as err:
+        raise CliError(str(err)) from err
+    print(
+        f"trained {result.step} iterations in {result.elapsed_seconds / 60:.1f} min on {device} "
+        f"(stopped by {result.stopped_by}); model in {result.model_dir}"
+    )
+    return 0

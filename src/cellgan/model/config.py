@@ -1,0 +1,152 @@
+"""The training recipe: every option of :func:`cellgan.model.train`, with defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+__all__ = ["TrainConfig", "ConfigError", "RUN_LENGTH_FIELDS"]
+
+#: Options that only say how long to run and how often to save; they may change
+#: when a run is resumed. Every other option must match the checkpoint.
+RUN_LENGTH_FIELDS = frozenset({"iterations", "minutes", "sample_every", "checkpoint_every", "checkpoint_seconds"})
+
+
+class ConfigError(ValueError):
+    """A training option with an impossible value, or one that is not an option."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of the InfoGAN-style WGAN-GP of Hu et al. 2019 and of its training run.
+
+    ``TrainConfig(**yaml.safe_load(f))`` works: lists become tuples and every value
+    is checked. Defaults follow the authors' code (PAPER.md, Stage 2) unless noted.
+
+    Parameters
+    ----------
+    categories : int
+        K, the number of cell categories (one-hot code c; Q's outputs).
+    width : int
+        Channels of every block of both networks (128 in the paper).
+    noise_dim : int
+        Size of z ~ N(0, I) (32).
+    batch_size : int
+        Patches per batch, real and generated alike (10 in the code, 64 in the text).
+    lr : float
+        Adam learning rate of the generator and of the Q step (1e-4).
+    lr_critic : float or None
+        Adam learning rate of the critic; None means ``lr`` (two time-scale
+        updates, Heusel et al. 2017, when different).
+    betas : tuple of float
+        Adam betas ((0.5, 0.9)).
+    critic_steps : int
+        Critic updates per generator update, each on a new real batch (5).
+    lambda_gp : float
+        Weight of the gradient penalty (10).
+    lambda_mi : float
+        Weight of the mutual-information (Q) loss on generated samples (1).
+    lambda_im : float
+        Weight of the information-maximisation term on real batches
+        (:func:`cellgan.model.losses.information_maximisation_loss`), added to every
+        critic step and updating the trunk and Q. Not in the paper; 0 disables it.
+    lambda_pair : float
+        Weight of the invariant-information term on real batches
+        (:func:`cellgan.model.losses.pair_mutual_information_loss`; every batch is
+        then two symmetries of half as many cells), added to every critic step and
+        updating the trunk and Q. Not in the paper; 0 disables it.
+    augment : bool
+        Random symmetries of the square on real patches (the code used flips).
+    iterations : int or None
+        Stop after this many generator updates.
+    minutes : float or None
+        Stop after this much training time (summed over resumed runs). With both
+        set, whichever comes first; at least one must be set.
+    seed : int
+        Fixes initial weights, the order of real batches, every noise draw.
+    sample_every : int
+        Write a sample grid every this many generator updates.
+    checkpoint_every : int or None
+        Save a checkpoint every this many generator updates.
+    checkpoint_seconds : float or None
+        Also save one when this many seconds passed since the last save.
+    """
+
+    categories: int = 4
+    width: int = 128
+    noise_dim: int = 32
+    batch_size: int = 64
+    lr: float = 1e-4
+    lr_critic: float | None = None
+    betas: tuple[float, float] = (0.5, 0.9)
+    critic_steps: int = 5
+    lambda_gp: float = 10.0
+    lambda_mi: float = 1.0
+    lambda_im: float = 0.0
+    lambda_pair: float = 0.0
+    augment: bool = True
+    iterations: int | None = None
+    minutes: float | None = 30.0
+    seed: int = 0
+    sample_every: int = 100
+    checkpoint_every: int | None = 100
+    checkpoint_seconds: float | None = 300.0
+
+    def __post_init__(self):
+        try:
+            betas = tuple(float(b) for b in self.betas)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"betas must be two numbers, got {self.betas!r}") from err
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        object.__setattr__(self, "betas", betas)
+        for name in ("categories", "width", "noise_dim", "batch_size", "critic_steps", "sample_every"):
+            _check_int(name, getattr(self, name), minimum=2 if name == "categories" else 1)
+        _check_int("seed", self.seed, minimum=0)
+        for name in ("iterations", "checkpoint_every"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
+        for name in ("lr", "lr_critic", "minutes", "checkpoint_seconds"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        for name in ("lambda_gp", "lambda_mi", "lambda_im", "lambda_pair"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
+        if self.iterations is None and self.minutes is None:
+            raise ConfigError("set iterations, minutes or both: the run needs a stopping rule")
+
+    @property
+    def critic_lr(self) -> float:
+        """The critic's learning rate: ``lr_critic``, or ``lr`` when unset."""
+        return self.lr if self.lr_critic is None else self.lr_critic
+
+    def to_dict(self) -> dict:
+        """A JSON/YAML-ready dict; ``TrainConfig(**config.to_dict()) == config``."""
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict, *, source: str = "config") -> "TrainConfig":
+        """Build from a dict (a parsed JSON/YAML file), naming ``source`` in errors."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected a mapping of options, got {type(values).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown training options {unknown}")
+        try:
+            return cls(**values)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from err
+
+    def recipe(self) -> dict:
+        """The options that define the model and its training, i.e. all but the run length."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_LENGTH_FIELDS}
+
+
+def _check_int(name: str, value, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer ≥ {minimum}, got {value!r}")

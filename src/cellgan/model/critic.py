@@ -1,0 +1,123 @@
+"""The critic D(x) and its auxiliary head Q(c | x), sharing one residual trunk."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cellgan.model.layers import conv1x1, conv3x3, conv_mean_pool, init_weights_, mean_pool
+
+__all__ = ["Critic", "CriticOutput", "CriticTrunk"]
+
+
+class CriticOutput(NamedTuple):
+    """What the critic returns for a batch of B patches."""
+
+    score: torch.Tensor  #: (B,) the Wasserstein critic's value D(x)
+    q_logits: torch.Tensor  #: (B, K) logits of Q(c | x); log-softmax gives log-probabilities
+    features: torch.Tensor  #: (B, width) the trunk's globally pooled features
+
+
+class _FirstDownBlock(nn.Module):
+    """conv-ReLU-conv-meanpool, shortcut meanpool-then-1×1 (32→16); no ReLU on the input.
+
+    The second conv and the pooling run as one strided convolution
+    (:func:`~cellgan.model.layers.conv_mean_pool`).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.shortcut = conv1x1(in_channels, out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = conv_mean_pool(F.relu(self.conv1(x)), self.conv2)
+        return h + self.shortcut(mean_pool(x))
+
+
+class _DownBlock(nn.Module):
+    """ReLU-conv-ReLU-conv-meanpool; shortcut 1×1 conv and meanpool.
+
+    The last conv and the pooling run as one strided convolution
+    (:func:`~cellgan.model.layers.conv_mean_pool`), as in the first block.
+
+    The authors' code applies the 1×1 convolution before the pooling; both are
+    linear and per-pixel/per-channel, so pooling first gives the same result with
+    a quarter of the work.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels)
+        self.shortcut = conv1x1(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = conv_mean_pool(F.relu(self.conv1(F.relu(x))), self.conv2)
+        return h + self.shortcut(mean_pool(x))
+
+
+class _PlainBlock(nn.Module):
+    """ReLU-conv-ReLU-conv with an identity shortcut."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+
+
+class CriticTrunk(nn.Module):
+    """(B, 3, 32, 32) → (B, width) features, without normalisation layers (WGAN-GP)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.blocks = nn.Sequential(
+            _FirstDownBlock(3, width),  # 32 → 16
+            _DownBlock(width),  # 16 → 8
+            _PlainBlock(width),
+            _PlainBlock(width),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.blocks(x)).mean(dim=(2, 3))
+
+
+class Critic(nn.Module):
+    """The critic D and the InfoGAN head Q on a shared trunk (Hu et al. 2019, Fig. 2).
+
+    Parameters
+    ----------
+    categories : int
+        K, the number of categories Q predicts.
+    width : int
+        Channels of the trunk; 128 in the paper.
+    seed : int
+        Seed of the initial weights (the authors' initialisation).
+
+    Notes
+    -----
+    ``forward`` returns Q's logits; the log-softmax of the authors' ``_netD_Q`` is
+    applied by the loss (:func:`cellgan.model.losses.mutual_information_loss`).
+    """
+
+    def __init__(self, *, categories: int, width: int = 128, seed: int = 0):
+        super().__init__()
+        if categories < 2:
+            raise ValueError(f"categories must be at least 2, got {categories}")
+        self.categories = categories
+        self.width = width
+        self.trunk = CriticTrunk(width)
+        self.score_head = nn.Linear(width, 1)
+        self.q_head = nn.Linear(width, categories)
+        init_weights_(self, generator=torch.Generator().manual_seed(seed))
+
+    def forward(self, x: torch.Tensor) -> CriticOutput:
+        features = self.trunk(x)
+        return CriticOutput(self.score_head(features).squeeze(1), self.q_head(features), features)

@@ -1,0 +1,417 @@
+"""Training the InfoGAN-style WGAN-GP of Hu et al. 2019 on real cell patches.
+
+One *step* (generator iteration) is ``critic_steps`` critic updates, each on a new
+real batch, then one generator update and one Q update from the same generated
+batch (PAPER.md, Stage 2). Three Adam optimisers as in the authors' code:
+critic (trunk + score head), generator (L_G), and Q (L_MI, updating the
+generator, the critic trunk and the Q head).
+
+Every random draw of step s comes from a generator seeded by (seed, s) and the
+real batches are a pure function of (seed, batch index) (:class:`PatchSampler`),
+so a run resumed from the checkpoint at step s repeats the uninterrupted run
+exactly (bit for bit on the CPU).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cellgan.io.cellstore import atomic_write
+from cellgan.model.checkpoint import (
+    CONFIG_NAME,
+    META_NAME,
+    CheckpointError,
+    load_checkpoint,
+    load_model_tensors,
+    load_optimizer_tensors,
+    model_tensors,
+    optimizer_tensors,
+    read_config,
+    save_checkpoint,
+    write_config,
+)
+from cellgan.model.config import TrainConfig
+from cellgan.model.critic import Critic
+from cellgan.model.data import PatchSampler
+from cellgan.model.generator import Generator
+from cellgan.model.losses import (
+    critic_wasserstein_loss,
+    generator_loss,
+    gradient_penalty,
+    information_maximisation_loss,
+    mutual_information_loss,
+    pair_mutual_information_loss,
+)
+
+__all__ = [
+    "TrainResult",
+    "TrainedModel",
+    "build_models",
+    "build_optimizers",
+    "train",
+    "load_trained",
+    "sample_grid",
+    "resolve_device",
+    "read_log",
+    "LOG_NAME",
+]
+
+LOG_NAME = "log.csv"
+SAMPLE_COLUMNS = 8  #: fixed noise vectors (columns) of the sample grid
+
+
+class TrainResult(NamedTuple):
+    """What :func:`train` did."""
+
+    model_dir: Path
+    step: int  #: generator iterations done in total (resumed runs included)
+    elapsed_seconds: float  #: training seconds in total (resumed runs included)
+    stopped_by: str  #: "iterations" or "minutes"
+
+
+class TrainedModel(NamedTuple):
+    """A trained model in evaluation mode, as :func:`load_trained` returns it."""
+
+    generator: Generator
+    critic: Critic
+    config: TrainConfig
+
+
+def resolve_device(device: torch.device | str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else via ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_models(config: TrainConfig, device: torch.device | str = "cpu") -> tuple[Generator, Critic]:
+    """The generator and critic of ``config``, initialised from its seed, on ``device``."""
+    generator = Generator(categories=config.categories, noise_dim=config.noise_dim, width=config.width, seed=config.seed)
+    critic = Critic(categories=config.categories, width=config.width, seed=config.seed + 1)
+    return generator.to(device), critic.to(device)
+
+
+def build_optimizers(generator: Generator, critic: Critic, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    """The three Adam optimisers of the authors' code, keyed "critic", "generator", "q".
+
+    The critic optimiser holds the Q head too, so that the optional
+    information-maximisation term on real batches (``lambda_im``) can update it;
+    Adam skips the head while it has no gradient.
+    """
+    adam = dict(betas=config.betas)
+    return {
+        "critic": torch.optim.Adam(critic.parameters(), lr=config.critic_lr, **adam),
+        "generator": torch.optim.Adam(generator.parameters(), lr=config.lr, **adam),
+        "q": torch.optim.Adam(
+            [*generator.parameters(), *critic.trunk.parameters(), *critic.q_head.parameters()], lr=config.lr, **adam
+        ),
+    }
+
+
+def _step_rng(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """The random source of one step: a function of (seed, step) only."""
+    state = np.random.SeedSequence((seed, step)).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
+
+
+def _sample_latent(n: int, config: TrainConfig, rng: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z ~ N(0, I), c uniform over the K categories) for ``n`` samples."""
+    codes = torch.randint(0, config.categories, (n,), generator=rng, device=device)
+    z = torch.randn(n, config.noise_dim, generator=rng, device=device)
+    return z, codes
+
+
+def _fixed_latent(config: TrainConfig, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sample grid's inputs: row k = category k, column j = noise vector j (CPU-drawn)."""
+    rng = torch.Generator().manual_seed(config.seed)
+    z = torch.randn(SAMPLE_COLUMNS, config.noise_dim, generator=rng).repeat(config.categories, 1)
+    codes = torch.arange(config.categories).repeat_interleave(SAMPLE_COLUMNS)
+    return z.to(device), codes.to(device)
+
+
+def _train_step(
+    generator: Generator,
+    critic: Critic,
+    optimizers: dict[str, torch.optim.Optimizer],
+    sampler: PatchSampler,
+    step: int,
+    config: TrainConfig,
+) -> dict[str, float]:
+    """One generator iteration (``critic_steps`` critic updates, then G and Q); returns the log row."""
+    device = sampler.device
+    rng = _step_rng(config.seed, step, device)
+    k, b = config.categories, config.batch_size
+    critic_params = [p for p in critic.parameters()]
+    sums = torch.zeros(6, device=device)  # critic loss, W estimate, GP, grad norm, IM loss, pair loss
+    zero = torch.zeros((), device=device)
+    counts = torch.zeros(k, device=device)
+    for i in range(config.critic_steps):
+        real = sampler.batch(step * config.critic_steps + i)
+        z, codes = _sample_latent(b, config, rng, device)
+        alpha = torch.rand(b, 1, 1, 1, generator=rng, device=device)
+        with torch.no_grad():
+            fake = generator(z, F.one_hot(codes, k).float())
+        out = critic(torch.cat([real, fake]))
+        real_score, fake_score = out.score[:b], out.score[b:]
+        wasserstein = critic_wasserstein_loss(real_score, fake_score)
+        penalty = gradient_penalty(lambda x: critic(x).score, real, fake, alpha, weight=config.lambda_gp)
+        loss = wasserstein + penalty
+        real_logits = out.q_logits[:b]
+        im = information_maximisation_loss(real_logits) if config.lambda_im > 0 else zero
+        pair = pair_mutual_information_loss(*real_logits.chunk(2)) if config.lambda_pair > 0 else zero
+        loss = loss + config.lambda_im * im + config.lambda_pair * pair
+        optimizers["critic"].zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in critic_params if p.grad is not None])
+        optimizers["critic"].step()
+        sums += torch.stack([loss.detach(), -wasserstein.detach(), penalty.detach(), grad_norm, im.detach(), pair.detach()])
+        counts += torch.bincount(real_logits.detach().argmax(1), minlength=k)
+
+    z, codes = _sample_latent(b, config, rng, device)
+    out = critic(generator(z, F.one_hot(codes, k).float()))
+    loss_g = generator_loss(out.score)
+    loss_mi = mutual_information_loss(out.q_logits, codes, weight=config.lambda_mi)
+    g_params = list(generator.parameters())
+    q_params = [p for group in optimizers["q"].param_groups for p in group["params"]]
+    grads_g = torch.autograd.grad(loss_g, g_params, retain_graph=True)
+    grads_q = torch.autograd.grad(loss_mi, q_params)
+    for name, params, grads in (("generator", g_params, grads_g), ("q", q_params, grads_q)):
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizers[name].step()
+        optimizers[name].zero_grad(set_to_none=True)
+
+    means = (sums / config.critic_steps).tolist()
+    shares = (counts / counts.sum()).tolist()
+    row = dict(zip(("critic_loss", "wasserstein", "gradient_penalty", "critic_grad_norm", "im_loss", "pair_loss"), means))
+    row.update(generator_loss=loss_g.item(), mi_loss=loss_mi.item())
+    row.update({f"share_{j}": s for j, s in enumerate(shares)})
+    return row
+
+
+def sample_grid(generator: Generator, z: torch.Tensor, codes: torch.Tensor, *, columns: int, scale: int = 2) -> np.ndarray:
+    """Generate ``G(z, c)`` in evaluation mode and tile it: uint8 (H, W, 3), rows of ``columns``.
+
+    Tiles are separated by 2 white pixels and enlarged ``scale`` times
+    (nearest neighbour) so that a 32×32 cell is visible on screen.
+    """
+    was_training = generator.training
+    generator.eval()
+    with torch.inference_mode():
+        images = generator(z, F.one_hot(codes, generator.categories).float())
+    generator.train(was_training)
+    tiles = ((images.float().cpu().numpy() + 1) * 127.5).clip(0, 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
+    tiles = np.repeat(np.repeat(tiles, scale, axis=1), scale, axis=2)
+    rows, size, gap = len(tiles) // columns, tiles.shape[1], 2
+    grid = np.full((rows * (size + gap) + gap, columns * (size + gap) + gap, 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        grid[gap + r * (size + gap) : (r + 1) * (size + gap), gap + c * (size + gap) : (c + 1) * (size + gap)] = tile
+    return grid
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    atomic_write(path, lambda p: Image.fromarray(image).save(p, format="PNG"))
+
+
+class _Log:
+    """``log.csv``: one row per generator iteration, appended and flushed as it goes."""
+
+    def __init__(self, path: Path, categories: int, *, keep_until: int | None):
+        self.path = path
+        self.columns = [
+            "step",
+            "seconds",
+            "critic_loss",
+            "wasserstein",
+            "gradient_penalty",
+            "critic_grad_norm",
+            "generator_loss",
+            "mi_loss",
+            "im_loss",
+            "pair_loss",
+            *(f"share_{j}" for j in range(categories)),
+        ]
+        rows = []
+        if keep_until is not None and path.is_file():  # drop rows past the checkpoint we resume from
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until]
+
+        def write(p: Path) -> None:
+            with open(p, "w", newline="") as f:
+                writer = csv.DictWriter(f, self.columns)
+                writer.writeheader()
+                writer.writerows(rows)
+
+        atomic_write(path, write)
+        self._file = open(path, "a", newline="")
+        self._writer = csv.DictWriter(self._file, self.columns)
+
+    def write(self, row: dict) -> None:
+        self._writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def train(
+    patches_uint8: np.ndarray,
+    out_dir: Path | str,
+    config: TrainConfig,
+    *,
+    device: torch.device | str = "auto",
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train on real patches, writing checkpoints, ``log.csv`` and sample grids to ``out_dir``.
+
+    Parameters
+    ----------
+    patches_uint8 : np.ndarray
+        Real cell patches, uint8 (n, 32, 32, 3), n ≥ ``config.batch_size``.
+    out_dir : path
+        The model directory. It must hold no checkpoint unless ``resume``.
+    config : TrainConfig
+    device : torch.device or str
+        "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
+    resume : bool
+        Continue from ``out_dir``'s checkpoint. The recipe (every option but the
+        run length and saving frequency) must equal the checkpoint's; the
+        iteration and minute budgets count the earlier runs too.
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    TrainResult
+    """
+    device = resolve_device(device)
+    out_dir = Path(out_dir)
+    generator, critic = build_models(config, device)
+    optimizers = build_optimizers(generator, critic, config)
+    step, elapsed = 0, 0.0
+    if resume:
+        step, elapsed = _restore(out_dir, config, generator, critic, optimizers, device)
+    elif (out_dir / META_NAME).exists() or (out_dir / CONFIG_NAME).exists():
+        raise CheckpointError(f"{out_dir}: already holds a training run; resume it or choose another directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_config(out_dir, config)
+    sampler = PatchSampler(
+        patches_uint8,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        augment=config.augment,
+        pairs=config.lambda_pair > 0,
+        device=device,
+    )
+    fixed_z, fixed_codes = _fixed_latent(config, device)
+    log = _Log(out_dir / LOG_NAME, config.categories, keep_until=step if resume else None)
+
+    def budget_left() -> bool:
+        return (config.iterations is None or step < config.iterations) and (
+            config.minutes is None or elapsed < config.minutes * 60
+        )
+
+    def save() -> None:
+        tensors = {**model_tensors("generator", generator), **model_tensors("critic", critic)}
+        for name, optimizer in optimizers.items():
+            tensors.update(optimizer_tensors(name, optimizer))
+        save_checkpoint(out_dir, tensors, step=step, elapsed_seconds=elapsed, config=config)
+
+    def write_samples() -> None:
+        grid = sample_grid(generator, fixed_z, fixed_codes, columns=SAMPLE_COLUMNS)
+        _write_png(out_dir / "samples" / f"step_{step:06d}.png", grid)
+        _write_png(out_dir / "samples" / "latest.png", grid)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.iterations, initial=step, unit="it", desc="train", dynamic_ncols=True)
+    last_save, start_step = time.perf_counter(), step
+    generator.train()
+    critic.train()
+    try:
+        while budget_left():
+            tic = time.perf_counter()
+            row = _train_step(generator, critic, optimizers, sampler, step, config)
+            step += 1
+            elapsed += time.perf_counter() - tic
+            log.write({"step": step, "seconds": elapsed, **row})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(W=f"{row['wasserstein']:.3g}", mi=f"{row['mi_loss']:.3g}", refresh=False)
+            if step % config.sample_every == 0:
+                write_samples()
+            due_steps = config.checkpoint_every is not None and step % config.checkpoint_every == 0
+            due_time = config.checkpoint_seconds is not None and time.perf_counter() - last_save >= config.checkpoint_seconds
+            if due_steps or due_time:
+                save()
+                last_save = time.perf_counter()
+    finally:
+        log.close()
+        if bar is not None:
+            bar.close()
+    if step != start_step or not (out_dir / META_NAME).exists():
+        save()
+    write_samples()
+    stopped_by = "iterations" if config.iterations is not None and step >= config.iterations else "minutes"
+    return TrainResult(out_dir, step, elapsed, stopped_by)
+
+
+def _restore(out_dir: Path, config: TrainConfig, generator, critic, optimizers, device) -> tuple[int, float]:
+    """Load ``out_dir``'s checkpoint into the models and optimisers; return (step, seconds)."""
+    saved = read_config(out_dir)
+    differ = sorted(k for k, v in config.recipe().items() if saved.recipe()[k] != v)
+    if differ:
+        detail = ", ".join(f"{k}: {saved.recipe()[k]!r} saved vs {config.recipe()[k]!r} asked" for k in differ)
+        raise CheckpointError(f"{out_dir / CONFIG_NAME}: cannot resume with a different recipe ({detail})")
+    tensors, meta = load_checkpoint(out_dir, device=device)
+    source = str(out_dir / META_NAME)
+    load_model_tensors("generator", generator, tensors, source=source)
+    load_model_tensors("critic", critic, tensors, source=source)
+    known = {k for k in tensors if k.startswith(("generator.", "critic."))}
+    for name, optimizer in optimizers.items():
+        load_optimizer_tensors(name, optimizer, tensors, source=source)
+        known |= {k for k in tensors if k.startswith(f"optim.{name}.")}
+    unknown = sorted(set(tensors) - known)
+    if unknown:
+        raise CheckpointError(f"{source}: unexpected tensors in the checkpoint {unknown[:5]}")
+    return int(meta["step"]), float(meta["elapsed_seconds"])
+
+
+def load_trained(model_dir: Path | str, *, device: torch.device | str = "auto") -> TrainedModel:
+    """Load a model directory written by :func:`train`, verified, in evaluation mode.
+
+    Raises
+    ------
+    CheckpointError
+        When the directory's files are missing, corrupt, tampered with or do not
+        fit the networks its config describes.
+    """
+    model_dir = Path(model_dir)
+    device = resolve_device(device)
+    config = read_config(model_dir)
+    tensors, _ = load_checkpoint(model_dir, device=device)
+    generator, critic = build_models(config, device)
+    source = str(model_dir / META_NAME)
+    load_model_tensors("generator", generator, tensors, source=source)
+    load_model_tensors("critic", critic, tensors, source=source)
+    return TrainedModel(generator.eval(), critic.eval(), config)
+
+
+def read_log(model_dir: Path | str):
+    """``log.csv`` of a model directory as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(Path(model_dir) / LOG_NAME)

@@ -1,0 +1,208 @@
+"""Networks, losses, data handling and config of cellgan.model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cellgan.model import (
+    ConfigError,
+    Critic,
+    CriticOutput,
+    Generator,
+    PatchError,
+    PatchSampler,
+    TrainConfig,
+    critic_wasserstein_loss,
+    dihedral,
+    generator_loss,
+    gradient_penalty,
+    information_maximisation_loss,
+    mutual_information_loss,
+    pair_mutual_information_loss,
+    patches_to_tensor,
+)
+
+
+def test_generator_shapes_and_range():
+    g = Generator(categories=5, noise_dim=32, width=16)
+    z, c = torch.randn(6, 32), F.one_hot(torch.arange(6) % 5, 5).float()
+    x = g(z, c)
+    assert x.shape == (6, 3, 32, 32)
+    assert x.abs().max() <= 1.0
+
+
+def test_critic_shapes():
+    d = Critic(categories=4, width=16)
+    out = d(torch.randn(3, 3, 32, 32))
+    assert isinstance(out, CriticOutput)
+    assert out.score.shape == (3,)
+    assert out.q_logits.shape == (3, 4)
+    assert out.features.shape == (3, 16)
+    assert (out.features >= 0).all()  # ReLU before the global mean pool
+
+
+def test_critic_has_no_normalisation_layers():
+    d = Critic(categories=4, width=8)
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)) for m in d.modules())
+
+
+def test_conv_mean_pool_equals_convolution_then_pooling():
+    from cellgan.model.layers import conv3x3, conv_mean_pool, mean_pool
+
+    torch.manual_seed(0)
+    conv = conv3x3(5, 7)
+    x = torch.randn(2, 5, 16, 16)
+    assert torch.allclose(conv_mean_pool(x, conv), mean_pool(conv(x)), atol=1e-5)
+
+
+def test_init_follows_the_authors_code():
+    g = Generator(categories=4, width=64, seed=3)
+    conv = g.blocks[0].conv1  # 3×3, 64 → 64: std √(4 / (2 · 64 · 9))
+    std = np.sqrt(4 / (2 * 64 * 9))
+    assert conv.weight.std().item() == pytest.approx(std, rel=0.05)
+    assert conv.weight.abs().max().item() <= np.sqrt(3) * std + 1e-6
+    assert torch.count_nonzero(conv.bias) == 0
+    shortcut = g.blocks[0].shortcut  # 1×1: std √(2 / (64 + 64))
+    assert shortcut.weight.std().item() == pytest.approx(np.sqrt(2 / 128), rel=0.1)
+    assert g.bn.weight.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert 0.005 < g.bn.weight.std().item() < 0.04
+    same = Generator(categories=4, width=64, seed=3)
+    assert torch.equal(same.linear.weight, g.linear.weight)
+    assert not torch.equal(Generator(categories=4, width=64, seed=4).linear.weight, g.linear.weight)
+
+
+def test_gradient_penalty_of_a_linear_critic_is_exact():
+    torch.manual_seed(0)
+    w = torch.randn(3 * 8 * 8) * 0.05
+    real, fake = torch.randn(5, 3, 8, 8), torch.randn(5, 3, 8, 8)
+    alpha = torch.rand(5, 1, 1, 1)
+    gp = gradient_penalty(lambda x: x.flatten(1) @ w, real, fake, alpha, weight=10.0)
+    expected = 10.0 * (w.norm() - 1) ** 2
+    assert gp.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_gradient_penalty_is_differentiable_in_the_critic_weights():
+    w = torch.full((12,), 0.5, requires_grad=True)
+    gp = gradient_penalty(lambda x: x.flatten(1) @ w, torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2), torch.rand(4, 1, 1, 1))
+    gp.backward()
+    # d/dw 10 (‖w‖ − 1)² = 20 (‖w‖ − 1) w / ‖w‖
+    norm = w.detach().norm()
+    assert torch.allclose(w.grad, 20 * (norm - 1) * w.detach() / norm, rtol=1e-5)
+
+
+def test_wasserstein_and_generator_losses():
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([0.0, -2.0])
+    assert critic_wasserstein_loss(real, fake).item() == pytest.approx(-1.0 - 2.0)
+    assert generator_loss(fake).item() == pytest.approx(1.0)
+
+
+def test_mutual_information_loss_is_weighted_cross_entropy():
+    logits, codes = torch.randn(7, 4), torch.randint(0, 4, (7,))
+    nll = -F.log_softmax(logits, 1)[torch.arange(7), codes].mean()
+    assert mutual_information_loss(logits, codes).item() == pytest.approx(nll.item(), rel=1e-6)
+    assert mutual_information_loss(logits, codes, weight=2.5).item() == pytest.approx(2.5 * nll.item(), rel=1e-6)
+
+
+def test_information_maximisation_loss_extremes():
+    k = 4
+    confident_balanced = torch.eye(k).repeat(3, 1) * 50  # each cell sure, categories used equally
+    assert information_maximisation_loss(confident_balanced).item() == pytest.approx(-np.log(k), abs=1e-4)
+    collapsed = torch.zeros(12, k)
+    collapsed[:, 0] = 50  # every cell sure of the same category
+    assert information_maximisation_loss(collapsed).item() == pytest.approx(0.0, abs=1e-4)
+    uniform = torch.zeros(12, k)  # every cell unsure
+    assert information_maximisation_loss(uniform).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_pair_mutual_information_loss_extremes():
+    k = 4
+    views = torch.eye(k).repeat(3, 1) * 50  # both views agree, confidently, all categories used
+    assert pair_mutual_information_loss(views, views).item() == pytest.approx(-np.log(k), abs=1e-4)
+    shuffled = views[torch.tensor([1, 0, 3, 2] * 3)]  # the views never agree, but one predicts the other
+    assert pair_mutual_information_loss(views, shuffled).item() == pytest.approx(-np.log(k), abs=1e-4)
+    independent = views.repeat(4, 1), views.repeat_interleave(4, 0)  # every pair of categories equally often
+    assert pair_mutual_information_loss(*independent).item() == pytest.approx(0.0, abs=1e-4)
+    collapsed = torch.zeros(12, k)
+    collapsed[:, 0] = 50
+    assert pair_mutual_information_loss(collapsed, collapsed).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_patches_to_tensor_scaling_and_layout():
+    patches = np.zeros((2, 32, 32, 3), np.uint8)
+    patches[0, 1, 2] = (0, 255, 128)
+    x = patches_to_tensor(patches)
+    assert x.shape == (2, 3, 32, 32) and x.dtype == torch.float32
+    assert x[0, :, 1, 2].tolist() == pytest.approx([-1.0, 1.0, 128 / 127.5 - 1], abs=1e-6)
+    assert x[1].eq(-1).all()
+
+
+def test_dihedral_gives_the_eight_symmetries():
+    x = torch.arange(16.0).view(1, 1, 4, 4).repeat(8, 1, 1, 1)
+    out = dihedral(x, torch.arange(8))
+    assert torch.equal(out[0], x[0])
+    assert torch.equal(out[1], torch.rot90(x[0], 1, (1, 2)))
+    assert torch.equal(out[4], x[0].flip(2))
+    assert len({tuple(o.flatten().tolist()) for o in out}) == 8
+
+
+def test_sampler_is_a_function_of_seed_and_index():
+    patches = np.random.default_rng(0).integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
+    a = PatchSampler(patches, batch_size=16, seed=1)
+    b = PatchSampler(patches, batch_size=16, seed=1)
+    assert a.batches_per_epoch == 3
+    assert torch.equal(a.batch(4), b.batch(4))  # b never saw batches 0–3
+    assert not torch.equal(a.batch(4), a.batch(5))
+    assert not torch.equal(a.batch(0), PatchSampler(patches, batch_size=16, seed=2).batch(0))
+    plain = PatchSampler(patches, batch_size=16, seed=1, augment=False)
+    epoch = torch.cat([plain.batch(i) for i in range(3)])  # one epoch: 48 distinct patches
+    assert len({tuple(e.flatten()[:64].tolist()) for e in epoch}) == 48
+
+
+def test_sampler_pairs_are_two_symmetries_of_the_same_cells():
+    patches = np.random.default_rng(0).integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
+    sampler = PatchSampler(patches, batch_size=16, seed=1, pairs=True)
+    assert sampler.batches_per_epoch == 6
+    batch = sampler.batch(2)
+    assert batch.shape == (16, 3, 32, 32)
+    for a, b in zip(batch[:8], batch[8:]):
+        images = dihedral(a[None].repeat(8, 1, 1, 1), torch.arange(8))
+        matches = [t for t in range(8) if torch.equal(images[t], b)]
+        assert len(matches) == 1 and matches != [0]  # the same cell, another symmetry
+
+
+def test_sampler_rejects_bad_patches():
+    with pytest.raises(PatchError, match="uint8"):
+        PatchSampler(np.zeros((20, 32, 32, 3), np.float32), batch_size=4, seed=0)
+    with pytest.raises(PatchError, match="fewer than the 4 cells a batch needs"):
+        PatchSampler(np.zeros((3, 32, 32, 3), np.uint8), batch_size=4, seed=0)
+
+
+def test_config_from_yaml_dict_round_trip():
+    import yaml
+
+    config = TrainConfig(categories=5, width=32, betas=[0.0, 0.99], iterations=10)
+    assert config.betas == (0.0, 0.99)
+    text = yaml.safe_dump(config.to_dict())
+    assert TrainConfig(**yaml.safe_load(text)) == config
+    assert config.critic_lr == config.lr
+    assert TrainConfig(lr_critic=4e-4).critic_lr == 4e-4
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"categories": 1}, "categories"),
+        ({"width": 0}, "width"),
+        ({"lr": -1.0}, "lr"),
+        ({"betas": [0.5]}, "betas"),
+        ({"lambda_gp": -1}, "lambda_gp"),
+        ({"iterations": None, "minutes": None}, "stopping rule"),
+        ({"learning_rate": 1e-3}, "unknown training options"),
+    ],
+)
+def test_config_rejects_bad_values(options, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict(options, source="my.yaml")

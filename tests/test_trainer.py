@@ -1,0 +1,108 @@
+"""The training loop: one step learns, logs and samples are written, resume is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from cellgan.model import CheckpointError, TrainConfig, load_trained, train
+from cellgan.model.data import PatchSampler
+from cellgan.model.trainer import _train_step, build_models, build_optimizers
+
+
+def _patches(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+def _config(**overrides):
+    options = dict(categories=3, width=8, batch_size=8, critic_steps=2, iterations=4, minutes=None,
+                   sample_every=2, checkpoint_every=2, checkpoint_seconds=None)
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+@pytest.mark.parametrize("lambda_im", [0.0, 0.5])
+def test_one_step_changes_every_part(lambda_im):
+    config = _config(lambda_im=lambda_im)
+    generator, critic = build_models(config)
+    optimizers = build_optimizers(generator, critic, config)
+    before = {f"g.{k}": v.clone() for k, v in generator.named_parameters()}
+    before.update({f"d.{k}": v.clone() for k, v in critic.named_parameters()})
+    sampler = PatchSampler(_patches(), batch_size=8, seed=0)
+    row = _train_step(generator, critic, optimizers, sampler, 0, config)
+    after = {f"g.{k}": v for k, v in generator.named_parameters()}
+    after.update({f"d.{k}": v for k, v in critic.named_parameters()})
+    unchanged = [k for k in before if torch.equal(before[k], after[k])]
+    # the score head's bias cancels in E[D(fake)] − E[D(real)] and in the penalty
+    assert unchanged == ["d.score_head.bias"]
+    assert sum(row[f"share_{j}"] for j in range(3)) == pytest.approx(1.0)
+    assert row["gradient_penalty"] >= 0 and row["critic_grad_norm"] > 0
+    assert (row["im_loss"] != 0) == (lambda_im > 0)
+
+
+def test_train_writes_log_samples_and_checkpoint(tmp_path):
+    result = train(_patches(), tmp_path / "m", _config(), device="cpu", progress=False)
+    assert result.step == 4 and result.stopped_by == "iterations"
+    log = pd.read_csv(tmp_path / "m" / "log.csv")
+    assert log["step"].tolist() == [1, 2, 3, 4]
+    expected = {"critic_loss", "wasserstein", "gradient_penalty", "critic_grad_norm", "generator_loss", "mi_loss",
+                "seconds", "share_0", "share_1", "share_2"}
+    assert expected <= set(log.columns)
+    assert np.allclose(log[["share_0", "share_1", "share_2"]].sum(axis=1), 1.0)
+    assert log["seconds"].is_monotonic_increasing
+    for name in ("step_000002.png", "step_000004.png", "latest.png"):
+        grid = np.asarray(Image.open(tmp_path / "m" / "samples" / name))
+        # 3 rows (categories) × 8 columns of 64-pixel tiles with 2-pixel gaps
+        assert grid.shape == (3 * 66 + 2, 8 * 66 + 2, 3)
+    model = load_trained(tmp_path / "m", device="cpu")
+    assert not model.generator.training and not model.critic.training
+    assert model.config == _config()
+
+
+def test_resume_repeats_the_uninterrupted_run(tmp_path):
+    patches = _patches()
+    train(patches, tmp_path / "full", _config(iterations=4), device="cpu", progress=False)
+    train(patches, tmp_path / "split", _config(iterations=2), device="cpu", progress=False)
+    result = train(patches, tmp_path / "split", _config(iterations=4), device="cpu", resume=True, progress=False)
+    assert result.step == 4
+    full = load_trained(tmp_path / "full", device="cpu")
+    split = load_trained(tmp_path / "split", device="cpu")
+    for a, b in ((full.generator, split.generator), (full.critic, split.critic)):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), name
+    logs = [pd.read_csv(tmp_path / d / "log.csv").drop(columns="seconds") for d in ("full", "split")]
+    pd.testing.assert_frame_equal(*logs)
+
+
+def test_resume_after_a_kill_drops_log_rows_past_the_checkpoint(tmp_path):
+    patches = _patches()
+    model = tmp_path / "m"
+    train(patches, model, _config(iterations=2), device="cpu", progress=False)
+    saved = {name: (model / name).read_bytes() for name in ("checkpoint.safetensors", "checkpoint.json")}
+    train(patches, model, _config(iterations=3), device="cpu", resume=True, progress=False)
+    for name, data in saved.items():  # killed after logging step 3, before saving it
+        (model / name).write_bytes(data)
+    train(patches, model, _config(iterations=4), device="cpu", resume=True, progress=False)
+    train(patches, tmp_path / "full", _config(iterations=4), device="cpu", progress=False)
+    logs = [pd.read_csv(d / "log.csv").drop(columns="seconds") for d in (model, tmp_path / "full")]
+    pd.testing.assert_frame_equal(*logs)
+
+
+def test_refuses_to_overwrite_or_to_resume_another_recipe(tmp_path):
+    patches = _patches()
+    train(patches, tmp_path / "m", _config(iterations=1), device="cpu", progress=False)
+    with pytest.raises(CheckpointError, match="already holds a training run"):
+        train(patches, tmp_path / "m", _config(iterations=1), device="cpu", progress=False)
+    with pytest.raises(CheckpointError, match="lr: 0.0001 saved vs 0.001 asked"):
+        train(patches, tmp_path / "m", _config(iterations=2, lr=1e-3), device="cpu", resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="missing"):
+        train(patches, tmp_path / "nothing", _config(), device="cpu", resume=True, progress=False)
+
+
+def test_minutes_budget_stops_the_run(tmp_path):
+    result = train(_patches(), tmp_path / "m", _config(iterations=None, minutes=1e-4), device="cpu", progress=False)
+    assert result.stopped_by == "minutes" and result.step >= 1
