@@ -11,6 +11,7 @@ from skimage.measure import regionprops
 from cellgan.segment.features import cell_table, outline_mask, region_measurements
 from cellgan.segment.nuclei import (
     downsample_mean,
+    drop_stain_artefacts,
     estimate_nucleus_radius,
     nucleus_at,
     segment_nuclei,
@@ -21,7 +22,9 @@ from cellgan.segment.stain import (
     REFERENCE_STAINS,
     deconvolve,
     estimate_stains,
+    haematoxylin_sector_angle,
     lab_statistics,
+    off_stain_pixels,
     optical_density,
     reference_stain_matrix,
     reinhard_normalize,
@@ -342,3 +345,44 @@ def test_context_patches_pad_with_white_and_rescale():
     assert big.shape == (2, 32, 32, 3) and big.dtype == np.uint8
     with pytest.raises(ValueError, match="side_px"):
         context_patches(rgb, np.zeros((1, 2)), side_px=0)
+
+
+# -- stain artefacts ----------------------------------------------------------------------
+
+
+def test_haematoxylin_sector_angle_separates_nuclei_from_artefact_colours():
+    h, e = REFERENCE_STAINS[0], REFERENCE_STAINS[1]
+    angle = haematoxylin_sector_angle(np.array([h, 0.8 * h + 0.4 * e, h + e, [1.0, 1.0, 1.0], [1.2, 0.45, 0.16], e]))
+    np.testing.assert_allclose(angle[:3], 0, atol=1e-4)  # pure H and H-dominant mixtures
+    assert angle[3] > 15  # black pigment: neutral grey
+    assert angle[4] > 20  # blue dye: red absorbed more than haematoxylin does
+    assert angle[5] > 15  # pure eosin is not haematoxylin-dominant
+    assert np.isnan(haematoxylin_sector_angle(np.zeros(3)))
+    # The sector follows the stain vectors given: Macenko's H is inside its own sector.
+    stains = np.stack([H_TRUE / np.linalg.norm(H_TRUE), E_TRUE / np.linalg.norm(E_TRUE)])
+    assert haematoxylin_sector_angle(H_TRUE) > 5
+    assert haematoxylin_sector_angle(H_TRUE, stains=stains) == pytest.approx(0, abs=1e-4)
+
+
+def test_off_stain_pixels_agrees_with_the_sector_angle():
+    rng = np.random.default_rng(0)
+    od = rng.uniform(0, 1.5, (200, 200, 3)).astype(np.float32)
+    od[0, 0] = 0
+    for limit in (5.0, 12.0, 30.0):
+        expected = np.nan_to_num(haematoxylin_sector_angle(od), nan=0.0) > limit
+        np.testing.assert_array_equal(off_stain_pixels(od, max_angle_deg=limit), expected)
+
+
+def test_drop_stain_artefacts_keeps_haematoxylin_objects_only():
+    h, e = REFERENCE_STAINS[0], REFERENCE_STAINS[1]
+    labels = np.zeros((40, 120), np.int32)
+    colours = [0.6 * h + 0.2 * e, np.array([0.8, 0.8, 0.8]), 0.6 * h + 0.25 * e]  # nucleus, pigment, nucleus
+    od = np.full((40, 120, 3), 0.05)
+    for i, colour in enumerate(colours):
+        rr, cc = draw_disk((20, 20 + 40 * i), 8)
+        labels[rr, cc] = i + 1
+        od[rr, cc] = colour
+    rgb = np.clip(np.round(255 * 10 ** (-od)), 0, 255).astype(np.uint8)
+    kept = drop_stain_artefacts(labels, rgb, max_angle_deg=12)
+    assert kept[20, 20] == 1 and kept[20, 60] == 0 and kept[20, 100] == 2
+    np.testing.assert_array_equal(drop_stain_artefacts(labels, rgb, max_angle_deg=90), labels)

@@ -225,3 +225,30 @@ def test_table_is_empty_but_well_formed_when_no_nucleus_is_found():
     result = segment_image(rgb, SegmentConfig(mpp=0.5), image_id="pink")
     assert len(result.table) == 0 and result.patches.shape == (0, 32, 32, 3)
     assert isinstance(result.table, pd.DataFrame) and not result.label_mask.any()
+
+
+def _crc_crop(data_root, split, name, rows, cols):
+    from cellgan.io.images import read_rgb
+
+    return np.ascontiguousarray(read_rgb(data_root / "crchistophenotypes" / split / name / f"{name}.png")[rows, cols])
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("artefact", "tissue"),
+    [
+        # black pigment below the tissue of img11; blue marking dye across img62
+        (("test", "img11", slice(300, 500), slice(0, 250)), ("test", "img11", slice(0, 150), slice(0, 500))),
+        (("test", "img62", slice(300, 500), slice(200, 420)), ("test", "img62", slice(0, 200), slice(0, 250))),
+    ],
+    ids=["pigment", "blue dye"],
+)
+def test_stain_artefacts_give_no_nuclei_while_tissue_keeps_its_own(data_root, artefact, tissue):
+    config = SegmentConfig(mpp=0.5)
+    unfiltered = dataclasses.replace(config, max_stain_angle_deg=90)
+    rgb = _crc_crop(data_root, *artefact)
+    assert len(segment_image(rgb, unfiltered, image_id="a").table) >= 20  # what the H channel alone finds
+    assert len(segment_image(rgb, config, image_id="a").table) <= 3
+    rgb = _crc_crop(data_root, *tissue)
+    kept = len(segment_image(rgb, config, image_id="t").table)
+    assert kept >= 0.8 * len(segment_image(rgb, unfiltered, image_id="t").table) and kept >= 25

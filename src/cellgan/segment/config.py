@@ -70,11 +70,22 @@ class SegmentConfig:
         Radius of the opening that removes thin strands and specks from the foreground.
     seed_distance_um : float
         Two seeds (nucleus centres) are at least this far apart.
+    watershed_blob_weight : float
+        Weight of the blob filter's response, against the distance transform's, in
+        the watershed that splits touching nuclei (0: distance transform only).
     min_area_um2, max_area_um2 : float
         Nuclei outside this area range are dropped (pixel size known).
     min_area_px, max_area_px : float or None
         The same range in pixels, used when the pixel size is not known; None
         converts the µm² range with the estimated scale.
+    max_stain_angle_deg : float
+        Objects whose mean optical density lies farther than this from every
+        haematoxylin-dominant mixture of the image's H and E vectors are stain
+        artefacts (pigment, ink, dye, red blood cells): they are dropped
+        (:func:`cellgan.segment.nuclei.drop_stain_artefacts`), and pixels of such
+        colours are left out of the threshold's statistics; 90 or more disables both.
+        With the reference vectors, 99 % of the nuclei matched on CRCHistoPhenotypes'
+        training images lie within 10 degrees, its pigment and dye 15 to 30.
     """
 
     mpp: float | None = None
@@ -93,10 +104,12 @@ class SegmentConfig:
     local_contrast: float = 1.2
     opening_um: float = 1.0
     seed_distance_um: float = 2.0
+    watershed_blob_weight: float = 0.5
     min_area_um2: float = 8.0
     max_area_um2: float = 400.0
     min_area_px: float | None = None
     max_area_px: float | None = None
+    max_stain_angle_deg: float = 12.0
 
     def __post_init__(self) -> None:
         if self.patch_mode not in PATCH_MODES:
@@ -118,8 +131,10 @@ class SegmentConfig:
             "local_window",
             "local_contrast",
             "opening_um",
+            "watershed_blob_weight",
             "min_area_um2",
             "max_area_um2",
+            "max_stain_angle_deg",
         )
         for f in fields(self):
             value = getattr(self, f.name)

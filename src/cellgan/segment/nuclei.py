@@ -10,8 +10,10 @@ their fixed settings, tuned to one scanner, by ones adapted to each image:
 - lengths are physical (µm) and follow the pixel size, or, when that is unknown,
   a scale estimated from the image (:func:`estimate_nucleus_radius`);
 - seeds are the maxima of a Laplacian of Gaussian at the typical nucleus scale,
-  grown by a marker-controlled watershed on the distance transform (their
-  max-clustering plays the same part).
+  grown by a marker-controlled watershed on the distance transform and the blob
+  response (their max-clustering plays the same part);
+- objects whose colour is not a haematoxylin-dominant mix of H and E (pigment,
+  ink, dye, red blood cells) are dropped (:func:`drop_stain_artefacts`).
 
 References
 ----------
@@ -33,6 +35,7 @@ __all__ = [
     "area_limits_px",
     "disk",
     "downsample_mean",
+    "drop_stain_artefacts",
     "estimate_nucleus_radius",
     "find_nuclei",
     "foreground_threshold",
@@ -147,6 +150,7 @@ def segment_nuclei(
     min_area_px: float,
     max_area_px: float,
     threshold: float | None = None,
+    blob_weight: float = 0.5,
 ) -> np.ndarray:
     """Label the nuclei of a haematoxylin concentration image.
 
@@ -159,9 +163,11 @@ def segment_nuclei(
        ``σ = radius_px / √2`` (the scale of a blob of that radius [2]_), at least
        ``seed_distance_px`` apart, inside the foreground; computed on the channel
        with the filled holes set to their rim's mean.
-    3. Marker-controlled watershed on the distance transform of the foreground, so
-       that touching nuclei split at their neck [3]_; a foreground part without a
-       seed stays background.
+    3. Marker-controlled watershed [3]_ on the distance transform of the foreground
+       (touching nuclei split at their neck) plus ``blob_weight`` times the blob
+       filter's response, each scaled to a maximum of 1 (crowded nuclei that touch
+       along a wide front, without a neck, split along the paler chromatin between
+       them); a foreground part without a seed stays background.
     4. Nuclei with an area outside ``[min_area_px, max_area_px]`` removed; labels
        renumbered 1..n in raster order of their seeds.
 
@@ -177,6 +183,8 @@ def segment_nuclei(
     threshold : float, optional
         The foreground threshold on the smoothed channel, when already known
         (:func:`foreground_threshold`); it replaces the Otsu threshold × factor.
+    blob_weight : float
+        See step 3; 0 splits on the distance transform alone.
 
     Returns
     -------
@@ -212,7 +220,10 @@ def segment_nuclei(
     seeds = (blob == ndi.maximum_filter(blob, size=window)) & foreground & (blob > 0)
     markers, _ = ndi.label(seeds)
     distance = ndi.distance_transform_edt(foreground)
-    labels = watershed(-distance, markers, mask=foreground)
+    landscape = distance / max(float(distance.max()), 1e-6)
+    if blob_weight > 0:
+        landscape = landscape + blob_weight * np.maximum(blob, 0) / max(float(blob.max()), 1e-6)
+    labels = watershed(-landscape, markers, mask=foreground)
     return _filter_areas(labels, min_area_px, max_area_px)
 
 
@@ -228,11 +239,59 @@ def _fill_holes_with_rim(h: np.ndarray, filled: np.ndarray, holes: np.ndarray) -
     return out
 
 
+def drop_stain_artefacts(
+    labels: np.ndarray, rgb: np.ndarray, *, max_angle_deg: float, stains: np.ndarray | None = None
+) -> np.ndarray:
+    """Remove the objects whose colour no haematoxylin-stained nucleus can have.
+
+    An object's mean optical density must lie within ``max_angle_deg`` of the
+    haematoxylin-dominant mixtures of H and E
+    (:func:`cellgan.segment.stain.haematoxylin_sector_angle`); black pigment, ink,
+    blue marking dye and red blood cells lie farther. Hu et al. (2019) threshold the
+    haematoxylin channel only (PAPER.md stage 1), which such artefacts pass because
+    colour deconvolution gives every dark pixel some haematoxylin.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        0 background, 1..n the objects.
+    rgb : ndarray, uint8, shape (H, W, 3)
+        The image the labels were found in.
+    stains : ndarray, shape (3, 3), optional
+        The stain matrix the image was deconvolved with; None: the reference.
+    max_angle_deg : float
+        90 or more keeps every object (a non-negative optical density is always
+        less than 90 degrees from haematoxylin).
+
+    Returns
+    -------
+    ndarray of int32, shape (H, W)
+        The kept objects renumbered 1..m in their previous order.
+    """
+    from cellgan.segment.stain import haematoxylin_sector_angle, optical_density
+
+    n = int(labels.max())
+    if n == 0 or max_angle_deg >= 90:
+        return labels
+    inside = labels > 0
+    ids = labels[inside]
+    od = optical_density(rgb[inside])
+    count = np.maximum(np.bincount(ids, minlength=n + 1), 1)
+    mean = np.stack([np.bincount(ids, weights=od[:, c], minlength=n + 1) for c in range(3)], axis=1)
+    angle = haematoxylin_sector_angle(mean / count[:, None], stains=stains)
+    return _keep(labels, np.nan_to_num(angle, nan=180.0) <= max_angle_deg)
+
+
 def _filter_areas(labels: np.ndarray, min_area: float, max_area: float) -> np.ndarray:
     area = np.bincount(labels.ravel())
-    keep = (area >= min_area) & (area <= max_area)
+    return _keep(labels, (area >= min_area) & (area <= max_area))
+
+
+def _keep(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``labels`` with only the labels where ``keep`` (indexed by label) is true, renumbered."""
+    keep = np.asarray(keep, bool).copy()
     keep[0] = False
-    new_ids = np.zeros(len(area), np.int32)
+    new_ids = np.zeros(len(keep), np.int32)
     new_ids[keep] = np.arange(1, keep.sum() + 1, dtype=np.int32)
     return new_ids[labels]
 
@@ -305,6 +364,7 @@ def find_nuclei(hematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | Non
         min_area_px=min_area,
         max_area_px=max_area,
         threshold=threshold,
+        blob_weight=config.watershed_blob_weight,
     )
     if factor > 1 and labels.any():
         labels = _refine_outlines(labels, hematoxylin, factor, threshold=threshold, smooth_px=config.smooth_um / scale)

@@ -24,12 +24,13 @@ from cellgan.io.cellstore import PATCH_SIZE, TABLE_COLUMNS, safe_image_id
 from cellgan.io.images import find_images, read_mpp, read_rgb, to_rgb_uint8
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.features import cell_table, outline_mask
-from cellgan.segment.nuclei import area_limits_px, find_nuclei, nucleus_at
+from cellgan.segment.nuclei import Nuclei, area_limits_px, drop_stain_artefacts, find_nuclei, nucleus_at
 from cellgan.segment.patches import context_patches, masked_patches
 from cellgan.segment.stain import (
     deconvolve,
     estimate_stains,
     lab_statistics,
+    off_stain_pixels,
     optical_density,
     reference_stain_matrix,
     reinhard_normalize,
@@ -96,7 +97,8 @@ class RunSummary:
 class _Prepared:
     rgb: np.ndarray  # after optional Reinhard normalisation
     stains: np.ndarray  # (H, W, 3) concentrations: H, E, residual
-    tissue: np.ndarray  # bool (H, W)
+    tissue: np.ndarray  # bool (H, W): stained, and not by an artefact
+    matrix: np.ndarray  # (3, 3) stain vectors: H, E, residual
 
 
 @functools.lru_cache(maxsize=4)
@@ -124,7 +126,22 @@ def _prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SI
         matrix = estimate_stains(rgb[::stride, ::stride]).matrix
     else:
         matrix = reference_stain_matrix()
-    return _Prepared(rgb, deconvolve(od, matrix), tissue)
+    # Pigment, dye and blood are not tissue the threshold should adapt to: they would
+    # raise it above the nuclei. Tested on every second pixel each way, enough for a
+    # mask that only chooses the pixels of the threshold's statistics.
+    if config.max_stain_angle_deg < 90:
+        off = off_stain_pixels(od[::2, ::2], max_angle_deg=config.max_stain_angle_deg, stains=matrix)
+        tissue &= ~np.repeat(np.repeat(off, 2, axis=0), 2, axis=1)[:height, :width]
+    return _Prepared(rgb, deconvolve(od, matrix), tissue, matrix)
+
+
+def _find_nuclei(prepared: _Prepared, config: SegmentConfig) -> Nuclei:
+    """:func:`find_nuclei` on the haematoxylin channel, less the stain artefacts."""
+    nuclei = find_nuclei(prepared.stains[..., 0], prepared.tissue, mpp=config.mpp, config=config)
+    labels = drop_stain_artefacts(
+        nuclei.labels, prepared.rgb, max_angle_deg=config.max_stain_angle_deg, stains=prepared.matrix
+    )
+    return dataclasses.replace(nuclei, labels=labels)
 
 
 def _overlay(rgb: np.ndarray, label_mask: np.ndarray) -> np.ndarray:
@@ -178,7 +195,7 @@ def segment_image(rgb: np.ndarray, config: SegmentConfig | None = None, *, image
     """
     config = SegmentConfig() if config is None else config
     prepared = _prepare(rgb, config)
-    nuclei = find_nuclei(prepared.stains[..., 0], prepared.tissue, mpp=config.mpp, config=config)
+    nuclei = _find_nuclei(prepared, config)
     labels = nuclei.labels
     table = cell_table(labels, prepared.stains, mpp=config.mpp, source="segment")
     patches = _patches(prepared.rgb, labels, table, config)
@@ -252,7 +269,7 @@ def cells_at_points(
             raise ValueError(f"{image_id}: {len(labels)} labels for {len(points)} points")
 
     prepared = _prepare(rgb, config)
-    nuclei = find_nuclei(prepared.stains[..., 0], prepared.tissue, mpp=config.mpp, config=config)
+    nuclei = _find_nuclei(prepared, config)
     seg = nuclei.labels
     n = len(points)
     # A point takes the nucleus under it, or one within half a typical radius (an
@@ -519,7 +536,7 @@ def _crop_cell(rgb: np.ndarray, config: SegmentConfig) -> tuple[pd.DataFrame, np
         pass
     mask = np.ones((height, width), np.int32)
     if prepared is not None:
-        nuclei = find_nuclei(prepared.stains[..., 0], prepared.tissue, mpp=config.mpp, config=config)
+        nuclei = _find_nuclei(prepared, config)
         hit = _nucleus_near(nuclei.labels, centre, np.hypot(height, width))
         if hit[0] > 0:
             mask = (nuclei.labels == hit[0]).astype(np.int32)
