@@ -77,7 +77,7 @@ def run_clustering_benchmark(
     minutes: float | None = 30.0,
     iterations: int | None = None,
     seeds: int = 3,
-    width: int = 64,
+    width: int | None = None,
     categories: int = 4,
     limit_images: int | None = None,
     train_options: dict | None = None,
@@ -98,9 +98,9 @@ def run_clustering_benchmark(
         Training budget of each seed (whichever ends first; at least one).
     seeds : int
         Seeds 0..seeds-1, each a GAN run and a run of each baseline.
-    width : int
-        Width of both networks (128 in the paper; 64 by default here, a quarter
-        of the cost per iteration on a CPU, FINDINGS.md).
+    width : int, optional
+        Width of both networks; None takes it from ``train_options``, else the
+        :class:`~cellgan.model.TrainConfig` default.
     categories : int
         K, for the GAN and the k of both k-means.
     limit_images : int, optional
@@ -136,7 +136,9 @@ def run_clustering_benchmark(
     patches = store.read_patches()
     labels = _labels(table) if dataset == "crchistophenotypes" else None
     groups = table["image"].astype(str).to_numpy()
-    options = {**(train_options or {}), "categories": categories, "width": width}
+    options = {**(train_options or {}), "categories": categories}
+    if width is not None:
+        options["width"] = width
     options.update(minutes=minutes, iterations=iterations)
 
     runs = {method: [] for method in METHODS}
@@ -412,7 +414,9 @@ def register(subparsers) -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="training minutes per seed [30]")
     parser.add_argument("--iterations", type=positive_int, default=None, help="also stop after N generator iterations")
     parser.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 [3]")
-    parser.add_argument("--width", type=positive_int, default=64, help="width of both networks [64]")
+    parser.add_argument(
+        "--width", type=positive_int, default=None, help="width of both networks [--config's, else the training default]"
+    )
     parser.add_argument("--categories", type=positive_int, default=4, help="K [4]")
     parser.add_argument(
         "--limit-images", type=positive_int, default=None, metavar="N", help="use only the first N images"
