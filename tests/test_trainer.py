@@ -25,14 +25,14 @@ def _config(**overrides):
     return TrainConfig(**options)
 
 
-@pytest.mark.parametrize("lambda_im", [0.0, 0.5])
-def test_one_step_changes_every_part(lambda_im):
-    config = _config(lambda_im=lambda_im)
+@pytest.mark.parametrize("lambda_im, lambda_pair", [(0.0, 0.0), (0.5, 0.0), (0.0, 2.0)])
+def test_one_step_changes_every_part(lambda_im, lambda_pair):
+    config = _config(lambda_im=lambda_im, lambda_pair=lambda_pair)
     generator, critic = build_models(config)
     optimizers = build_optimizers(generator, critic, config)
     before = {f"g.{k}": v.clone() for k, v in generator.named_parameters()}
     before.update({f"d.{k}": v.clone() for k, v in critic.named_parameters()})
-    sampler = PatchSampler(_patches(), batch_size=8, seed=0)
+    sampler = PatchSampler(_patches(), batch_size=8, seed=0, pairs=lambda_pair > 0)
     row = _train_step(generator, critic, optimizers, sampler, 0, config)
     after = {f"g.{k}": v for k, v in generator.named_parameters()}
     after.update({f"d.{k}": v for k, v in critic.named_parameters()})
@@ -42,6 +42,7 @@ def test_one_step_changes_every_part(lambda_im):
     assert sum(row[f"share_{j}"] for j in range(3)) == pytest.approx(1.0)
     assert row["gradient_penalty"] >= 0 and row["critic_grad_norm"] > 0
     assert (row["im_loss"] != 0) == (lambda_im > 0)
+    assert (row["pair_loss"] != 0) == (lambda_pair > 0)
 
 
 def test_train_writes_log_samples_and_checkpoint(tmp_path):
@@ -97,7 +98,7 @@ def test_refuses_to_overwrite_or_to_resume_another_recipe(tmp_path):
     train(patches, tmp_path / "m", _config(iterations=1), device="cpu", progress=False)
     with pytest.raises(CheckpointError, match="already holds a training run"):
         train(patches, tmp_path / "m", _config(iterations=1), device="cpu", progress=False)
-    with pytest.raises(CheckpointError, match="lr: 0.0001 saved vs 0.001 asked"):
+    with pytest.raises(CheckpointError, match="lr: 0.0004 saved vs 0.001 asked"):
         train(patches, tmp_path / "m", _config(iterations=2, lr=1e-3), device="cpu", resume=True, progress=False)
     with pytest.raises(CheckpointError, match="missing"):
         train(patches, tmp_path / "nothing", _config(), device="cpu", resume=True, progress=False)

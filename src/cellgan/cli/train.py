@@ -27,6 +27,12 @@ def register(subparsers) -> None:
     budget.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes of training")
     add_seed_option(parser)
     add_device_option(parser)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for torch (default: torch's choice, one per core); 1 is faster on a busy machine",
+    )
     parser.add_argument("--resume", action="store_true", help="continue MODEL_DIR's run from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run, seed=None)
@@ -35,6 +41,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    import torch
     import yaml
 
     from cellgan.cli.common import resolve_device
@@ -60,6 +67,10 @@ def run(args) -> int:
     except ConfigError as err:
         raise CliError(str(err)) from err
     device = resolve_device(args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CliError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     try:
         patches = CellStore.open(Path(args.cells)).read_patches()
     except CellStoreError as err:

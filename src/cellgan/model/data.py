@@ -9,11 +9,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["PatchError", "validate_patches", "patches_to_tensor", "dihedral", "PatchSampler"]
+__all__ = ["PatchError", "validate_patches", "patches_to_tensor", "dihedral", "jitter", "PatchSampler"]
 
 #: The eight symmetries of the square: index t = 4·flip + k, a horizontal flip
 #: (when flip = 1) followed by k quarter turns.
 N_DIHEDRAL = 8
+#: Largest shift (pixels) and the ranges of the stain-intensity gains of :func:`jitter`
+#: as :class:`PatchSampler` draws them for the two views of a pair.
+MAX_SHIFT = 2
+GAIN_RANGE = (0.85, 1.15)
+CHANNEL_GAIN_RANGE = (0.95, 1.05)
 
 
 class PatchError(ValueError):
@@ -54,6 +59,29 @@ def dihedral(x: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def jitter(x: torch.Tensor, shifts: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
+    """Shift each image by whole pixels and scale its darkness: a new view of the same cell.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (B, C, H, W) in [−1, 1] (white = 1).
+    shifts : torch.Tensor
+        (B, 2) integer (dx, dy); pixels entering at the border copy the border.
+    gains : torch.Tensor
+        (B, C) factors on the distance from white, 1 − gain·(1 − x): a stain
+        that is more or less intense, with the white background unchanged.
+    """
+    b, _, h, w = x.shape
+    theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2] = -2 * shifts[:, 0].to(x.dtype) / w
+    theta[:, 1, 2] = -2 * shifts[:, 1].to(x.dtype) / h
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    moved = torch.nn.functional.grid_sample(x, grid, mode="nearest", padding_mode="border", align_corners=False)
+    return (1 - gains[:, :, None, None].to(x.dtype) * (1 - moved)).clamp_(-1, 1)
+
+
 class PatchSampler:
     """Batches of real patches, a pure function of (seed, batch index).
 
@@ -73,7 +101,10 @@ class PatchSampler:
         Apply a random symmetry of the square to every patch.
     pairs : bool
         Make every batch two views of ``batch_size // 2`` cells: rows i and
-        i + batch_size // 2 are the same cell under two different symmetries
+        i + batch_size // 2 are the same cell under two different symmetries,
+        each also shifted by up to ``MAX_SHIFT`` pixels and with its stain
+        intensity scaled (:func:`jitter`), so that a category that both views
+        share cannot rest on orientation, position or staining strength
         (for :func:`cellgan.model.losses.pair_mutual_information_loss`).
     device : torch.device or str
     """
@@ -94,28 +125,33 @@ class PatchSampler:
         self.device = torch.device(device)
         self.batches_per_epoch = len(patches) // self.cells_per_batch
         self._data = torch.from_numpy(np.ascontiguousarray(patches)).to(self.device)
-        self._epoch_cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        self._epoch_cache: tuple | None = None
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def _epoch(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _epoch(self, epoch: int) -> tuple[torch.Tensor, ...]:
         if self._epoch_cache is None or self._epoch_cache[0] != epoch:
             rng = np.random.default_rng((self.seed, epoch))
             order = torch.from_numpy(rng.permutation(len(self._data))).to(self.device)
             first = rng.integers(0, N_DIHEDRAL, len(self._data))
             second = (first + rng.integers(1, N_DIHEDRAL, len(self._data))) % N_DIHEDRAL
             transforms = torch.from_numpy(np.stack([first, second], axis=1)).to(self.device)
-            self._epoch_cache = (epoch, order, transforms)
-        return self._epoch_cache[1], self._epoch_cache[2]
+            n = len(self._data)
+            shifts = rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, (n, 2, 2))
+            gains = rng.uniform(*GAIN_RANGE, (n, 2, 1)) * rng.uniform(*CHANNEL_GAIN_RANGE, (n, 2, 3))
+            views = (torch.from_numpy(shifts).to(self.device), torch.from_numpy(gains).float().to(self.device))
+            self._epoch_cache = (epoch, order, transforms, *views)
+        return self._epoch_cache[1:]
 
     def batch(self, index: int) -> torch.Tensor:
         """The ``index``-th batch of the stream: float32 (B, 3, 32, 32) in [−1, 1]."""
         epoch, position = divmod(index, self.batches_per_epoch)
-        order, transforms = self._epoch(epoch)
+        order, transforms, shifts, gains = self._epoch(epoch)
         rows = order[position * self.cells_per_batch : (position + 1) * self.cells_per_batch]
         x = patches_to_tensor(self._data.index_select(0, rows), device=self.device)
         views = transforms.index_select(0, rows)  # (cells, 2): two different symmetries per cell
         if self.pairs:
-            return torch.cat([dihedral(x, views[:, 0]), dihedral(x, views[:, 1])])
+            shifts, gains = shifts.index_select(0, rows), gains.index_select(0, rows)
+            return torch.cat([jitter(dihedral(x, views[:, v]), shifts[:, v], gains[:, v]) for v in (0, 1)])
         return dihedral(x, views[:, 0]) if self.augment else x
