@@ -18,17 +18,41 @@ def add_seed_option(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_device(name: str):
-    """Turn ``auto``/``cpu``/``cuda[:N]`` into a ``torch.device``, failing clearly."""
+    """Turn ``auto``/``cpu``/``cuda[:N]`` into a ``torch.device``, failing clearly.
+
+    On the CPU it also sets torch's thread count to the cores that are free now
+    (:func:`free_cpu_threads`).
+    """
     import torch
 
     from cellgan.cli.main import CliError
 
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise CliError(f"unknown device {name!r} ({err})") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CliError("--device cuda asked for, but no CUDA device is available")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(name)
+        except RuntimeError as err:
+            raise CliError(f"unknown device {name!r} ({err})") from err
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise CliError("--device cuda asked for, but no CUDA device is available")
+    if device.type == "cpu":
+        torch.set_num_threads(free_cpu_threads())
     return device
+
+
+def free_cpu_threads(*, cores: int | None = None, load: float | None = None) -> int:
+    """Cores not busy with other programs: usable cores minus the 1-minute load average.
+
+    torch uses one thread per core by default; when other programs keep some of the
+    cores busy, its threads wait for each other at every operation. Measured here
+    (2 cores, one busy with another job, width-32 training step): 8.6 s with 2
+    threads against 0.88 s with 1.
+    """
+    import os
+
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores, cores - int(round(load))))

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
         "--threads",
         type=int,
         metavar="N",
-        help="CPU threads for torch (default: torch's choice, one per core); 1 is faster on a busy machine",
+        help="CPU threads for torch (default: the cores not busy with other programs)",
     )
     parser.add_argument("--resume", action="store_true", help="continue MODEL_DIR's run from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
