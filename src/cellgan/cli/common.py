@@ -26,16 +26,14 @@ def resolve_device(name: str):
     import torch
 
     from cellgan.cli.main import CliError
+    from cellgan.model.trainer import resolve_device as torch_device
 
-    if name == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            device = torch.device(name)
-        except RuntimeError as err:
-            raise CliError(f"unknown device {name!r} ({err})") from err
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise CliError("--device cuda asked for, but no CUDA device is available")
+    try:
+        device = torch_device(name)
+    except RuntimeError as err:
+        raise CliError(f"unknown device {name!r} ({err})") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CliError("--device cuda asked for, but no CUDA device is available")
     if device.type == "cpu":
         torch.set_num_threads(free_cpu_threads())
     return device
