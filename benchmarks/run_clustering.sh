@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Cell-type clustering: the GAN (K = 4) and two k-means baselines, 3 seeds of 30 minutes.
+# Cell-type clustering: the GAN (K = 4) and two k-means baselines, 3 seeds of 30 minutes,
+# on masked patches (the paper's) and on faded ones (the nucleus with its surroundings faded).
 # Usage: benchmarks/run_clustering.sh [DATASET ...] (default: crchistophenotypes bm_graz)
-# Data from $CELLGAN_DATA_ROOT or ../shared/data. Writes benchmarks/results/clustering_<dataset>.json;
-# the cell stores, models, assignments and galleries go to .cache/bench/clustering_<dataset>/.
-# Takes about 3 × 30 minutes of training per dataset on a CPU; extra options via $BENCH_OPTIONS
-# (e.g. BENCH_OPTIONS="--width 32 --minutes 10").
+# Data from $CELLGAN_DATA_ROOT or ../shared/data. Writes benchmarks/results/clustering_<dataset>.json
+# (masked) and clustering_<dataset>_faded.json; the cell stores, models, assignments and galleries
+# go to .cache/bench/clustering_<dataset>/. The 3 seeds train at the same time (--jobs 3), so a
+# dataset and patch mode take about 35 minutes; $PATCH_MODES picks the modes (default "masked faded"),
+# extra options via $BENCH_OPTIONS (e.g. BENCH_OPTIONS="--width 32 --minutes 10").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data_root="${CELLGAN_DATA_ROOT:-../shared/data}"
@@ -12,9 +14,13 @@ python="${PYTHON:-.venv/bin/python}"
 datasets=("$@")
 [ ${#datasets[@]} -eq 0 ] && datasets=(crchistophenotypes bm_graz)
 for dataset in "${datasets[@]}"; do
-    # shellcheck disable=SC2086
-    "$python" -m cellgan.cli.main bench clustering \
-        --dataset "$dataset" --data-root "$data_root" \
-        --json "benchmarks/results/clustering_${dataset}.json" \
-        --seeds 3 --minutes 30 ${BENCH_OPTIONS:-}
+    for mode in ${PATCH_MODES:-masked faded}; do
+        suffix=""
+        [ "$mode" != masked ] && suffix="_$mode"
+        # shellcheck disable=SC2086
+        "$python" -m cellgan.cli.main bench clustering \
+            --dataset "$dataset" --data-root "$data_root" --patch-mode "$mode" \
+            --json "benchmarks/results/clustering_${dataset}${suffix}.json" \
+            --seeds 3 --jobs 3 --minutes 30 ${BENCH_OPTIONS:-}
+    done
 done

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cellgan.bench.clustering import METHODS, BenchmarkError, run_clustering_benchmark
 from cellgan.cli.main import main
+from cellgan.io.cellstore import CellStore
 from cellgan.metrics.clustering import SCORE_KEYS
 
 pytestmark = pytest.mark.realdata
@@ -79,6 +81,23 @@ def test_bench_on_two_crc_images(data_root, tmp_path, capsys):
     assert again["cells"]["store"] == cells["store"]
     assert again["gan"]["per_seed"][0]["train_seconds"] == gan["per_seed"][0]["train_seconds"]
     assert again["gan"]["per_seed"][0]["acc"] == gan["per_seed"][0]["acc"]
+
+
+@pytest.mark.realdata
+def test_bench_trains_seeds_in_parallel_on_faded_patches(data_root, tmp_path):
+    argv = ["bench", "clustering", "--dataset", "crchistophenotypes", "--data-root", str(data_root)]
+    argv += ["--json", str(tmp_path / "c.json"), "--iterations", "2", "--seeds", "2", "--width", "8"]
+    argv += ["--limit-images", "1", "--work-dir", str(tmp_path / "work"), "--device", "cpu"]
+    (tmp_path / "run.yaml").write_text("train:\n  batch_size: 16\n")
+    assert main(argv + ["--config", str(tmp_path / "run.yaml"), "--jobs", "2", "--patch-mode", "faded"]) == 0
+    summary = json.loads((tmp_path / "c.json").read_text())
+    assert summary["config"]["segment"]["patch_mode"] == "faded" and summary["config"]["jobs"] == 2
+    assert [row["generator_iterations"] for row in summary["gan"]["per_seed"]] == [2, 2]
+    assert len({row["model_dir"] for row in summary["gan"]["per_seed"]}) == 2
+    store = CellStore.open(Path(summary["cells"]["store"]))
+    assert store.info.patch_mode == "faded"
+    patches = store.read_patches()
+    assert (patches.min(axis=-1) >= 250).mean() < 0.5 and patches.mean() > 200  # faded surroundings: light, not white
 
 
 def test_bench_on_bm_graz_reports_only_unsupervised_figures(data_root, tmp_path):

@@ -17,7 +17,7 @@ from cellgan.segment.nuclei import (
     segment_nuclei,
     upsample_labels,
 )
-from cellgan.segment.patches import context_patches, masked_patches
+from cellgan.segment.patches import context_patches, faded_patches, masked_patches
 from cellgan.segment.stain import (
     REFERENCE_STAINS,
     deconvolve,
@@ -345,6 +345,26 @@ def test_context_patches_pad_with_white_and_rescale():
     assert big.shape == (2, 32, 32, 3) and big.dtype == np.uint8
     with pytest.raises(ValueError, match="side_px"):
         context_patches(rgb, np.zeros((1, 2)), side_px=0)
+
+
+def test_faded_patches_keep_the_nucleus_and_fade_the_rest_toward_white():
+    rgb = _textured((100, 120))
+    labels = np.zeros(rgb.shape[:2], np.int32)
+    rr, cc = draw_disk((50, 60), 5, shape=labels.shape)
+    labels[rr, cc] = 7
+    centre = np.array([[60.0, 50.0]])
+    crop, own = rgb[34:66, 44:76].astype(np.float64), labels[34:66, 44:76] == 7
+    patch = faded_patches(rgb, labels, centre, cell_labels=np.array([7]), side_px=32, context_weight=0.25)[0]
+    np.testing.assert_array_equal(patch[own], rgb[34:66, 44:76][own])
+    np.testing.assert_allclose(patch[~own], 255 - 0.25 * (255 - crop[~own]), atol=0.5)
+    plain = faded_patches(rgb, labels, centre, cell_labels=np.array([7]), side_px=32, context_weight=1.0)
+    np.testing.assert_array_equal(plain, context_patches(rgb, centre, side_px=32))
+    white = faded_patches(rgb, labels, centre, cell_labels=np.array([3]), side_px=32, context_weight=0.0)[0]
+    assert (white == 255).all()  # a label not in the crop: nothing is its nucleus
+    corner = faded_patches(rgb, labels, np.zeros((1, 2)), side_px=32, context_weight=0.5)[0]
+    assert (corner[:16, :16] == 255).all()  # beyond the border stays white
+    with pytest.raises(ValueError, match="context_weight"):
+        faded_patches(rgb, labels, centre, side_px=32, context_weight=1.5)
 
 
 # -- stain artefacts ----------------------------------------------------------------------

@@ -117,6 +117,18 @@ def test_cells_at_points_one_row_per_point_with_labels(crc_record):
     inner = np.flatnonzero((xy.min(axis=1) >= 16) & (xy.max(axis=1) < min(rgb.shape[:2]) - 16))[0]
     top, left = (np.floor(xy[inner, ::-1] - 16 + 0.5)).astype(int)  # 16 µm at 0.5 µm/px: 32 px, unscaled
     np.testing.assert_array_equal(context.patches[inner], rgb[top : top + 32, left : left + 32])
+    # Faded patches: the same crops; each cell's own nucleus (the label mask under its
+    # point, the glass point's disc included) unchanged, all else lighter.
+    faded = cells_at_points(rgb, xy, dataclasses.replace(config, patch_mode="faded"), image_id="f")
+    for i in (inner, len(xy) - 1):
+        top, left = (np.floor(xy[i, ::-1] - 16 + 0.5)).astype(int)
+        crop = rgb[top : top + 32, left : left + 32]
+        own = faded.label_mask[top : top + 32, left : left + 32] == faded.label_mask[round(xy[i, 1]), round(xy[i, 0])]
+        assert own[16, 16] and 10 < own.sum() < 32 * 32 / 2
+        np.testing.assert_array_equal(faded.patches[i][own], crop[own])
+        assert (faded.patches[i][~own].astype(int) >= crop[~own]).all()
+        expected = 255 - config.context_weight * (255 - crop[~own].astype(float))
+        np.testing.assert_allclose(faded.patches[i][~own], expected, atol=0.5)
 
 
 def test_cells_at_points_rejects_bad_points():

@@ -1,7 +1,8 @@
 """``cellgan bench clustering``: how well the GAN's categories find cell types.
 
 On crchistophenotypes (22,444 nuclei typed as epithelial / fibroblast / inflammatory
-/ others), one masked patch is cut at every labelled nucleus centre with
+/ others), one patch (masked, as the paper, unless the segment options ask for
+another ``patch_mode``) is cut at every labelled nucleus centre with
 :func:`cellgan.segment.cells_at_points`, so that the score measures the
 representation and not the detection. Then, for each seed, without labels:
 
@@ -83,6 +84,7 @@ def run_clustering_benchmark(
     train_options: dict | None = None,
     segment_options: dict | None = None,
     device="auto",
+    jobs: int = 1,
     progress: bool = False,
 ) -> dict:
     """Train, assign and score the GAN and the two baselines over several seeds.
@@ -108,8 +110,12 @@ def run_clustering_benchmark(
     train_options : dict, optional
         Further :class:`cellgan.model.TrainConfig` fields (the arguments above win).
     segment_options : dict, optional
-        :class:`cellgan.segment.SegmentConfig` fields; the patches are always masked.
+        :class:`cellgan.segment.SegmentConfig` fields; ``patch_mode`` defaults to masked.
     device : str or torch.device
+    jobs : int
+        Seeds trained at the same time, each in its own process with an equal share
+        of the free CPU threads; every seed keeps its full ``minutes`` of wall time,
+        so with ``jobs`` > 1 on a CPU each gets less computation than alone.
     progress : bool
         Show the training progress bar.
 
@@ -128,6 +134,8 @@ def run_clustering_benchmark(
         raise BenchmarkError(f"unknown dataset {dataset!r}; choose from {', '.join(CLUSTERING_DATASETS)}")
     if seeds < 1:
         raise BenchmarkError(f"seeds must be at least 1, got {seeds}")
+    if jobs < 1:
+        raise BenchmarkError(f"jobs must be at least 1, got {jobs}")
     device = resolve_device(device)
     work_dir = Path(work_dir)
     segment_config = _segment_config(dataset, segment_options or {})
@@ -141,10 +149,12 @@ def run_clustering_benchmark(
         options["width"] = width
     options.update(minutes=minutes, iterations=iterations)
 
+    configs = [TrainConfig.from_dict({**options, "seed": s}, source="benchmark training options") for s in range(seeds)]
+    if jobs > 1 and seeds > 1:
+        _train_in_parallel(store, configs, work_dir, jobs=min(jobs, seeds), device=device)
     runs = {method: [] for method in METHODS}
     clusterings = {method: [] for method in METHODS}
-    for seed in range(seeds):
-        config = TrainConfig.from_dict({**options, "seed": seed}, source="benchmark training options")
+    for seed, config in enumerate(configs):
         row, clusters = _run_gan(store, patches, config, work_dir, labels=labels, device=device, progress=progress)
         runs["gan"].append(row)
         clusterings["gan"].append(clusters)
@@ -197,6 +207,7 @@ def run_clustering_benchmark(
             "train": TrainConfig.from_dict({**options, "seed": 0}).to_dict() | {"seed": list(range(seeds))},
             "segment": dataclasses.asdict(segment_config),
             "device": str(device),
+            "jobs": min(jobs, seeds),
         },
         machine=machine_info(device),
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -267,7 +278,7 @@ def _run_gan(store, patches, config, work_dir: Path, *, labels, device, progress
     from cellgan.model import train
     from cellgan.model.checkpoint import META_NAME
 
-    model_dir = work_dir / f"gan_{_digest({'train': config.to_dict(), 'cells': store.root.name})}_seed{config.seed}"
+    model_dir = _model_dir(work_dir, store, config)
     resume = (model_dir / META_NAME).is_file()
     _say(f"seed {config.seed}: training{' (resuming)' if resume else ''} in {model_dir}")
     result = train(patches, model_dir, config, device=device, resume=resume, progress=progress)
@@ -302,6 +313,44 @@ def _run_gan(store, patches, config, work_dir: Path, *, labels, device, progress
     )
     row["model_dir"] = str(model_dir)
     return row, clusters
+
+
+def _model_dir(work_dir: Path, store, config) -> Path:
+    return Path(work_dir) / f"gan_{_digest({'train': config.to_dict(), 'cells': store.root.name})}_seed{config.seed}"
+
+
+def _train_in_parallel(store, configs, work_dir: Path, *, jobs: int, device) -> None:
+    """Train every seed's GAN, ``jobs`` processes at a time (each resumes its directory).
+
+    The workers share the free CPU threads; :func:`_run_gan` then finds every run
+    finished and only assigns and scores.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cellgan.cli.common import free_cpu_threads
+
+    threads = max(1, free_cpu_threads() // jobs)
+    _say(f"training {len(configs)} seeds, {jobs} at a time, {threads} thread(s) each")
+    tasks = [(str(store.root), str(_model_dir(work_dir, store, c)), c.to_dict(), str(device), threads) for c in configs]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for config, result in zip(configs, pool.map(_train_worker, tasks)):
+            _say(f"seed {config.seed}: {result} generator iterations")
+
+
+def _train_worker(task) -> int:
+    """One seed's training in a worker process; returns its generator iterations."""
+    import torch
+
+    from cellgan.io.cellstore import CellStore
+    from cellgan.model import TrainConfig, train
+    from cellgan.model.checkpoint import META_NAME
+
+    store_root, model_dir, values, device, threads = task
+    torch.set_num_threads(threads)
+    patches = CellStore.open(Path(store_root)).read_patches()
+    resume = (Path(model_dir) / META_NAME).is_file()
+    return train(patches, model_dir, TrainConfig.from_dict(values), device=device, resume=resume, progress=False).step
 
 
 def _baselines(table, patches, categories: int, seed: int) -> dict:
@@ -373,11 +422,11 @@ def _gallery(path: Path, patches, clusters, score, labels, *, categories: int, t
 
 
 def _segment_config(dataset: str, options: dict):
-    """The segmentation settings: masked patches, the dataset's assumed pixel size unless given."""
+    """The segmentation settings: masked patches and the dataset's assumed pixel size unless given."""
     from cellgan.bench.segmentation import ASSUMED_MPP
     from cellgan.segment import SegmentConfig
 
-    values = {"mpp": ASSUMED_MPP.get(dataset), **options, "patch_mode": "masked"}
+    values = {"mpp": ASSUMED_MPP.get(dataset), "patch_mode": "masked", **options}
     return SegmentConfig(**values)
 
 
@@ -418,6 +467,15 @@ def register(subparsers) -> None:
         "--width", type=positive_int, default=None, help="width of both networks [--config's, else the training default]"
     )
     parser.add_argument("--categories", type=positive_int, default=4, help="K [4]")
+    parser.add_argument(
+        "--patch-mode",
+        choices=("masked", "context", "faded"),
+        default=None,
+        help="patches cut at the centres [--config's, else masked: the paper's]",
+    )
+    parser.add_argument(
+        "--jobs", type=positive_int, default=1, help="seeds trained at the same time, sharing the CPU threads [1]"
+    )
     parser.add_argument(
         "--limit-images", type=positive_int, default=None, metavar="N", help="use only the first N images"
     )
@@ -473,9 +531,10 @@ def _main(args) -> int:
             categories=args.categories,
             limit_images=args.limit_images,
             train_options=sections.get("train"),
-            segment_options=sections.get("segment"),
+            segment_options=_with_patch_mode(sections.get("segment"), args.patch_mode),
             device=device,
-            progress=sys.stderr.isatty(),
+            jobs=args.jobs,
+            progress=sys.stderr.isatty() and args.jobs == 1,
         )
     except (
         AssignmentError,
@@ -497,3 +556,7 @@ def _main(args) -> int:
         print(f"{method:16s} " + "  ".join(f"{k} {mean[k]:.3f}±{std[k]:.3f}" for k in shown))
     print(f"-> {args.json}")
     return 0
+
+
+def _with_patch_mode(segment_options: dict | None, patch_mode: str | None) -> dict:
+    return {**(segment_options or {}), **({"patch_mode": patch_mode} if patch_mode else {})}

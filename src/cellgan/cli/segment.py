@@ -21,9 +21,17 @@ def add_segment_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--patch-mode",
-        choices=("masked", "context"),
+        choices=("masked", "context", "faded"),
         default="masked",
-        help="masked: the nucleus alone on white (the paper's); context: a crop around it [masked]",
+        help="masked: the nucleus alone on white (the paper's); context: a crop around it; "
+        "faded: that crop with all but the nucleus faded toward white [masked]",
+    )
+    parser.add_argument(
+        "--context-weight",
+        type=float,
+        default=0.35,
+        metavar="W",
+        help="faded patches: share of the surroundings' contrast kept, 0 (white) to 1 [0.35]",
     )
     parser.add_argument(
         "--reinhard-reference",
@@ -49,7 +57,12 @@ def segment_config(args):
             raise CliError(f"--reinhard-reference: {err}") from err
         reference = str(args.reinhard_reference)
     try:
-        return SegmentConfig(mpp=args.mpp, patch_mode=args.patch_mode, reinhard_reference=reference)
+        return SegmentConfig(
+            mpp=args.mpp,
+            patch_mode=args.patch_mode,
+            context_weight=args.context_weight,
+            reinhard_reference=reference,
+        )
     except ValueError as err:
         raise CliError(str(err)) from err
 

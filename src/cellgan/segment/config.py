@@ -9,7 +9,7 @@ from typing import Literal
 __all__ = ["PATCH_MODES", "SegmentConfig"]
 
 #: Ways to cut a cell's 32×32 patch (see :mod:`cellgan.segment.patches`).
-PATCH_MODES = ("masked", "context")
+PATCH_MODES = ("masked", "context", "faded")
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,18 @@ class SegmentConfig:
     ----------
     mpp : float or None
         Micrometres per pixel; None reads it from the file (TIFF tags) or estimates it.
-    patch_mode : {"masked", "context"}
+    patch_mode : {"masked", "context", "faded"}
         ``masked``: the paper's patch, the nucleus alone on white, scaled down only
         when larger than 32 px; ``context``: a square crop of ``context_um`` centred
-        on the nucleus, scaled to 32 px.
+        on the nucleus, scaled to 32 px; ``faded``: that crop with everything but the
+        nucleus faded toward white (``context_weight``).
     context_um : float
         Side of a context patch when the pixel size is known.
     context_px : int
         Side of a context patch, in pixels, when it is not.
+    context_weight : float
+        In faded patches, the share of its optical contrast that a pixel outside the
+        nucleus keeps: 0 white, 1 as in the image.
     reinhard_reference : str or None
         An image file to normalise every image's colours to (Reinhard) before
         anything else, as the paper does; None: no normalisation.
@@ -89,9 +93,10 @@ class SegmentConfig:
     """
 
     mpp: float | None = None
-    patch_mode: Literal["masked", "context"] = "masked"
+    patch_mode: Literal["masked", "context", "faded"] = "masked"
     context_um: float = 16.0
     context_px: int = 32
+    context_weight: float = 0.35
     reinhard_reference: str | None = None
     stain_vectors: Literal["macenko", "reference"] = "macenko"
     tissue_od: float = 0.3
@@ -132,6 +137,7 @@ class SegmentConfig:
             "local_contrast",
             "opening_um",
             "watershed_blob_weight",
+            "context_weight",
             "min_area_um2",
             "max_area_um2",
             "max_stain_angle_deg",
@@ -153,5 +159,7 @@ class SegmentConfig:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)!r}")
         if self.max_area_um2 <= self.min_area_um2:
             raise ValueError(f"max_area_um2 ({self.max_area_um2}) must exceed min_area_um2 ({self.min_area_um2})")
+        if self.context_weight > 1:
+            raise ValueError(f"context_weight must be at most 1, got {self.context_weight!r}")
         if self.min_tissue_fraction >= 1:
             raise ValueError(f"min_tissue_fraction must be below 1, got {self.min_tissue_fraction!r}")

@@ -1,4 +1,5 @@
-"""32×32 cell patches: the paper's masked nucleus, or a context crop of fixed physical size.
+"""32×32 cell patches: the paper's masked nucleus, a context crop of fixed physical size,
+or that crop with the surroundings faded.
 
 ``masked`` (Hu et al. 2019, PAPER.md stage 1 step 6): the nucleus's bounding box times
 its mask, the background white; scaled down, keeping the aspect ratio, only when its
@@ -9,7 +10,13 @@ their size in pixels, which tells small lymphocytes from large blasts.
 physical side (or fixed pixel side when the pixel size is unknown), padded with
 white beyond the image border, and scaled to 32×32.
 
-Both are vectorised with fancy indexing for every cell that needs no resampling;
+``faded``: the context crop with every pixel outside the cell's nucleus moved toward
+white, keeping a fraction ``context_weight`` of its optical contrast. The nucleus
+stays as sharp as in the paper's patch, and the faint surroundings (stroma, gland,
+a crowd of lymphocytes) tell the GAN where the cell lives, which on
+CRCHistoPhenotypes is much of what tells its types apart (benchmarks/README.md).
+
+All are vectorised with fancy indexing for every cell that needs no resampling;
 only the cells that must be rescaled go through Pillow one by one.
 """
 
@@ -19,7 +26,7 @@ import numpy as np
 
 from cellgan.io.cellstore import PATCH_SIZE
 
-__all__ = ["context_patches", "masked_patches"]
+__all__ = ["context_patches", "faded_patches", "masked_patches"]
 
 _WHITE = 255
 
@@ -114,15 +121,74 @@ def context_patches(
     -------
     ndarray, uint8, shape (n, size, size, 3)
     """
+    centres = np.asarray(centres_xy, dtype=np.float64).reshape(-1, 2)
+    out = np.empty((len(centres), size, size, 3), np.uint8)
+    for start, (r, c, inside) in _square_crops(rgb.shape[:2], centres, side_px, chunk):
+        crops = np.where(inside[..., None], rgb[r, c], _WHITE).astype(np.uint8)
+        out[start : start + len(crops)] = _to_size(crops, size)
+    return out
+
+
+def faded_patches(
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    centres_xy: np.ndarray,
+    *,
+    side_px: int,
+    context_weight: float,
+    cell_labels: np.ndarray | None = None,
+    size: int = PATCH_SIZE,
+    chunk: int = 256,
+) -> np.ndarray:
+    """The context crop of each cell with the pixels outside its nucleus faded toward white.
+
+    Parameters
+    ----------
+    rgb : ndarray, uint8, shape (H, W, 3)
+    labels : ndarray of int, shape (H, W)
+        The nuclei; pixels of ``cell_labels[i]`` are cell i's nucleus and keep their colour.
+    centres_xy : ndarray of float, shape (n, 2)
+        Crop centres, as :func:`context_patches`.
+    side_px : int
+        Crop side in pixels, as :func:`context_patches`.
+    context_weight : float
+        In [0, 1]: a pixel outside the nucleus becomes ``255 − w·(255 − value)``; 0 gives
+        the nucleus on white (the paper's patch, but at the crop's scale), 1 the
+        plain context crop.
+    cell_labels : ndarray of int, shape (n,), optional
+        The label of each cell in ``labels``; default ``1..n``.
+    size, chunk : int
+        As :func:`context_patches`.
+
+    Returns
+    -------
+    ndarray, uint8, shape (n, size, size, 3)
+    """
+    if not 0.0 <= context_weight <= 1.0:
+        raise ValueError(f"context_weight must be in [0, 1], got {context_weight!r}")
+    centres = np.asarray(centres_xy, dtype=np.float64).reshape(-1, 2)
+    n = len(centres)
+    cell_labels = np.arange(1, n + 1) if cell_labels is None else np.asarray(cell_labels).reshape(-1)
+    out = np.empty((n, size, size, 3), np.uint8)
+    for start, (r, c, inside) in _square_crops(rgb.shape[:2], centres, side_px, chunk):
+        crops = np.where(inside[..., None], rgb[r, c], _WHITE).astype(np.float32)
+        own = inside & (labels[r, c] == cell_labels[start : start + len(crops), None, None])
+        faded = _WHITE - context_weight * (_WHITE - crops)
+        crops = np.where(own[..., None], crops, faded)
+        out[start : start + len(crops)] = _to_size(np.rint(crops).astype(np.uint8), size)
+    return out
+
+
+def _square_crops(shape: tuple[int, int], centres: np.ndarray, side_px: int, chunk: int):
+    """Yield ``(start, (rows, cols, inside))`` per chunk of centres: index arrays that
+    gather each ``side_px`` square (rows (m, side, 1), cols (m, 1, side), clipped to the
+    image) and the mask of the pixels that lie inside the image (m, side, side)."""
     side = int(side_px)
     if side < 1:
         raise ValueError(f"side_px must be at least 1, got {side_px}")
-    centres = np.asarray(centres_xy, dtype=np.float64).reshape(-1, 2)
-    n = len(centres)
-    out = np.empty((n, size, size, 3), np.uint8)
-    height, width = rgb.shape[:2]
+    height, width = shape
     offset = np.arange(side)
-    for start in range(0, n, chunk):
+    for start in range(0, len(centres), chunk):
         part = centres[start : start + chunk]
         rows = np.floor(part[:, 1] - side / 2 + 0.5).astype(np.int64)[:, None] + offset
         cols = np.floor(part[:, 0] - side / 2 + 0.5).astype(np.int64)[:, None] + offset
@@ -130,10 +196,11 @@ def context_patches(
         c_ok = (cols >= 0) & (cols < width)
         r = np.clip(rows, 0, height - 1)[:, :, None]
         c = np.clip(cols, 0, width - 1)[:, None, :]
-        crops = np.where((r_ok[:, :, None] & c_ok[:, None, :])[..., None], rgb[r, c], _WHITE).astype(np.uint8)
-        if side == size:
-            out[start : start + len(part)] = crops
-        else:
-            for j, crop in enumerate(crops):
-                out[start + j] = _resize(crop, size, size)
-    return out
+        yield start, (r, c, r_ok[:, :, None] & c_ok[:, None, :])
+
+
+def _to_size(crops: np.ndarray, size: int) -> np.ndarray:
+    """uint8 crops (m, s, s, 3) scaled to (m, size, size, 3)."""
+    if crops.shape[1] == size:
+        return crops
+    return np.stack([_resize(crop, size, size) for crop in crops])

@@ -25,7 +25,7 @@ from cellgan.io.images import find_images, read_mpp, read_rgb, to_rgb_uint8
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.features import cell_table, outline_mask
 from cellgan.segment.nuclei import Nuclei, area_limits_px, drop_stain_artefacts, find_nuclei, nucleus_at
-from cellgan.segment.patches import context_patches, masked_patches
+from cellgan.segment.patches import context_patches, faded_patches, masked_patches
 from cellgan.segment.stain import (
     deconvolve,
     estimate_stains,
@@ -156,6 +156,16 @@ def _patches(rgb, label_mask, table, config: SegmentConfig, *, centres=None, cel
         return masked_patches(rgb, label_mask, bboxes, cell_labels=cell_labels)
     if centres is None:
         centres = table[["centroid_x", "centroid_y"]].to_numpy()
+    if config.patch_mode == "faded":
+        cell_labels = np.arange(1, len(table) + 1) if cell_labels is None else cell_labels
+        return faded_patches(
+            rgb,
+            label_mask,
+            centres,
+            cell_labels=cell_labels,
+            side_px=_context_side(config),
+            context_weight=config.context_weight,
+        )
     return context_patches(rgb, centres, side_px=_context_side(config))
 
 
@@ -350,12 +360,12 @@ def _local_cell(prepared: _Prepared, point, nuclei, config, cell_mask: np.ndarra
     if config.patch_mode == "masked":
         bbox = row[["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].to_numpy()
         patch = masked_patches(prepared.rgb[y0 : y0 + h, x0 : x0 + w], local, bbox)
-    else:
-        patch = context_patches(prepared.rgb, np.array([point]), side_px=_context_side(config))
     for column, offset in (("bbox_x0", x0), ("bbox_x1", x0), ("bbox_y0", y0), ("bbox_y1", y0)):
         row[column] += offset
     view = cell_mask[y0 : y0 + h, x0 : x0 + w]
     view[region & (view == 0)] = label
+    if config.patch_mode != "masked":
+        patch = _patches(prepared.rgb, cell_mask, row, config, centres=np.array([point]), cell_labels=np.array([label]))
     return row, patch
 
 
@@ -544,8 +554,5 @@ def _crop_cell(rgb: np.ndarray, config: SegmentConfig) -> tuple[pd.DataFrame, np
     else:
         stains = np.zeros((height, width, 3), np.float32)
     row = cell_table(mask, stains, mpp=config.mpp, source="folder")
-    if config.patch_mode == "masked":
-        patch = masked_patches(rgb, mask, row[["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].to_numpy())
-    else:
-        patch = context_patches(rgb, centre, side_px=_context_side(config))
+    patch = _patches(rgb, mask, row, config, centres=centre)
     return row, patch
