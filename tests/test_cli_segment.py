@@ -50,6 +50,8 @@ def test_segment_usage_errors_exit_2(tmp_path, capsys):
     args = ["segment", str(tmp_path / "x.png"), "--out", str(tmp_path / "run")]
     assert main(args + ["--reinhard-reference", str(tmp_path / "ref.png")]) == 2
     assert "reinhard-reference" in capsys.readouterr().err
+    assert main(args + ["--patch-mode", "faded", "--context-weight", "1.5"]) == 2
+    assert "context_weight must be at most 1" in capsys.readouterr().err
 
 
 @pytest.mark.realdata

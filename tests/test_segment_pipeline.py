@@ -225,7 +225,8 @@ def test_segment_config_validates_and_accepts_a_yaml_mapping():
     values = yaml.safe_load("mpp: 0.25\npatch_mode: context\nmin_area_px: 50\n")
     config = SegmentConfig(**values)
     assert config.mpp == 0.25 and config.patch_mode == "context" and config.min_area_px == 50
-    for bad in ({"patch_mode": "whole"}, {"mpp": -1.0}, {"work_mpp": 0}, {"min_area_um2": 50, "max_area_um2": 10}):
+    bad_values = ({"patch_mode": "whole"}, {"mpp": -1.0}, {"work_mpp": 0}, {"min_area_um2": 50, "max_area_um2": 10})
+    for bad in bad_values + ({"context_weight": 1.2}, {"context_weight": -0.1}):
         with pytest.raises(ValueError):
             SegmentConfig(**bad)
     with pytest.raises(TypeError):
