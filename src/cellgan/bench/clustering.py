@@ -275,13 +275,9 @@ def _run_gan(store, patches, config, work_dir: Path, *, labels, device, progress
     import pandas as pd
 
     from cellgan.analysis.assign import evaluate_assignments, write_assignments
-    from cellgan.model import train
-    from cellgan.model.checkpoint import META_NAME
 
     model_dir = _model_dir(work_dir, store, config)
-    resume = (model_dir / META_NAME).is_file()
-    _say(f"seed {config.seed}: training{' (resuming)' if resume else ''} in {model_dir}")
-    result = train(patches, model_dir, config, device=device, resume=resume, progress=progress)
+    result = _train_seed(patches, model_dir, config, device=device, progress=progress)
     assignments_dir = model_dir / "assignments"
     write_assignments(model_dir, store.root, assignments_dir, device=device)
     assignment = pd.read_parquet(assignments_dir / "assignments.parquet")
@@ -319,6 +315,16 @@ def _model_dir(work_dir: Path, store, config) -> Path:
     return Path(work_dir) / f"gan_{_digest({'train': config.to_dict(), 'cells': store.root.name})}_seed{config.seed}"
 
 
+def _train_seed(patches, model_dir: Path, config, *, device, progress: bool):
+    """Train one seed in ``model_dir``, resuming the run there if there is one."""
+    from cellgan.model import train
+    from cellgan.model.checkpoint import META_NAME
+
+    resume = (Path(model_dir) / META_NAME).is_file()
+    _say(f"seed {config.seed}: training{' (resuming)' if resume else ''} in {model_dir}")
+    return train(patches, model_dir, config, device=device, resume=resume, progress=progress)
+
+
 def _train_in_parallel(store, configs, work_dir: Path, *, jobs: int, device) -> None:
     """Train every seed's GAN, ``jobs`` processes at a time (each resumes its directory).
 
@@ -343,14 +349,12 @@ def _train_worker(task) -> int:
     import torch
 
     from cellgan.io.cellstore import CellStore
-    from cellgan.model import TrainConfig, train
-    from cellgan.model.checkpoint import META_NAME
+    from cellgan.model import TrainConfig
 
     store_root, model_dir, values, device, threads = task
     torch.set_num_threads(threads)
     patches = CellStore.open(Path(store_root)).read_patches()
-    resume = (Path(model_dir) / META_NAME).is_file()
-    return train(patches, model_dir, TrainConfig.from_dict(values), device=device, resume=resume, progress=False).step
+    return _train_seed(patches, Path(model_dir), TrainConfig.from_dict(values), device=device, progress=False).step
 
 
 def _baselines(table, patches, categories: int, seed: int) -> dict:

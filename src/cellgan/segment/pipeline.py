@@ -157,7 +157,6 @@ def _patches(rgb, label_mask, table, config: SegmentConfig, *, centres=None, cel
     if centres is None:
         centres = table[["centroid_x", "centroid_y"]].to_numpy()
     if config.patch_mode == "faded":
-        cell_labels = np.arange(1, len(table) + 1) if cell_labels is None else cell_labels
         return faded_patches(
             rgb,
             label_mask,
@@ -357,14 +356,14 @@ def _local_cell(prepared: _Prepared, point, nuclei, config, cell_mask: np.ndarra
     h, w = region.shape
     local = region.astype(np.int32)
     row = cell_table(local, prepared.stains[y0 : y0 + h, x0 : x0 + w], mpp=config.mpp, source="points")
-    if config.patch_mode == "masked":
-        bbox = row[["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].to_numpy()
-        patch = masked_patches(prepared.rgb[y0 : y0 + h, x0 : x0 + w], local, bbox)
+    local_bbox = row[["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].to_numpy()
     for column, offset in (("bbox_x0", x0), ("bbox_x1", x0), ("bbox_y0", y0), ("bbox_y1", y0)):
         row[column] += offset
     view = cell_mask[y0 : y0 + h, x0 : x0 + w]
     view[region & (view == 0)] = label
-    if config.patch_mode != "masked":
+    if config.patch_mode == "masked":  # from the window, where nothing else can hide part of the region
+        patch = masked_patches(prepared.rgb[y0 : y0 + h, x0 : x0 + w], local, local_bbox)
+    else:
         patch = _patches(prepared.rgb, cell_mask, row, config, centres=np.array([point]), cell_labels=np.array([label]))
     return row, patch
 
