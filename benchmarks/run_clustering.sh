@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Cell-type clustering: the GAN (K = 4) and two k-means baselines, 3 seeds of 30 minutes,
-# on masked patches (the paper's) and on faded ones (the nucleus with its surroundings faded).
+# Cell-type clustering: the GAN (K = 4) and the k-means baselines, 3 seeds of 30 minutes,
+# on masked patches (the paper's) and on faded ones (the nucleus with its surroundings faded),
+# with the default recipe and with self-labels (benchmarks/configs/self_labels.yaml).
 # Usage: benchmarks/run_clustering.sh [DATASET ...] (default: crchistophenotypes bm_graz)
 # Data from $CELLGAN_DATA_ROOT or ../shared/data. Writes benchmarks/results/clustering_<dataset>.json
-# (masked) and clustering_<dataset>_faded.json; the cell stores, models, assignments and galleries
-# go to .cache/bench/clustering_<dataset>/. The 3 seeds train at the same time (--jobs 3), so a
-# dataset and patch mode take about 35 minutes; $PATCH_MODES picks the modes (default "masked faded"),
+# (masked, default recipe), clustering_<dataset>_faded.json, clustering_<dataset>_self_labels.json
+# and so on; the cell stores, models, assignments and galleries go to .cache/bench/clustering_<dataset>/.
+# The 3 seeds train at the same time (--jobs 3), so each run takes about 35 minutes;
+# $PATCH_MODES picks the modes (default "masked faded"), $RECIPES the recipes (default
+# "default self_labels": a name other than default is benchmarks/configs/<name>.yaml),
 # extra options via $BENCH_OPTIONS (e.g. BENCH_OPTIONS="--width 32 --minutes 10").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,12 +18,18 @@ datasets=("$@")
 [ ${#datasets[@]} -eq 0 ] && datasets=(crchistophenotypes bm_graz)
 for dataset in "${datasets[@]}"; do
     for mode in ${PATCH_MODES:-masked faded}; do
-        suffix=""
-        [ "$mode" != masked ] && suffix="_$mode"
-        # shellcheck disable=SC2086
-        "$python" -m cellgan.cli.main bench clustering \
-            --dataset "$dataset" --data-root "$data_root" --patch-mode "$mode" \
-            --json "benchmarks/results/clustering_${dataset}${suffix}.json" \
-            --seeds 3 --jobs 3 --minutes 30 ${BENCH_OPTIONS:-}
+        for recipe in ${RECIPES:-default self_labels}; do
+            suffix="" config=()
+            [ "$mode" != masked ] && suffix="_$mode"
+            if [ "$recipe" != default ]; then
+                suffix="${suffix}_$recipe"
+                config=(--config "benchmarks/configs/$recipe.yaml")
+            fi
+            # shellcheck disable=SC2086
+            "$python" -m cellgan.cli.main bench clustering \
+                --dataset "$dataset" --data-root "$data_root" --patch-mode "$mode" "${config[@]}" \
+                --json "benchmarks/results/clustering_${dataset}${suffix}.json" \
+                --seeds 3 --jobs 3 --minutes 30 ${BENCH_OPTIONS:-}
+        done
     done
 done

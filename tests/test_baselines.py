@@ -9,6 +9,7 @@ import pytest
 from cellgan.analysis.baselines import (
     SHAPE_STAIN_COLUMNS,
     BaselineError,
+    kmeans_neighbourhood_pixels,
     kmeans_pixels,
     kmeans_shape_stain,
 )
@@ -64,6 +65,21 @@ def test_kmeans_pixels_separates_dark_from_light_patches():
     assert result.embedding.shape == (60, 10)
     with pytest.raises(BaselineError, match="uint8"):
         kmeans_pixels(patches.astype(float), clusters=2)
+
+
+def test_kmeans_neighbourhood_pixels_are_the_gans_self_labels():
+    from cellgan.model.self_labels import neighbourhood_clusters
+
+    rng = np.random.default_rng(1)
+    patches = rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
+    table = pd.DataFrame({"image": np.repeat(["a", "b"], 25), "centroid_x": rng.uniform(0, 100, 50), "centroid_y": 0.0})
+    result = kmeans_neighbourhood_pixels(patches, table, clusters=3, neighbours=4, seed=2, components=50)
+    teacher = neighbourhood_clusters(patches, table, clusters=3, neighbours=4, seed=2)
+    assert np.array_equal(result.clusters, teacher) and result.embedding.shape == (50, 49)
+    alone = kmeans_neighbourhood_pixels(patches, table, clusters=3, neighbours=0, seed=2)
+    assert np.array_equal(alone.clusters, kmeans_pixels(patches, clusters=3, seed=2).clusters)
+    with pytest.raises(BaselineError, match="49 rows but there are 50 patches"):
+        kmeans_neighbourhood_pixels(patches, table.iloc[1:], clusters=3, neighbours=4)
 
 
 def test_linear_probe_needs_two_images():

@@ -84,14 +84,16 @@ def test_bench_on_two_crc_images(data_root, tmp_path, capsys):
 
 
 @pytest.mark.realdata
-def test_bench_trains_seeds_in_parallel_on_faded_patches(data_root, tmp_path):
+def test_bench_trains_seeds_in_parallel_on_faded_patches_with_neighbour_pairs(data_root, tmp_path):
     argv = ["bench", "clustering", "--dataset", "crchistophenotypes", "--data-root", str(data_root)]
     argv += ["--json", str(tmp_path / "c.json"), "--iterations", "2", "--seeds", "2", "--width", "8"]
     argv += ["--limit-images", "1", "--work-dir", str(tmp_path / "work"), "--device", "cpu"]
     (tmp_path / "run.yaml").write_text("train:\n  batch_size: 16\n")
-    assert main(argv + ["--config", str(tmp_path / "run.yaml"), "--jobs", "2", "--patch-mode", "faded"]) == 0
+    argv += ["--config", str(tmp_path / "run.yaml"), "--jobs", "2", "--patch-mode", "faded", "--pair-neighbours", "2"]
+    assert main(argv) == 0
     summary = json.loads((tmp_path / "c.json").read_text())
     assert summary["config"]["segment"]["patch_mode"] == "faded" and summary["config"]["jobs"] == 2
+    assert summary["config"]["train"]["pair_neighbours"] == 2 and summary["config"]["train"]["batch_size"] == 16
     assert [row["generator_iterations"] for row in summary["gan"]["per_seed"]] == [2, 2]
     assert len({row["model_dir"] for row in summary["gan"]["per_seed"]}) == 2
     store = CellStore.open(Path(summary["cells"]["store"]))

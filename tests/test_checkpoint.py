@@ -156,6 +156,9 @@ def test_cli_trains_on_real_cells_and_resumes(data_root, tmp_path, main):
     assert grid.shape == (4 * 66 + 2, 8 * 66 + 2, 3)
     assert load_trained(out, device="cpu").config.categories == 4
     assert main([*args, "--iterations", "2"]) == 2  # refuses to overwrite the run
+    neighbours = tmp_path / "neighbours"
+    assert main([*args[:3], str(neighbours), *args[4:], "--iterations", "1", "--pair-neighbours", "3"]) == 0
+    assert load_trained(neighbours, device="cpu").config.pair_neighbours == 3
 
 
 def test_cli_errors_are_clear(tmp_path, capsys, main):

@@ -195,6 +195,34 @@ def test_sampler_pairs_are_two_views_of_the_same_cells():
         assert ((ratio > 0.7) & (ratio < 1.4)).all()
 
 
+def test_sampler_partners_replace_the_second_view_by_a_partner_cell():
+    patches = np.full((40, 32, 32, 3), 255, np.uint8)
+    side = 2 + np.arange(40) % 20  # cell i: a dark square of this side on white
+    for i in range(40):
+        patches[i, 4 : 4 + side[i], 4 : 4 + side[i]] = 0
+    partners = ((np.arange(40) + 1) % 40)[:, None]  # each cell's partner is the next cell
+    sampler = PatchSampler(patches, batch_size=16, seed=3, pairs=True, partners=partners)
+    batch = sampler.batch(1)
+    dark = (batch < 0).any(1).flatten(1).sum(1).numpy()  # shifts and turns keep a square's area
+    first_side = np.sqrt(dark[:8]).round().astype(int)
+    assert (first_side**2 == dark[:8]).all()
+    partner_side = np.where(first_side == 21, 2, first_side + 1)
+    assert (dark[8:] == partner_side**2).all()
+    cells = sampler.cells(1).numpy()  # the patch rows behind the batch: the cells, then their partners
+    assert (side[cells] ** 2 == dark).all() and (cells[8:] == (cells[:8] + 1) % 40).all()
+    assert torch.equal(batch, PatchSampler(patches, batch_size=16, seed=3, pairs=True, partners=partners).batch(1))
+
+
+def test_sampler_rejects_bad_partners():
+    patches = np.zeros((10, 32, 32, 3), np.uint8)
+    with pytest.raises(PatchError, match="only apply to pairs"):
+        PatchSampler(patches, batch_size=4, seed=0, partners=np.zeros((10, 1), np.int64))
+    with pytest.raises(PatchError, match=r"integer \(10, k\)"):
+        PatchSampler(patches, batch_size=4, seed=0, pairs=True, partners=np.zeros((9, 1), np.int64))
+    with pytest.raises(PatchError, match=r"rows in \[0, 10\)"):
+        PatchSampler(patches, batch_size=4, seed=0, pairs=True, partners=np.full((10, 2), 10))
+
+
 def test_sampler_rejects_bad_patches():
     with pytest.raises(PatchError, match="uint8"):
         PatchSampler(np.zeros((20, 32, 32, 3), np.float32), batch_size=4, seed=0)
@@ -225,6 +253,8 @@ def test_config_from_yaml_dict_round_trip():
         ({"lambda_gp": -1}, "lambda_gp"),
         ({"iterations": None, "minutes": None}, "stopping rule"),
         ({"learning_rate": 1e-3}, "unknown training options"),
+        ({"pair_neighbours": -1}, "pair_neighbours"),
+        ({"pair_neighbours": 3, "lambda_pair": 0.0}, "needs the pair term"),
     ],
 )
 def test_config_rejects_bad_values(options, message):

@@ -107,3 +107,35 @@ def test_refuses_to_overwrite_or_to_resume_another_recipe(tmp_path):
 def test_minutes_budget_stops_the_run(tmp_path):
     result = train(_patches(), tmp_path / "m", _config(iterations=None, minutes=1e-4), device="cpu", progress=False)
     assert result.stopped_by == "minutes" and result.step >= 1
+
+
+def test_neighbour_pairs_need_the_cell_table_and_train_with_it(tmp_path):
+    from cellgan.model import ConfigError
+
+    patches = _patches()
+    table = pd.DataFrame({"image": np.repeat(["a", "b"], 32), "centroid_x": np.arange(64.0), "centroid_y": 0.0})
+    config = _config(lambda_pair=2.0, pair_neighbours=2, iterations=2)
+    with pytest.raises(ConfigError, match="needs the cell table"):
+        train(patches, tmp_path / "none", config, device="cpu", progress=False)
+    with pytest.raises(ConfigError, match="63 rows but there are 64 patches"):
+        train(patches, tmp_path / "short", config, device="cpu", progress=False, table=table.iloc[1:])
+    result = train(patches, tmp_path / "m", config, device="cpu", progress=False, table=table)
+    assert result.step == 2
+    assert load_trained(tmp_path / "m", device="cpu").config.pair_neighbours == 2
+    assert pd.read_csv(tmp_path / "m" / "log.csv")["pair_loss"].ne(0).all()
+
+
+def test_self_labels_teach_q_on_real_cells(tmp_path):
+    from cellgan.model import ConfigError
+
+    patches = _patches()
+    table = pd.DataFrame({"image": np.repeat(["a", "b"], 32), "centroid_x": np.arange(64.0), "centroid_y": 0.0})
+    config = _config(lambda_self_label=1.0, self_label_neighbours=3, lambda_pair=0.0, iterations=2)
+    with pytest.raises(ConfigError, match="self_label_neighbours needs the cell table"):
+        train(patches, tmp_path / "none", config, device="cpu", progress=False)
+    train(patches, tmp_path / "m", config, device="cpu", progress=False, table=table)
+    log = pd.read_csv(tmp_path / "m" / "log.csv")
+    assert (log["self_label_loss"] > 0).all() and (log["pair_loss"] == 0).all()
+    alone = _config(lambda_self_label=1.0, self_label_neighbours=0, iterations=1)
+    train(patches, tmp_path / "alone", alone, device="cpu", progress=False)  # the cell alone needs no table
+    assert (pd.read_csv(tmp_path / "alone" / "log.csv")["self_label_loss"] > 0).all()

@@ -1,11 +1,14 @@
 """Simple clusterings to score the GAN's categories against, in the same harness.
 
-Both are k-means with k = K on a fixed, label-free description of each cell:
+Each is k-means with k = K on a fixed, label-free description of each cell:
 
 - :func:`kmeans_pixels`: the raw patch pixels reduced by PCA to 50 dimensions
   (the pixel baseline of the data README: accuracy 0.34, NMI 0.08 on context crops).
 - :func:`kmeans_shape_stain`: the cell table's shape and stain features
   (``SHAPE_STAIN_COLUMNS``), standardised.
+- :func:`kmeans_neighbourhood_pixels`: the PCA-50 pixels averaged over each cell
+  and its nearest cells in the same image: the self-labels that can teach the
+  GAN's Q (:mod:`cellgan.model.self_labels`), scored on their own.
 
 Each returns a :class:`BaselineResult` whose ``clusters`` go to
 :func:`cellgan.metrics.clustering.clustering_scores` like the GAN's categories.
@@ -22,6 +25,7 @@ __all__ = [
     "SHAPE_STAIN_COLUMNS",
     "BaselineError",
     "BaselineResult",
+    "kmeans_neighbourhood_pixels",
     "kmeans_pixels",
     "kmeans_shape_stain",
 ]
@@ -62,16 +66,27 @@ def kmeans_pixels(patches_uint8, *, clusters: int, seed: int = 0, components: in
     components : int
         PCA dimensions, reduced when there are fewer cells or pixels.
     """
-    from sklearn.decomposition import PCA
+    return _kmeans(_pixel_pca(patches_uint8, clusters, seed, components), clusters=clusters, seed=seed)
 
-    patches = np.asarray(patches_uint8)
-    if patches.dtype != np.uint8 or patches.ndim != 4:
-        raise BaselineError(f"patches must be uint8 (n, h, w, 3), got {patches.dtype} {patches.shape}")
-    _check_count(len(patches), clusters)
-    pixels = patches.reshape(len(patches), -1).astype(np.float32) / 255.0
-    components = min(components, len(pixels) - 1, pixels.shape[1])
-    reduced = PCA(n_components=components, svd_solver="randomized", random_state=seed).fit_transform(pixels)
-    return _kmeans(reduced, clusters=clusters, seed=seed)
+
+def kmeans_neighbourhood_pixels(
+    patches_uint8, table: pd.DataFrame, *, clusters: int, neighbours: int, seed: int = 0, components: int = 50
+) -> BaselineResult:
+    """k-means on the PCA of the pixels averaged over each cell and its ``neighbours`` nearest cells.
+
+    The same clusters as :func:`cellgan.model.self_labels.neighbourhood_clusters`
+    (same PCA, averaging and k-means seed), with the scores and embedding of
+    the other baselines. ``table`` places the cells (``image``, ``centroid_x``,
+    ``centroid_y``; row i describes patch i).
+    """
+    from cellgan.model.neighbours import nearest_cells
+    from cellgan.model.self_labels import neighbourhood_average
+
+    if len(table) != len(patches_uint8):
+        raise BaselineError(f"the cell table has {len(table)} rows but there are {len(patches_uint8)} patches")
+    partners = nearest_cells(table, neighbours) if neighbours else None
+    described = neighbourhood_average(_pixel_pca(patches_uint8, clusters, seed, components), partners)
+    return _kmeans(described, clusters=clusters, seed=seed)
 
 
 def kmeans_shape_stain(table: pd.DataFrame, *, clusters: int, seed: int = 0) -> BaselineResult:
@@ -101,6 +116,16 @@ def kmeans_shape_stain(table: pd.DataFrame, *, clusters: int, seed: int = 0) -> 
     std = values.std(axis=0)
     standardised = (values - values.mean(axis=0)) / np.where(std > 0, std, 1.0)
     return _kmeans(standardised, clusters=clusters, seed=seed)
+
+
+def _pixel_pca(patches_uint8, clusters: int, seed: int, components: int) -> np.ndarray:
+    from cellgan.model.self_labels import pixel_pca
+
+    patches = np.asarray(patches_uint8)
+    if patches.dtype != np.uint8 or patches.ndim != 4:
+        raise BaselineError(f"patches must be uint8 (n, h, w, 3), got {patches.dtype} {patches.shape}")
+    _check_count(len(patches), clusters)
+    return pixel_pca(patches, seed=seed, components=components)
 
 
 def _check_count(n: int, clusters: int) -> None:

@@ -10,7 +10,11 @@ representation and not the detection. Then, for each seed, without labels:
   cell gets argmax Q (Hu et al., JBHI 2019);
 - ``kmeans_pixels``: k-means (k = K) on the PCA-50 of the patches' pixels;
 - ``kmeans_features``: k-means on the cell table's standardised shape and stain
-  features (:data:`cellgan.analysis.baselines.SHAPE_STAIN_COLUMNS`).
+  features (:data:`cellgan.analysis.baselines.SHAPE_STAIN_COLUMNS`);
+- ``kmeans_neighbourhood``: k-means on the PCA-50 pixels averaged over each cell
+  and its ``self_label_neighbours`` nearest cells: the self-labels that teach Q when
+  ``lambda_self_label`` > 0, scored on their own so that the GAN can be compared
+  with its teacher.
 
 Each clustering is scored against the labels (Hungarian accuracy, ARI, NMI, AMI
 and the paper's purity, entropy and F-score), and each method's representation
@@ -59,7 +63,7 @@ __all__ = [
 CLUSTERING_DATASETS = ("crchistophenotypes", "bm_graz")
 
 #: Clustering methods, in reporting order.
-METHODS = ("gan", "kmeans_pixels", "kmeans_features")
+METHODS = ("gan", "kmeans_pixels", "kmeans_features", "kmeans_neighbourhood")
 
 _SCORE_SUMMARY = ("acc", "ari", "nmi", "ami", "purity", "entropy", "f_score", "linear_probe_acc")
 _UNSUPERVISED_KEYS = ("categories_used", "largest_category_share")
@@ -158,7 +162,7 @@ def run_clustering_benchmark(
         row, clusters = _run_gan(store, patches, config, work_dir, labels=labels, device=device, progress=progress)
         runs["gan"].append(row)
         clusterings["gan"].append(clusters)
-        for method, result in _baselines(table, patches, categories, seed).items():
+        for method, result in _baselines(table, patches, config, seed).items():
             row = {"seed": seed, **_unsupervised(result.clusters, categories)}
             if labels is not None:
                 row.update(clustering_scores(result.clusters, labels))
@@ -277,7 +281,7 @@ def _run_gan(store, patches, config, work_dir: Path, *, labels, device, progress
     from cellgan.analysis.assign import evaluate_assignments, write_assignments
 
     model_dir = _model_dir(work_dir, store, config)
-    result = _train_seed(patches, model_dir, config, device=device, progress=progress)
+    result = _train_seed(store, model_dir, config, device=device, progress=progress)
     assignments_dir = model_dir / "assignments"
     write_assignments(model_dir, store.root, assignments_dir, device=device)
     assignment = pd.read_parquet(assignments_dir / "assignments.parquet")
@@ -315,14 +319,15 @@ def _model_dir(work_dir: Path, store, config) -> Path:
     return Path(work_dir) / f"gan_{_digest({'train': config.to_dict(), 'cells': store.root.name})}_seed{config.seed}"
 
 
-def _train_seed(patches, model_dir: Path, config, *, device, progress: bool):
-    """Train one seed in ``model_dir``, resuming the run there if there is one."""
+def _train_seed(store, model_dir: Path, config, *, device, progress: bool):
+    """Train one seed on ``store``'s cells in ``model_dir``, resuming the run there if there is one."""
     from cellgan.model import train
     from cellgan.model.checkpoint import META_NAME
 
     resume = (Path(model_dir) / META_NAME).is_file()
     _say(f"seed {config.seed}: training{' (resuming)' if resume else ''} in {model_dir}")
-    return train(patches, model_dir, config, device=device, resume=resume, progress=progress)
+    patches, table = store.read_patches(), store.read_table()
+    return train(patches, model_dir, config, device=device, resume=resume, progress=progress, table=table)
 
 
 def _train_in_parallel(store, configs, work_dir: Path, *, jobs: int, device) -> None:
@@ -353,16 +358,19 @@ def _train_worker(task) -> int:
 
     store_root, model_dir, values, device, threads = task
     torch.set_num_threads(threads)
-    patches = CellStore.open(Path(store_root)).read_patches()
-    return _train_seed(patches, Path(model_dir), TrainConfig.from_dict(values), device=device, progress=False).step
+    store = CellStore.open(Path(store_root))
+    return _train_seed(store, Path(model_dir), TrainConfig.from_dict(values), device=device, progress=False).step
 
 
-def _baselines(table, patches, categories: int, seed: int) -> dict:
-    from cellgan.analysis.baselines import kmeans_pixels, kmeans_shape_stain
+def _baselines(table, patches, config, seed: int) -> dict:
+    """The k-means baselines with k = the GAN's K (the neighbourhood one with its self-label neighbours)."""
+    from cellgan.analysis.baselines import kmeans_neighbourhood_pixels, kmeans_pixels, kmeans_shape_stain
 
+    k, neighbours = config.categories, config.self_label_neighbours
     return {
-        "kmeans_pixels": kmeans_pixels(patches, clusters=categories, seed=seed),
-        "kmeans_features": kmeans_shape_stain(table, clusters=categories, seed=seed),
+        "kmeans_pixels": kmeans_pixels(patches, clusters=k, seed=seed),
+        "kmeans_features": kmeans_shape_stain(table, clusters=k, seed=seed),
+        "kmeans_neighbourhood": kmeans_neighbourhood_pixels(patches, table, clusters=k, neighbours=neighbours, seed=seed),
     }
 
 
@@ -454,7 +462,7 @@ def _say(message: str) -> None:
 
 
 def register(subparsers) -> None:
-    from cellgan.cli.common import add_device_option
+    from cellgan.cli.common import add_device_option, add_pair_neighbours_option
 
     parser = subparsers.add_parser(
         "clustering",
@@ -477,6 +485,7 @@ def register(subparsers) -> None:
         default=None,
         help="patches cut at the centres [--config's, else masked: the paper's]",
     )
+    add_pair_neighbours_option(parser)
     parser.add_argument(
         "--jobs", type=positive_int, default=1, help="seeds trained at the same time, sharing the CPU threads [1]"
     )
@@ -534,8 +543,8 @@ def _main(args) -> int:
             width=args.width,
             categories=args.categories,
             limit_images=args.limit_images,
-            train_options=sections.get("train"),
-            segment_options=_with_patch_mode(sections.get("segment"), args.patch_mode),
+            train_options=_with_option(sections.get("train"), "pair_neighbours", args.pair_neighbours),
+            segment_options=_with_option(sections.get("segment"), "patch_mode", args.patch_mode),
             device=device,
             jobs=args.jobs,
             progress=sys.stderr.isatty() and args.jobs == 1,
@@ -562,5 +571,6 @@ def _main(args) -> int:
     return 0
 
 
-def _with_patch_mode(segment_options: dict | None, patch_mode: str | None) -> dict:
-    return {**(segment_options or {}), **({"patch_mode": patch_mode} if patch_mode else {})}
+def _with_option(section: dict | None, name: str, value) -> dict:
+    """A --config section with a command-line option laid over it when the option was given."""
+    return {**(section or {}), **({name: value} if value is not None else {})}

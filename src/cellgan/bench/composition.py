@@ -277,7 +277,9 @@ def run_composition_benchmark(
         model_dir = work / f"model_seed{seed}"
         shutil.rmtree(model_dir, ignore_errors=True)
         start = time.perf_counter()
-        train(store.read_patches(), model_dir, train_config, device=torch.device(device), progress=False)
+        train(
+            store.read_patches(), model_dir, train_config, device=torch.device(device), progress=False, table=store.read_table()
+        )
         timings["train_seconds"] = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -17,6 +17,17 @@ def add_seed_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed [0]")
 
 
+def add_pair_neighbours_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pair-neighbours",
+        type=int,
+        default=None,
+        metavar="K",
+        help="pair each real cell with one of its K nearest cells in the same image instead of a second view "
+        "of itself (TrainConfig.pair_neighbours) [--config's, else 0]",
+    )
+
+
 def resolve_device(name: str):
     """Turn ``auto``/``cpu``/``cuda[:N]`` into a ``torch.device``, failing clearly.
 

@@ -167,12 +167,14 @@ def _train(run_dir: Path, config, *, device, progress: bool) -> dict:
     from cellgan.model import train
     from cellgan.model.checkpoint import META_NAME
 
-    patches = CellStore.open(run_dir / "cells").read_patches()
+    store = CellStore.open(run_dir / "cells")
     model_dir = run_dir / "model"
     resume = (model_dir / META_NAME).is_file()
     if not resume and model_dir.exists():
         shutil.rmtree(model_dir)  # a run killed before its first checkpoint: nothing to continue from
-    result = train(patches, model_dir, config.train, device=device, resume=resume, progress=progress)
+    result = train(
+        store.read_patches(), model_dir, config.train, device=device, resume=resume, progress=progress, table=store.read_table()
+    )
     minutes = result.elapsed_seconds / 60
     return {"summary": f"{result.step} generator steps, {minutes:.1f} min" + (", resumed" if resume else "")}
 

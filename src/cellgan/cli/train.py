@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cellgan.cli.common import add_device_option, add_seed_option
+from cellgan.cli.common import add_device_option, add_pair_neighbours_option, add_seed_option
 
 
 def register(subparsers) -> None:
@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--iterations", type=int, metavar="N", help="stop after N generator iterations")
     budget.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes of training")
+    add_pair_neighbours_option(parser)
     add_seed_option(parser)
     add_device_option(parser)
     parser.add_argument(
@@ -47,7 +48,7 @@ def run(args) -> int:
     from cellgan.cli.common import resolve_device
     from cellgan.cli.main import CliError
     from cellgan.io.cellstore import CellStore, CellStoreError
-    from cellgan.model import CheckpointError, ConfigError, PatchError, TrainConfig, train
+    from cellgan.model import CheckpointError, ConfigError, NeighbourError, PatchError, TrainConfig, train
 
     options: dict = {}
     if args.config:
@@ -56,7 +57,13 @@ def run(args) -> int:
             options = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
             raise CliError(f"{path}: cannot read the config ({err})") from err
-    given = {"categories": args.categories, "width": args.width, "batch_size": args.batch_size, "seed": args.seed}
+    given = {
+        "categories": args.categories,
+        "width": args.width,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "pair_neighbours": args.pair_neighbours,
+    }
     options.update({k: v for k, v in given.items() if v is not None})
     if args.iterations is not None or args.minutes is not None:  # a budget flag replaces both budgets
         options.update(iterations=args.iterations, minutes=args.minutes)
@@ -72,14 +79,17 @@ def run(args) -> int:
             raise CliError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     try:
-        patches = CellStore.open(Path(args.cells)).read_patches()
+        store = CellStore.open(Path(args.cells))
+        patches, table = store.read_patches(), store.read_table()
     except CellStoreError as err:
         raise CliError(str(err)) from err
     if len(patches) == 0:
         raise CliError(f"{args.cells}: the cell store holds no cells")
     try:
-        result = train(patches, Path(args.out), config, device=device, resume=args.resume, progress=not args.quiet)
-    except (CheckpointError, PatchError) as err:
+        result = train(
+            patches, Path(args.out), config, device=device, resume=args.resume, progress=not args.quiet, table=table
+        )
+    except (CheckpointError, PatchError, ConfigError, NeighbourError) as err:
         raise CliError(str(err)) from err
     print(
         f"trained {result.step} iterations in {result.elapsed_seconds / 60:.1f} min on {device} "

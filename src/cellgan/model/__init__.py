@@ -9,6 +9,7 @@ from cellgan.model.config import ConfigError, TrainConfig
 from cellgan.model.critic import Critic, CriticOutput
 from cellgan.model.data import PatchError, PatchSampler, dihedral, patches_to_tensor
 from cellgan.model.generator import Generator
+from cellgan.model.neighbours import NeighbourError, nearest_cells
 from cellgan.model.losses import (
     critic_wasserstein_loss,
     generator_loss,
@@ -25,6 +26,7 @@ __all__ = [
     "Critic",
     "CriticOutput",
     "Generator",
+    "NeighbourError",
     "PatchError",
     "PatchSampler",
     "TrainConfig",
@@ -37,6 +39,7 @@ __all__ = [
     "gradient_penalty",
     "information_maximisation_loss",
     "load_trained",
+    "nearest_cells",
     "mutual_information_loss",
     "pair_mutual_information_loss",
     "patches_to_tensor",

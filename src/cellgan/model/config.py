@@ -65,6 +65,19 @@ class TrainConfig:
         :class:`~cellgan.model.data.PatchSampler`), added to every critic step and
         updating the trunk and Q [0: not in the paper]. It keeps Q from putting
         every real cell in one category, which the paper's recipe does at first.
+    pair_neighbours : int
+        What the pair term pairs [not in the paper]: 0, two views of one cell;
+        k ≥ 1, a cell and one of its k nearest cells in the same image
+        (:mod:`cellgan.model.neighbours`), so the categories follow what a
+        tissue neighbourhood shares. Needs the cell table (``train(table=...)``).
+    lambda_self_label : float
+        Weight of the cross-entropy between Q on real cells and their
+        self-labels (:func:`cellgan.model.self_labels.neighbourhood_clusters`),
+        added to every critic step and updating the trunk and Q [0: not in the
+        paper]. Needs the cell table when ``self_label_neighbours`` > 0.
+    self_label_neighbours : int
+        Nearest cells (same image) whose pixels are averaged with a cell's
+        before the k-means that makes the self-labels; 0, the cell alone.
     augment : bool
         Random symmetries of the square on real patches [the code used the four flips].
     iterations : int or None
@@ -94,6 +107,9 @@ class TrainConfig:
     lambda_mi: float = 1.0
     lambda_im: float = 0.0
     lambda_pair: float = 2.0
+    pair_neighbours: int = 0
+    lambda_self_label: float = 0.0
+    self_label_neighbours: int = 5
     augment: bool = True
     iterations: int | None = None
     minutes: float | None = 30.0
@@ -113,6 +129,8 @@ class TrainConfig:
         for name in ("categories", "width", "noise_dim", "batch_size", "critic_steps", "sample_every"):
             _check_int(name, getattr(self, name), minimum=2 if name == "categories" else 1)
         _check_int("seed", self.seed, minimum=0)
+        _check_int("pair_neighbours", self.pair_neighbours, minimum=0)
+        _check_int("self_label_neighbours", self.self_label_neighbours, minimum=0)
         for name in ("iterations", "checkpoint_every"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
@@ -120,17 +138,20 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        for name in ("lambda_gp", "lambda_mi", "lambda_im", "lambda_pair"):
+        for name in ("lambda_gp", "lambda_mi", "lambda_im", "lambda_pair", "lambda_self_label"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
+        if self.pair_neighbours and not self.lambda_pair:
+            raise ConfigError("pair_neighbours needs the pair term: set lambda_pair > 0")
         if self.iterations is None and self.minutes is None:
             raise ConfigError("set iterations, minutes or both: the run needs a stopping rule")
 
     @classmethod
     def paper(cls, **overrides) -> "TrainConfig":
         """The recipe of the authors' code and paper (width 128, batch 64, lr 1e-4, 5 critic steps)."""
-        options = dict(width=128, lr=1e-4, lr_critic=None, critic_steps=5, lambda_im=0.0, lambda_pair=0.0)
+        options = dict(width=128, lr=1e-4, lr_critic=None, critic_steps=5)
+        options.update(lambda_im=0.0, lambda_pair=0.0, pair_neighbours=0, lambda_self_label=0.0)
         return cls(**{**options, **overrides})
 
     @property

@@ -106,15 +106,30 @@ class PatchSampler:
         intensity scaled (:func:`jitter`), so that a category that both views
         share cannot rest on orientation, position or staining strength
         (for :func:`cellgan.model.losses.pair_mutual_information_loss`).
+    partners : np.ndarray or None
+        With ``pairs``, int (n, k) rows of candidate partners per cell (such as
+        :func:`cellgan.model.neighbours.nearest_cells`): the second view is then
+        a partner drawn at random each epoch instead of the cell itself, under
+        its own symmetry, shift and stain gain.
     device : torch.device or str
     """
 
     def __init__(
-        self, patches: np.ndarray, *, batch_size: int, seed: int, augment: bool = True, pairs: bool = False, device="cpu"
+        self,
+        patches: np.ndarray,
+        *,
+        batch_size: int,
+        seed: int,
+        augment: bool = True,
+        pairs: bool = False,
+        partners: np.ndarray | None = None,
+        device="cpu",
     ):
         patches = validate_patches(patches)
         if pairs and batch_size % 2:
             raise PatchError(f"pairs need an even batch size, got {batch_size}")
+        if partners is not None:
+            partners = _validate_partners(partners, len(patches), pairs=pairs)
         self.cells_per_batch = batch_size // 2 if pairs else batch_size
         if len(patches) < self.cells_per_batch:
             raise PatchError(f"only {len(patches)} patches, fewer than the {self.cells_per_batch} cells a batch needs")
@@ -125,6 +140,7 @@ class PatchSampler:
         self.device = torch.device(device)
         self.batches_per_epoch = len(patches) // self.cells_per_batch
         self._data = torch.from_numpy(np.ascontiguousarray(patches)).to(self.device)
+        self._partners = partners
         self._epoch_cache: tuple | None = None
 
     def __len__(self) -> int:
@@ -141,17 +157,46 @@ class PatchSampler:
             shifts = rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, (n, 2, 2))
             gains = rng.uniform(*GAIN_RANGE, (n, 2, 1)) * rng.uniform(*CHANNEL_GAIN_RANGE, (n, 2, 3))
             views = (torch.from_numpy(shifts).to(self.device), torch.from_numpy(gains).float().to(self.device))
-            self._epoch_cache = (epoch, order, transforms, *views)
+            partner = np.arange(n)
+            if self._partners is not None:
+                partner = self._partners[partner, rng.integers(0, self._partners.shape[1], n)]
+            self._epoch_cache = (epoch, order, transforms, *views, torch.from_numpy(partner).to(self.device))
         return self._epoch_cache[1:]
 
     def batch(self, index: int) -> torch.Tensor:
         """The ``index``-th batch of the stream: float32 (B, 3, 32, 32) in [−1, 1]."""
-        epoch, position = divmod(index, self.batches_per_epoch)
-        order, transforms, shifts, gains = self._epoch(epoch)
-        rows = order[position * self.cells_per_batch : (position + 1) * self.cells_per_batch]
-        x = patches_to_tensor(self._data.index_select(0, rows), device=self.device)
-        views = transforms.index_select(0, rows)  # (cells, 2): two different symmetries per cell
+        rows, partner_rows, views, shifts, gains = self._draw(index)
+        x = self._patches(rows)
         if self.pairs:
-            shifts, gains = shifts.index_select(0, rows), gains.index_select(0, rows)
-            return torch.cat([jitter(dihedral(x, views[:, v]), shifts[:, v], gains[:, v]) for v in (0, 1)])
+            second = x if self._partners is None else self._patches(partner_rows)
+            pair = [jitter(dihedral(cells, views[:, v]), shifts[:, v], gains[:, v]) for v, cells in enumerate((x, second))]
+            return torch.cat(pair)
         return dihedral(x, views[:, 0]) if self.augment else x
+
+    def cells(self, index: int) -> torch.Tensor:
+        """The patch row of every image of ``batch(index)``: int64 (B,)."""
+        rows, partner_rows, *_ = self._draw(index)
+        return torch.cat([rows, partner_rows]) if self.pairs else rows
+
+    def _draw(self, index: int) -> tuple[torch.Tensor, ...]:
+        """Rows, partner rows, symmetries (cells, 2), shifts and gains of the cells of batch ``index``."""
+        epoch, position = divmod(index, self.batches_per_epoch)
+        order, transforms, shifts, gains, partner = self._epoch(epoch)
+        rows = order[position * self.cells_per_batch : (position + 1) * self.cells_per_batch]
+        picked = (t.index_select(0, rows) for t in (partner, transforms, shifts, gains))
+        return rows, *picked
+
+    def _patches(self, rows: torch.Tensor) -> torch.Tensor:
+        return patches_to_tensor(self._data.index_select(0, rows), device=self.device)
+
+
+def _validate_partners(partners, n: int, *, pairs: bool) -> np.ndarray:
+    """Return ``partners`` as int64 (n, k) with every entry a row in [0, n), else raise PatchError."""
+    if not pairs:
+        raise PatchError("partners only apply to pairs (pairs=True)")
+    partners = np.asarray(partners)
+    if partners.ndim != 2 or len(partners) != n or partners.shape[1] < 1 or not np.issubdtype(partners.dtype, np.integer):
+        raise PatchError(f"partners must be integer ({n}, k) with k ≥ 1, got {partners.dtype} {partners.shape}")
+    if partners.min() < 0 or partners.max() >= n:
+        raise PatchError(f"partners must be rows in [0, {n}), got values from {partners.min()} to {partners.max()}")
+    return partners.astype(np.int64)

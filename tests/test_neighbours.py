@@ -1,0 +1,43 @@
+"""cellgan.model.neighbours: each cell's nearest cells in its own image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellgan.model import NeighbourError, nearest_cells
+
+
+def _table(rows):
+    return pd.DataFrame(rows, columns=["image", "centroid_x", "centroid_y"])
+
+
+def test_nearest_cells_stay_in_their_image_nearest_first():
+    table = _table(
+        [("a", 0, 0), ("b", 1, 0), ("a", 10, 0), ("a", 3, 0), ("b", 50, 0), ("a", 4, 0), ("b", 0, 0)]
+    )
+    near = nearest_cells(table, 2)
+    assert near.shape == (7, 2) and near.dtype == np.int64
+    # image a: rows 0 (x 0), 2 (x 10), 3 (x 3), 5 (x 4); image b: rows 1 (x 1), 4 (x 50), 6 (x 0)
+    assert near.tolist() == [[3, 5], [6, 4], [5, 3], [5, 0], [1, 6], [3, 0], [1, 4]]
+
+
+def test_small_images_repeat_their_farthest_neighbour_and_a_lone_cell_pairs_with_itself():
+    table = _table([("a", 0, 0), ("a", 5, 5), ("solo", 7, 7)])
+    assert nearest_cells(table, 3).tolist() == [[1, 1, 1], [0, 0, 0], [2, 2, 2]]
+
+
+def test_coincident_cells_never_list_themselves_when_others_exist():
+    table = _table([("a", 1, 1), ("a", 1, 1), ("a", 1, 1), ("a", 9, 9)])
+    near = nearest_cells(table, 2)
+    assert all(i not in row for i, row in enumerate(near.tolist()))
+
+
+def test_bad_tables_are_refused():
+    with pytest.raises(NeighbourError, match="centroid_y"):
+        nearest_cells(pd.DataFrame({"image": ["a"], "centroid_x": [0.0]}), 1)
+    with pytest.raises(NeighbourError, match="1 cells have no finite centroid"):
+        nearest_cells(_table([("a", 0, 0), ("a", np.nan, 1)]), 1)
+    with pytest.raises(NeighbourError, match="at least 1"):
+        nearest_cells(_table([("a", 0, 0)]), 0)
