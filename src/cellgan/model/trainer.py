@@ -311,8 +311,9 @@ def train(
     progress : bool
         Show a progress bar on stderr.
     table : pandas.DataFrame or None
-        The cells' table, row i describing patch i; needed when
-        ``config.pair_neighbours`` pairs each cell with its neighbours.
+        The cells' table, row i describing patch i; needed when the recipe
+        uses the cells' positions (``pair_neighbours``, or ``lambda_self_label``
+        with ``self_label_neighbours``).
 
     Returns
     -------
