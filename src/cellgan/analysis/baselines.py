@@ -66,7 +66,10 @@ def kmeans_pixels(patches_uint8, *, clusters: int, seed: int = 0, components: in
     components : int
         PCA dimensions, reduced when there are fewer cells or pixels.
     """
-    return _kmeans(_pixel_pca(patches_uint8, clusters, seed, components), clusters=clusters, seed=seed)
+    from cellgan.model.self_labels import pixel_pca
+
+    reduced = pixel_pca(_checked_patches(patches_uint8, clusters), seed=seed, components=components)
+    return _kmeans(reduced, clusters=clusters, seed=seed)
 
 
 def kmeans_neighbourhood_pixels(
@@ -79,13 +82,12 @@ def kmeans_neighbourhood_pixels(
     the other baselines. ``table`` places the cells (``image``, ``centroid_x``,
     ``centroid_y``; row i describes patch i).
     """
-    from cellgan.model.neighbours import nearest_cells
-    from cellgan.model.self_labels import neighbourhood_average
+    from cellgan.model.self_labels import neighbourhood_pixels
 
-    if len(table) != len(patches_uint8):
-        raise BaselineError(f"the cell table has {len(table)} rows but there are {len(patches_uint8)} patches")
-    partners = nearest_cells(table, neighbours) if neighbours else None
-    described = neighbourhood_average(_pixel_pca(patches_uint8, clusters, seed, components), partners)
+    patches = _checked_patches(patches_uint8, clusters)
+    if len(table) != len(patches):
+        raise BaselineError(f"the cell table has {len(table)} rows but there are {len(patches)} patches")
+    described = neighbourhood_pixels(patches, table, neighbours=neighbours, seed=seed, components=components)
     return _kmeans(described, clusters=clusters, seed=seed)
 
 
@@ -118,14 +120,13 @@ def kmeans_shape_stain(table: pd.DataFrame, *, clusters: int, seed: int = 0) -> 
     return _kmeans(standardised, clusters=clusters, seed=seed)
 
 
-def _pixel_pca(patches_uint8, clusters: int, seed: int, components: int) -> np.ndarray:
-    from cellgan.model.self_labels import pixel_pca
-
+def _checked_patches(patches_uint8, clusters: int) -> np.ndarray:
+    """The patches as an array, if they are uint8 (n, h, w, 3) and enough for ``clusters``."""
     patches = np.asarray(patches_uint8)
     if patches.dtype != np.uint8 or patches.ndim != 4:
         raise BaselineError(f"patches must be uint8 (n, h, w, 3), got {patches.dtype} {patches.shape}")
     _check_count(len(patches), clusters)
-    return pixel_pca(patches, seed=seed, components=components)
+    return patches
 
 
 def _check_count(n: int, clusters: int) -> None:

@@ -159,7 +159,7 @@ def run_clustering_benchmark(
     runs = {method: [] for method in METHODS}
     clusterings = {method: [] for method in METHODS}
     for seed, config in enumerate(configs):
-        row, clusters = _run_gan(store, patches, config, work_dir, labels=labels, device=device, progress=progress)
+        row, clusters = _run_gan(store, patches, table, config, work_dir, labels=labels, device=device, progress=progress)
         runs["gan"].append(row)
         clusterings["gan"].append(clusters)
         for method, result in _baselines(table, patches, config, seed).items():
@@ -274,14 +274,14 @@ def build_point_store(dataset: str, data_root, work_dir, *, config, limit_images
     return store, skipped
 
 
-def _run_gan(store, patches, config, work_dir: Path, *, labels, device, progress: bool) -> tuple[dict, np.ndarray]:
+def _run_gan(store, patches, table, config, work_dir: Path, *, labels, device, progress: bool) -> tuple[dict, np.ndarray]:
     """Train one seed (resuming its directory if there is one), assign every cell, score."""
     import pandas as pd
 
     from cellgan.analysis.assign import evaluate_assignments, write_assignments
 
     model_dir = _model_dir(work_dir, store, config)
-    result = _train_seed(store, model_dir, config, device=device, progress=progress)
+    result = _train_seed(patches, table, model_dir, config, device=device, progress=progress)
     assignments_dir = model_dir / "assignments"
     write_assignments(model_dir, store.root, assignments_dir, device=device)
     assignment = pd.read_parquet(assignments_dir / "assignments.parquet")
@@ -319,14 +319,13 @@ def _model_dir(work_dir: Path, store, config) -> Path:
     return Path(work_dir) / f"gan_{_digest({'train': config.to_dict(), 'cells': store.root.name})}_seed{config.seed}"
 
 
-def _train_seed(store, model_dir: Path, config, *, device, progress: bool):
-    """Train one seed on ``store``'s cells in ``model_dir``, resuming the run there if there is one."""
+def _train_seed(patches, table, model_dir: Path, config, *, device, progress: bool):
+    """Train one seed on the cells (patches and table) in ``model_dir``, resuming the run there if there is one."""
     from cellgan.model import train
     from cellgan.model.checkpoint import META_NAME
 
     resume = (Path(model_dir) / META_NAME).is_file()
     _say(f"seed {config.seed}: training{' (resuming)' if resume else ''} in {model_dir}")
-    patches, table = store.read_patches(), store.read_table()
     return train(patches, model_dir, config, device=device, resume=resume, progress=progress, table=table)
 
 
@@ -359,7 +358,8 @@ def _train_worker(task) -> int:
     store_root, model_dir, values, device, threads = task
     torch.set_num_threads(threads)
     store = CellStore.open(Path(store_root))
-    return _train_seed(store, Path(model_dir), TrainConfig.from_dict(values), device=device, progress=False).step
+    patches, table, config = store.read_patches(), store.read_table(), TrainConfig.from_dict(values)
+    return _train_seed(patches, table, Path(model_dir), config, device=device, progress=False).step
 
 
 def _baselines(table, patches, config, seed: int) -> dict:

@@ -9,7 +9,6 @@ from cellgan.model.config import ConfigError, TrainConfig
 from cellgan.model.critic import Critic, CriticOutput
 from cellgan.model.data import PatchError, PatchSampler, dihedral, patches_to_tensor
 from cellgan.model.generator import Generator
-from cellgan.model.neighbours import NeighbourError, nearest_cells
 from cellgan.model.losses import (
     critic_wasserstein_loss,
     generator_loss,
@@ -18,6 +17,7 @@ from cellgan.model.losses import (
     mutual_information_loss,
     pair_mutual_information_loss,
 )
+from cellgan.model.neighbours import NeighbourError, nearest_cells
 from cellgan.model.trainer import TrainedModel, TrainResult, build_models, load_trained, read_log, sample_grid, train
 
 __all__ = [
@@ -39,8 +39,8 @@ __all__ = [
     "gradient_penalty",
     "information_maximisation_loss",
     "load_trained",
-    "nearest_cells",
     "mutual_information_loss",
+    "nearest_cells",
     "pair_mutual_information_loss",
     "patches_to_tensor",
     "read_log",

@@ -31,7 +31,7 @@ import pandas as pd
 
 from cellgan.model.neighbours import nearest_cells
 
-__all__ = ["PIXEL_COMPONENTS", "pixel_pca", "neighbourhood_average", "neighbourhood_clusters"]
+__all__ = ["PIXEL_COMPONENTS", "pixel_pca", "neighbourhood_average", "neighbourhood_pixels", "neighbourhood_clusters"]
 
 #: PCA dimensions of the pixel description (as the pixel k-means baseline).
 PIXEL_COMPONENTS = 50
@@ -57,24 +57,38 @@ def neighbourhood_average(embedding: np.ndarray, partners: np.ndarray | None) ->
     return (embedding + embedding[partners].sum(axis=1)) / (partners.shape[1] + 1)
 
 
-def neighbourhood_clusters(
-    patches_uint8: np.ndarray, table: pd.DataFrame | None, *, clusters: int, neighbours: int, seed: int
+def neighbourhood_pixels(
+    patches_uint8: np.ndarray,
+    table: pd.DataFrame | None,
+    *,
+    neighbours: int,
+    seed: int,
+    components: int = PIXEL_COMPONENTS,
 ) -> np.ndarray:
-    """The self-label of every cell: int64 (n,) in [0, clusters).
+    """:func:`pixel_pca` averaged over each cell and its ``neighbours`` nearest cells in its image.
 
-    k-means (``clusters`` centres, 10 starts, seeded) of :func:`pixel_pca`
-    averaged over each cell and its ``neighbours`` nearest cells in its image
-    (:func:`~cellgan.model.neighbours.nearest_cells`; 0: the cell alone, i.e.
-    the pixel k-means baseline). ``table`` (row i: patch i) places the cells; it
-    may be None when ``neighbours`` is 0.
+    (:func:`~cellgan.model.neighbours.nearest_cells`; 0: the cell alone.)
+    ``table`` (row i: patch i) places the cells; it may be None when
+    ``neighbours`` is 0.
     """
-    from sklearn.cluster import KMeans
-
     partners = None
     if neighbours:
         if table is None or len(table) != len(patches_uint8):
             rows = "no cell table" if table is None else f"a cell table of {len(table)} rows"
             raise ValueError(f"neighbourhoods need the table of the {len(patches_uint8)} cells, got {rows}")
         partners = nearest_cells(table, neighbours)
-    described = neighbourhood_average(pixel_pca(patches_uint8, seed=seed), partners)
+    return neighbourhood_average(pixel_pca(patches_uint8, seed=seed, components=components), partners)
+
+
+def neighbourhood_clusters(
+    patches_uint8: np.ndarray, table: pd.DataFrame | None, *, clusters: int, neighbours: int, seed: int
+) -> np.ndarray:
+    """The self-label of every cell: int64 (n,) in [0, clusters).
+
+    k-means (``clusters`` centres, 10 starts, seeded) of :func:`neighbourhood_pixels`
+    (``neighbours`` 0: the pixel k-means baseline).
+    """
+    from sklearn.cluster import KMeans
+
+    described = neighbourhood_pixels(patches_uint8, table, neighbours=neighbours, seed=seed)
     return KMeans(n_clusters=clusters, n_init=10, random_state=seed).fit_predict(described).astype(np.int64)
