@@ -44,6 +44,24 @@ def test_critic_shapes():
     assert (out.features >= 0).all()  # ReLU before the global mean pool
 
 
+def test_critic_with_its_own_q_trunk():
+    torch.manual_seed(0)
+    d = Critic(categories=4, width=16, separate_q=True)
+    x = torch.randn(5, 3, 32, 32)
+    out = d(x)
+    assert torch.allclose(out.score, d.score(x))
+    assert torch.allclose(out.features, d.q_trunk(x))  # the features are those Q reads
+    part = d(x, q_rows=2)
+    assert part.score.shape == (5,) and part.q_logits.shape == (2, 4)
+    assert torch.allclose(part.q_logits, out.q_logits[:2], atol=1e-6)
+    q_ids = {id(p) for p in d.q_parameters()}
+    assert not q_ids & {id(p) for p in d.trunk.parameters()}
+    assert q_ids == {id(p) for p in [*d.q_trunk.parameters(), *d.q_head.parameters()]}
+    shared = Critic(categories=4, width=16)
+    assert shared.q_trunk is None
+    assert {id(p) for p in shared.q_parameters()} >= {id(p) for p in shared.trunk.parameters()}
+
+
 def test_critic_has_no_normalisation_layers():
     d = Critic(categories=4, width=8)
     assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)) for m in d.modules())
@@ -255,6 +273,7 @@ def test_config_from_yaml_dict_round_trip():
         ({"learning_rate": 1e-3}, "unknown training options"),
         ({"pair_neighbours": -1}, "pair_neighbours"),
         ({"pair_neighbours": 3, "lambda_pair": 0.0}, "needs the pair term"),
+        ({"separate_q": "yes"}, "separate_q must be true or false"),
     ],
 )
 def test_config_rejects_bad_values(options, message):

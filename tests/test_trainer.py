@@ -25,9 +25,11 @@ def _config(**overrides):
     return TrainConfig(**options)
 
 
-@pytest.mark.parametrize("lambda_im, lambda_pair", [(0.0, 0.0), (0.5, 0.0), (0.0, 2.0)])
-def test_one_step_changes_every_part(lambda_im, lambda_pair):
-    config = _config(lambda_im=lambda_im, lambda_pair=lambda_pair)
+@pytest.mark.parametrize(
+    "lambda_im, lambda_pair, separate_q", [(0.0, 0.0, False), (0.5, 0.0, False), (0.0, 2.0, False), (0.0, 2.0, True)]
+)
+def test_one_step_changes_every_part(lambda_im, lambda_pair, separate_q):
+    config = _config(lambda_im=lambda_im, lambda_pair=lambda_pair, separate_q=separate_q)
     generator, critic = build_models(config)
     optimizers = build_optimizers(generator, critic, config)
     before = {f"g.{k}": v.clone() for k, v in generator.named_parameters()}
@@ -64,11 +66,14 @@ def test_train_writes_log_samples_and_checkpoint(tmp_path):
     assert model.config == _config()
 
 
-def test_resume_repeats_the_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("separate_q", [False, True])
+def test_resume_repeats_the_uninterrupted_run(tmp_path, separate_q):
     patches = _patches()
-    train(patches, tmp_path / "full", _config(iterations=4), device="cpu", progress=False)
-    train(patches, tmp_path / "split", _config(iterations=2), device="cpu", progress=False)
-    result = train(patches, tmp_path / "split", _config(iterations=4), device="cpu", resume=True, progress=False)
+    train(patches, tmp_path / "full", _config(iterations=4, separate_q=separate_q), device="cpu", progress=False)
+    train(patches, tmp_path / "split", _config(iterations=2, separate_q=separate_q), device="cpu", progress=False)
+    result = train(
+        patches, tmp_path / "split", _config(iterations=4, separate_q=separate_q), device="cpu", resume=True, progress=False
+    )
     assert result.step == 4
     full = load_trained(tmp_path / "full", device="cpu")
     split = load_trained(tmp_path / "split", device="cpu")

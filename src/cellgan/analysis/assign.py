@@ -1,7 +1,8 @@
 """Cell types from a trained model, and their scores against reference labels.
 
 A cell's type is the argmax of Q(c | x) on its real patch (Hu et al., JBHI 2019,
-Sec. III-C); the critic trunk's pooled features are kept as its representation.
+Sec. III-C); the pooled features Q reads (the critic's trunk, or Q's own with
+``separate_q``) are kept as its representation.
 :func:`write_assignments` turns a MODEL_DIR and a cell store into an ASSIGNMENTS
 directory (see docs/ARCHITECTURE.md)::
 
@@ -41,7 +42,7 @@ class AssignmentError(ValueError):
 
 
 def assign_cells(model, patches_uint8, *, batch_size: int = 512, device="cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Q's category probabilities and the trunk's features for real patches.
+    """Q's category probabilities and the features Q reads for real patches.
 
     Parameters
     ----------
@@ -61,7 +62,8 @@ def assign_cells(model, patches_uint8, *, batch_size: int = 512, device="cpu") -
     probs : ndarray of float32, shape (n, K)
         Softmax of Q's logits; each row sums to 1.
     features : ndarray of float32, shape (n, W)
-        The trunk's globally pooled features.
+        The globally pooled features of the trunk Q reads (the critic's, or Q's
+        own with ``separate_q``).
     """
     import torch
 

@@ -78,6 +78,10 @@ class TrainConfig:
     self_label_neighbours : int
         Nearest cells (same image) whose pixels are averaged with a cell's
         before the k-means that makes the self-labels; 0, the cell alone.
+    separate_q : bool
+        Give Q a trunk of its own instead of sharing the critic's [False: the
+        paper shares it]. Q's losses (generated and real cells) then train that
+        trunk; the critic's losses train the critic's.
     augment : bool
         Random symmetries of the square on real patches [the code used the four flips].
     iterations : int or None
@@ -110,6 +114,7 @@ class TrainConfig:
     pair_neighbours: int = 0
     lambda_self_label: float = 0.0
     self_label_neighbours: int = 5
+    separate_q: bool = False
     augment: bool = True
     iterations: int | None = None
     minutes: float | None = 30.0
@@ -142,6 +147,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
+        for name in ("augment", "separate_q"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.pair_neighbours and not self.lambda_pair:
             raise ConfigError("pair_neighbours needs the pair term: set lambda_pair > 0")
         if self.iterations is None and self.minutes is None:
@@ -151,7 +159,7 @@ class TrainConfig:
     def paper(cls, **overrides) -> "TrainConfig":
         """The recipe of the authors' code and paper (width 128, batch 64, lr 1e-4, 5 critic steps)."""
         options = dict(width=128, lr=1e-4, lr_critic=None, critic_steps=5)
-        options.update(lambda_im=0.0, lambda_pair=0.0, pair_neighbours=0, lambda_self_label=0.0)
+        options.update(lambda_im=0.0, lambda_pair=0.0, pair_neighbours=0, lambda_self_label=0.0, separate_q=False)
         return cls(**{**options, **overrides})
 
     @property

@@ -1,4 +1,4 @@
-"""The critic D(x) and its auxiliary head Q(c | x), sharing one residual trunk."""
+"""The critic D(x) and its auxiliary head Q(c | x), on one shared residual trunk or two."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class CriticOutput(NamedTuple):
 
     score: torch.Tensor  #: (B,) the Wasserstein critic's value D(x)
     q_logits: torch.Tensor  #: (B, K) logits of Q(c | x); log-softmax gives log-probabilities
-    features: torch.Tensor  #: (B, width) the trunk's globally pooled features
+    features: torch.Tensor  #: (B, width) the globally pooled features Q reads
 
 
 class _FirstDownBlock(nn.Module):
@@ -90,7 +90,7 @@ class CriticTrunk(nn.Module):
 
 
 class Critic(nn.Module):
-    """The critic D and the InfoGAN head Q on a shared trunk (Hu et al. 2019, Fig. 2).
+    """The critic D and the InfoGAN head Q, on a shared trunk (Hu et al. 2019, Fig. 2) or two.
 
     Parameters
     ----------
@@ -100,6 +100,10 @@ class Critic(nn.Module):
         Channels of the trunk; 128 in the paper.
     seed : int
         Seed of the initial weights (the authors' initialisation).
+    separate_q : bool
+        Give Q a trunk of its own (same architecture) instead of the critic's
+        [False in the paper]. Q then fits targets on real cells (self-labels)
+        without fighting the Wasserstein critic for the same features.
 
     Notes
     -----
@@ -107,7 +111,7 @@ class Critic(nn.Module):
     applied by the loss (:func:`cellgan.model.losses.mutual_information_loss`).
     """
 
-    def __init__(self, *, categories: int, width: int = 128, seed: int = 0):
+    def __init__(self, *, categories: int, width: int = 128, seed: int = 0, separate_q: bool = False):
         super().__init__()
         if categories < 2:
             raise ValueError(f"categories must be at least 2, got {categories}")
@@ -115,9 +119,30 @@ class Critic(nn.Module):
         self.width = width
         self.trunk = CriticTrunk(width)
         self.score_head = nn.Linear(width, 1)
+        self.q_trunk = CriticTrunk(width) if separate_q else None
         self.q_head = nn.Linear(width, categories)
         init_weights_(self, generator=torch.Generator().manual_seed(seed))
 
-    def forward(self, x: torch.Tensor) -> CriticOutput:
+    def q_parameters(self) -> list[nn.Parameter]:
+        """The weights Q's loss on generated cells updates: Q's trunk (shared or own) and head."""
+        trunk = self.trunk if self.q_trunk is None else self.q_trunk
+        return [*trunk.parameters(), *self.q_head.parameters()]
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """D(x) alone, (B,): what the gradient penalty differentiates."""
+        return self.score_head(self.trunk(x)).squeeze(1)
+
+    def forward(self, x: torch.Tensor, *, q_rows: int | None = None) -> CriticOutput:
+        """D, Q's logits and Q's features of ``x``; Q only of its first ``q_rows`` rows when given.
+
+        ``q_rows`` saves the work of Q's own trunk on rows whose Q is not needed
+        (the generated half of a critic batch); with a shared trunk it changes nothing
+        but the number of rows returned.
+        """
         features = self.trunk(x)
-        return CriticOutput(self.score_head(features).squeeze(1), self.q_head(features), features)
+        score = self.score_head(features).squeeze(1)
+        if self.q_trunk is not None:
+            features = self.q_trunk(x if q_rows is None else x[:q_rows])
+        elif q_rows is not None:
+            features = features[:q_rows]
+        return CriticOutput(score, self.q_head(features), features)

@@ -20,8 +20,11 @@ assignment time.
 
 Measured on CRCHistoPhenotypes (README, "Self-labels"): the clusters beat the plain
 pixel and table-feature k-means, and a small MLP on one cell's pixels learns them
-(80 % agreement), but Q inside the adversarial game fits them poorly (37–41 %) and
-its real-cell assignments swing from step to step; hence an option, off by default.
+(80 % agreement), but Q on the critic's shared trunk fits them poorly (37–41 %) and
+its real-cell assignments swing from step to step. Q on a trunk of its own
+(``TrainConfig.separate_q``) fits them better (53–67 %) and, on faded patches, gives
+the GAN's best scores (README, "Q on a trunk of its own"); still an option, off by
+default, as no recipe yet beats every baseline.
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ One *step* (generator iteration) is ``critic_steps`` critic updates, each on a n
 real batch, then one generator update and one Q update from the same generated
 batch (PAPER.md, Stage 2). Three Adam optimisers as in the authors' code:
 critic (trunk + score head), generator (L_G), and Q (L_MI, updating the
-generator, the critic trunk and the Q head).
+generator, the critic trunk and the Q head). With ``separate_q`` Q has its own
+trunk, trained in the critic step on the generated half of the batch (L_MI) and
+on the real half (the optional real-cell terms); the Q step then moves only
+the generator.
 
 Every random draw of step s comes from a generator seeded by (seed, s) and the
 real batches are a pure function of (seed, batch index) (:class:`PatchSampler`),
@@ -112,7 +115,7 @@ def build_models(config: TrainConfig, device: torch.device | str = "cpu") -> tup
     same up to float rounding.
     """
     generator = Generator(categories=config.categories, noise_dim=config.noise_dim, width=config.width, seed=config.seed)
-    critic = Critic(categories=config.categories, width=config.width, seed=config.seed + 1)
+    critic = Critic(categories=config.categories, width=config.width, seed=config.seed + 1, separate_q=config.separate_q)
     layout = dict(memory_format=torch.channels_last)
     return generator.to(device, **layout), critic.to(device, **layout)
 
@@ -122,15 +125,16 @@ def build_optimizers(generator: Generator, critic: Critic, config: TrainConfig) 
 
     The critic optimiser holds the Q head too, so that the optional
     information-maximisation term on real batches (``lambda_im``) can update it;
-    Adam skips the head while it has no gradient.
+    Adam skips the head while it has no gradient. With ``separate_q`` it holds
+    Q's own trunk as well, which then learns every one of Q's losses there (one
+    Adam), and the "q" optimiser moves only the generator.
     """
     adam = dict(betas=config.betas)
+    shared = critic.q_trunk is None
     return {
         "critic": torch.optim.Adam(critic.parameters(), lr=config.critic_lr, **adam),
         "generator": torch.optim.Adam(generator.parameters(), lr=config.lr, **adam),
-        "q": torch.optim.Adam(
-            [*generator.parameters(), *critic.trunk.parameters(), *critic.q_head.parameters()], lr=config.lr, **adam
-        ),
+        "q": torch.optim.Adam([*generator.parameters(), *(critic.q_parameters() if shared else [])], lr=config.lr, **adam),
     }
 
 
@@ -176,6 +180,7 @@ def _train_step(
     rng = _step_rng(config.seed, step, device)
     k, b = config.categories, config.batch_size
     critic_params = [p for p in critic.parameters()]
+    shared_q = critic.q_trunk is None
     sums = torch.zeros(7, device=device)  # critic loss, W estimate, GP, grad norm, IM, pair and self-label losses
     zero = torch.zeros((), device=device)
     counts = torch.zeros(k, device=device)
@@ -186,11 +191,13 @@ def _train_step(
         alpha = torch.rand(b, 1, 1, 1, generator=rng, device=device)
         with torch.no_grad():
             fake = generator(z, F.one_hot(codes, k).float())
-        out = critic(torch.cat([real, fake]))
+        out = critic(torch.cat([real, fake]), q_rows=b if shared_q else None)
         real_score, fake_score = out.score[:b], out.score[b:]
         wasserstein = critic_wasserstein_loss(real_score, fake_score)
-        penalty = gradient_penalty(lambda x: critic(x).score, real, fake, alpha, weight=config.lambda_gp)
+        penalty = gradient_penalty(critic.score, real, fake, alpha, weight=config.lambda_gp)
         loss = wasserstein + penalty
+        if not shared_q:  # Q's own trunk learns the codes here, with one Adam for all of Q's losses
+            loss = loss + mutual_information_loss(out.q_logits[b:], codes, weight=config.lambda_mi)
         real_logits = out.q_logits[:b]
         im = information_maximisation_loss(real_logits) if config.lambda_im > 0 else zero
         pair = pair_mutual_information_loss(*real_logits.chunk(2)) if config.lambda_pair > 0 else zero
