@@ -159,6 +159,22 @@ def test_cli_trains_on_real_cells_and_resumes(data_root, tmp_path, main):
     neighbours = tmp_path / "neighbours"
     assert main([*args[:3], str(neighbours), *args[4:], "--iterations", "1", "--pair-neighbours", "3"]) == 0
     assert load_trained(neighbours, device="cpu").config.pair_neighbours == 3
+    recipe = tmp_path / "recipe.yaml"  # a benchmark or run config: options under train:
+    recipe.write_text("train:\n  separate_q: true\n  lambda_self_label: 1.0\n")
+    own_q = tmp_path / "own_q"
+    assert main([*args[:3], str(own_q), *args[4:], "--iterations", "1", "--config", str(recipe)]) == 0
+    assert load_trained(own_q, device="cpu").config.separate_q
+
+
+def test_cli_errors_are_clear_when_run_as_a_module(tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "cellgan.cli.main", "train", str(tmp_path), "--out", str(tmp_path / "m"),
+               "--categories", "4"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "no cell store here" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_cli_errors_are_clear(tmp_path, capsys, main):

@@ -13,7 +13,7 @@ def register(subparsers) -> None:
         help="give every cell of a store its category (argmax of the trained Q head)",
         description=(
             "Write ASSIGNMENTS/assignments.parquet (image, cell_id, category, prob_0..prob_{K-1} and the "
-            "cell table's columns), features.npy (the critic trunk's features, same row order), "
+            "cell table's columns), features.npy (the features of the trunk Q reads, same row order), "
             "meta.json and gallery.png (each category's most confident real cells)."
         ),
     )

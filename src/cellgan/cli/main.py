@@ -60,4 +60,8 @@ class CliError(Exception):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m cellgan.cli.main` runs this file as __main__; the commands raise the
+    # CliError of cellgan.cli.main, so call that module's main to catch them.
+    from cellgan.cli.main import main as package_main
+
+    sys.exit(package_main())

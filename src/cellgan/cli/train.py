@@ -19,7 +19,11 @@ def register(subparsers) -> None:
     parser.add_argument("cells", metavar="CELLS", help="a cell store directory, or the run directory above it")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to write the model")
     parser.add_argument("--categories", type=int, metavar="K", help="number of cell categories (required unless in --config)")
-    parser.add_argument("--config", metavar="YAML", help="a YAML/JSON file of TrainConfig options")
+    parser.add_argument(
+        "--config",
+        metavar="YAML",
+        help="a YAML/JSON file of TrainConfig options, flat or under a train: section (as in run and benchmark configs)",
+    )
     parser.add_argument("--width", type=int, metavar="W", help="channels of the networks")
     parser.add_argument("--batch-size", type=int, metavar="B", help="patches per batch")
     budget = parser.add_mutually_exclusive_group()
@@ -57,6 +61,8 @@ def run(args) -> int:
             options = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
             raise CliError(f"{path}: cannot read the config ({err})") from err
+        if isinstance(options, dict) and isinstance(options.get("train"), dict):
+            options = dict(options["train"])  # a run or benchmark config: its train section
     given = {
         "categories": args.categories,
         "width": args.width,
