@@ -49,17 +49,10 @@ def test_critic_with_its_own_q_trunk():
     d = Critic(categories=4, width=16, separate_q=True)
     x = torch.randn(5, 3, 32, 32)
     out = d(x)
+    assert out.score.shape == (5,) and out.q_logits.shape == (5, 4)
     assert torch.allclose(out.score, d.score(x))
     assert torch.allclose(out.features, d.q_trunk(x))  # the features are those Q reads
-    part = d(x, q_rows=2)
-    assert part.score.shape == (5,) and part.q_logits.shape == (2, 4)
-    assert torch.allclose(part.q_logits, out.q_logits[:2], atol=1e-6)
-    q_ids = {id(p) for p in d.q_parameters()}
-    assert not q_ids & {id(p) for p in d.trunk.parameters()}
-    assert q_ids == {id(p) for p in [*d.q_trunk.parameters(), *d.q_head.parameters()]}
-    shared = Critic(categories=4, width=16)
-    assert shared.q_trunk is None
-    assert {id(p) for p in shared.q_parameters()} >= {id(p) for p in shared.trunk.parameters()}
+    assert Critic(categories=4, width=16).q_trunk is None
 
 
 def test_critic_has_no_normalisation_layers():

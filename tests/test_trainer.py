@@ -47,6 +47,18 @@ def test_one_step_changes_every_part(lambda_im, lambda_pair, separate_q):
     assert (row["pair_loss"] != 0) == (lambda_pair > 0)
 
 
+@pytest.mark.parametrize("separate_q", [False, True])
+def test_the_q_step_moves_q_only_on_a_shared_trunk(separate_q):
+    generator, critic = build_models(_config(separate_q=separate_q))
+    optimizers = build_optimizers(generator, critic, _config(separate_q=separate_q))
+    moved = {id(p) for group in optimizers["q"].param_groups for p in group["params"]}
+    shared_q = {id(p) for p in [*critic.trunk.parameters(), *critic.q_head.parameters()]}
+    assert {id(p) for p in generator.parameters()} <= moved
+    assert (moved - {id(p) for p in generator.parameters()}) == (set() if separate_q else shared_q)
+    critic_moves = {id(p) for group in optimizers["critic"].param_groups for p in group["params"]}
+    assert critic_moves == {id(p) for p in critic.parameters()}  # Q's own trunk learns in the critic step
+
+
 def test_train_writes_log_samples_and_checkpoint(tmp_path):
     result = train(_patches(), tmp_path / "m", _config(), device="cpu", progress=False)
     assert result.step == 4 and result.stopped_by == "iterations"

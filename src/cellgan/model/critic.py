@@ -123,26 +123,13 @@ class Critic(nn.Module):
         self.q_head = nn.Linear(width, categories)
         init_weights_(self, generator=torch.Generator().manual_seed(seed))
 
-    def q_parameters(self) -> list[nn.Parameter]:
-        """The weights Q's loss on generated cells updates: Q's trunk (shared or own) and head."""
-        trunk = self.trunk if self.q_trunk is None else self.q_trunk
-        return [*trunk.parameters(), *self.q_head.parameters()]
-
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """D(x) alone, (B,): what the gradient penalty differentiates."""
         return self.score_head(self.trunk(x)).squeeze(1)
 
-    def forward(self, x: torch.Tensor, *, q_rows: int | None = None) -> CriticOutput:
-        """D, Q's logits and Q's features of ``x``; Q only of its first ``q_rows`` rows when given.
-
-        ``q_rows`` saves the work of Q's own trunk on rows whose Q is not needed
-        (the generated half of a critic batch); with a shared trunk it changes nothing
-        but the number of rows returned.
-        """
+    def forward(self, x: torch.Tensor) -> CriticOutput:
         features = self.trunk(x)
         score = self.score_head(features).squeeze(1)
         if self.q_trunk is not None:
-            features = self.q_trunk(x if q_rows is None else x[:q_rows])
-        elif q_rows is not None:
-            features = features[:q_rows]
+            features = self.q_trunk(x)
         return CriticOutput(score, self.q_head(features), features)

@@ -71,7 +71,8 @@ __all__ = [
 
 LOG_NAME = "log.csv"
 SAMPLE_COLUMNS = 8  #: fixed noise vectors (columns) of the sample grid
-#: ``log.csv`` columns averaged over a step's critic updates.
+#: ``log.csv`` columns averaged over a step's critic updates. With ``separate_q``,
+#: ``critic_loss`` and ``critic_grad_norm`` include Q's losses and its own trunk.
 CRITIC_LOG_COLUMNS = (
     "critic_loss",
     "wasserstein",
@@ -130,11 +131,11 @@ def build_optimizers(generator: Generator, critic: Critic, config: TrainConfig) 
     Adam), and the "q" optimiser moves only the generator.
     """
     adam = dict(betas=config.betas)
-    shared = critic.q_trunk is None
+    shared_q = [*critic.trunk.parameters(), *critic.q_head.parameters()] if critic.q_trunk is None else []
     return {
         "critic": torch.optim.Adam(critic.parameters(), lr=config.critic_lr, **adam),
         "generator": torch.optim.Adam(generator.parameters(), lr=config.lr, **adam),
-        "q": torch.optim.Adam([*generator.parameters(), *(critic.q_parameters() if shared else [])], lr=config.lr, **adam),
+        "q": torch.optim.Adam([*generator.parameters(), *shared_q], lr=config.lr, **adam),
     }
 
 
@@ -191,7 +192,7 @@ def _train_step(
         alpha = torch.rand(b, 1, 1, 1, generator=rng, device=device)
         with torch.no_grad():
             fake = generator(z, F.one_hot(codes, k).float())
-        out = critic(torch.cat([real, fake]), q_rows=b if shared_q else None)
+        out = critic(torch.cat([real, fake]))
         real_score, fake_score = out.score[:b], out.score[b:]
         wasserstein = critic_wasserstein_loss(real_score, fake_score)
         penalty = gradient_penalty(critic.score, real, fake, alpha, weight=config.lambda_gp)
