@@ -9,7 +9,8 @@
 # The 3 seeds train at the same time (--jobs 3), so each run takes about 35 minutes;
 # $PATCH_MODES picks the modes (default "masked faded"), $RECIPES the recipes (default
 # "default self_labels": a name other than default is benchmarks/configs/<name>.yaml, e.g.
-# PATCH_MODES=faded RECIPES=self_labels_own_q for Q on a trunk of its own),
+# PATCH_MODES=faded RECIPES=self_labels_own_q for Q on a trunk of its own, and
+# PATCH_MODES=faded RECIPES=reinhard_own_q for that on colour-normalised images, the best),
 # extra options via $BENCH_OPTIONS (e.g. BENCH_OPTIONS="--width 32 --minutes 10").
 set -euo pipefail
 cd "$(dirname "$0")/.."

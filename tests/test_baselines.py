@@ -129,7 +129,7 @@ def test_shape_stain_baseline_on_real_segmented_cells(data_root):
     from cellgan.io.datasets import load_crchistophenotypes
     from cellgan.segment import cells_at_points
 
-    config = _segment_config("crchistophenotypes", {})
+    config = _segment_config("crchistophenotypes", {}, [])
     tables = []
     for record in load_crchistophenotypes(data_root / "crchistophenotypes", splits=("train",))[:2]:
         result = cells_at_points(

@@ -71,6 +71,19 @@ def test_segment_with_reinhard_reference_and_context_patches(tmp_path, bm_crop, 
 
 
 @pytest.mark.realdata
+def test_segment_to_the_most_typical_input_image(tmp_path, bm_crop, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, tint in (("a", 1.0), ("b", 0.9), ("c", 0.8)):
+        Image.fromarray(np.round(bm_crop * tint).astype(np.uint8)).save(images / f"{name}.png")
+    run = tmp_path / "run"
+    args = ["segment", str(images), "--out", str(run), "--quiet", "--reinhard-reference", "typical"]
+    assert main(args) == 0
+    assert f"Reinhard reference: {images / 'b.png'}" in capsys.readouterr().out
+    assert CellStore.open(run).image_ids() == ["a", "b", "c"]
+
+
+@pytest.mark.realdata
 def test_cells_from_points_keeps_labels_and_checks_the_csv(tmp_path, bm_crop, capsys):
     Image.fromarray(bm_crop).save(tmp_path / "img.png")
     (tmp_path / "points.csv").write_text("x,y,label\n40,50,a\n100.5,20,b\n10,150,\n")

@@ -190,6 +190,22 @@ def test_segment_images_reports_failures_goes_on_and_resumes(tmp_path, bm_crop):
 
 
 @pytest.mark.realdata
+def test_segment_images_to_the_typical_image_leaves_unreadable_files_to_fail_alone(tmp_path, bm_crop):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, tint in (("pale", 1.15), ("mid", 1.0), ("dark", 0.85)):
+        Image.fromarray(np.clip(bm_crop * tint, 0, 255).astype(np.uint8)).save(images / f"{name}.png")
+    (images / "broken.png").write_text("not an image")
+    store = CellStore.create(tmp_path / "cells")
+    summary = segment_images([images], store, SegmentConfig(reinhard_reference="typical"), progress=False)
+    assert sorted(summary.done) == ["dark", "mid", "pale"]
+    assert [Path(k).name for k in summary.failed] == ["broken.png"]
+    # Normalised to the same image, the three tints give nearly the same patches.
+    patches = {i: store.read_patches()[store.read_table()["image"].to_numpy() == i] for i in summary.done}
+    assert abs(patches["pale"].mean() - patches["dark"].mean()) < 3
+
+
+@pytest.mark.realdata
 def test_cells_from_folder_keeps_subfolder_labels(tmp_path, crc_record):
     rgb = crc_record.read_rgb()
     crops = tmp_path / "crops"

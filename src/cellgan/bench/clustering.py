@@ -55,6 +55,7 @@ __all__ = [
     "METHODS",
     "BenchmarkError",
     "build_point_store",
+    "dataset_images",
     "register",
     "run_clustering_benchmark",
 ]
@@ -142,8 +143,9 @@ def run_clustering_benchmark(
         raise BenchmarkError(f"jobs must be at least 1, got {jobs}")
     device = resolve_device(device)
     work_dir = Path(work_dir)
-    segment_config = _segment_config(dataset, segment_options or {})
-    store, skipped = build_point_store(dataset, data_root, work_dir, config=segment_config, limit_images=limit_images)
+    images = dataset_images(dataset, data_root, limit_images)
+    segment_config = _segment_config(dataset, segment_options or {}, images)
+    store, skipped = build_point_store(dataset, images, work_dir, config=segment_config)
     table = store.read_table()
     patches = store.read_patches()
     labels = _labels(table) if dataset == "crchistophenotypes" else None
@@ -220,8 +222,21 @@ def run_clustering_benchmark(
     return out
 
 
-def build_point_store(dataset: str, data_root, work_dir, *, config, limit_images: int | None = None):
-    """The cell store of one masked patch per annotated centre, built once and reused.
+def dataset_images(dataset: str, data_root, limit_images: int | None = None) -> list:
+    """The dataset's images (:data:`cellgan.io.datasets.DATASETS` loaders), the first ``limit_images`` only if given."""
+    from cellgan.io.datasets import DATASETS
+
+    spec = DATASETS[dataset]
+    images = spec.loader(Path(data_root) / spec.folder)
+    if limit_images is not None:
+        if limit_images < 1:
+            raise BenchmarkError(f"limit_images must be at least 1, got {limit_images}")
+        images = images[:limit_images]
+    return images
+
+
+def build_point_store(dataset: str, images: list, work_dir, *, config):
+    """The cell store of one patch per annotated centre of ``images``, built once and reused.
 
     crchistophenotypes contributes its labelled centres with their type as ``label``,
     bm_graz its dots without a label. The store lives in ``work_dir`` under a name
@@ -236,15 +251,8 @@ def build_point_store(dataset: str, data_root, work_dir, *, config, limit_images
         (e.g. too little tissue); its annotated cells are not in the store.
     """
     from cellgan.io.cellstore import CellStore
-    from cellgan.io.datasets import DATASETS
     from cellgan.segment import SegmentationError, cells_at_points
 
-    spec = DATASETS[dataset]
-    images = spec.loader(Path(data_root) / spec.folder)
-    if limit_images is not None:
-        if limit_images < 1:
-            raise BenchmarkError(f"limit_images must be at least 1, got {limit_images}")
-        images = images[:limit_images]
     key = _digest({"dataset": dataset, "images": [i.image_id for i in images], "segment": dataclasses.asdict(config)})
     store = CellStore.create(Path(work_dir) / f"cells_{dataset}_{key}", patch_mode=config.patch_mode)
     skipped = []
@@ -433,12 +441,18 @@ def _gallery(path: Path, patches, clusters, score, labels, *, categories: int, t
     return str(write_png(path, image))
 
 
-def _segment_config(dataset: str, options: dict):
-    """The segmentation settings: masked patches and the dataset's assumed pixel size unless given."""
+def _segment_config(dataset: str, options: dict, images: list):
+    """The segmentation settings: masked patches and the dataset's assumed pixel size unless given.
+
+    ``reinhard_reference: typical`` becomes the most typical of ``images``
+    (:func:`cellgan.segment.reference.typical_image`).
+    """
     from cellgan.bench.segmentation import ASSUMED_MPP
     from cellgan.segment import SegmentConfig
+    from cellgan.segment.reference import resolve_reference
 
     values = {"mpp": ASSUMED_MPP.get(dataset), "patch_mode": "masked", **options}
+    values["reinhard_reference"] = resolve_reference(values.get("reinhard_reference"), [i.path for i in images])
     return SegmentConfig(**values)
 
 
@@ -484,6 +498,13 @@ def register(subparsers) -> None:
         choices=("masked", "context", "faded"),
         default=None,
         help="patches cut at the centres [--config's, else masked: the paper's]",
+    )
+    parser.add_argument(
+        "--reinhard-reference",
+        default=None,
+        metavar="IMG|typical",
+        help="normalise colours first (Reinhard) to this image, or to the dataset's most typical "
+        "image ('typical') [--config's, else off]",
     )
     add_pair_neighbours_option(parser)
     parser.add_argument(
@@ -544,7 +565,11 @@ def _main(args) -> int:
             categories=args.categories,
             limit_images=args.limit_images,
             train_options=_with_option(sections.get("train"), "pair_neighbours", args.pair_neighbours),
-            segment_options=_with_option(sections.get("segment"), "patch_mode", args.patch_mode),
+            segment_options=_with_option(
+                _with_option(sections.get("segment"), "patch_mode", args.patch_mode),
+                "reinhard_reference",
+                args.reinhard_reference,
+            ),
             device=device,
             jobs=args.jobs,
             progress=sys.stderr.isatty() and args.jobs == 1,

@@ -76,7 +76,7 @@ def run_points(args) -> int:
     from cellgan.segment import RunSummary, cells_at_points
 
     xy, labels = read_points(args.points)
-    config = segment_config(args)
+    config = segment_config(args, [args.image])
     store = open_store(args)
     image_id = safe_image_id(args.image.stem)
     if store.has_image(image_id):
@@ -99,11 +99,12 @@ def run_points(args) -> int:
 
 def run_folder(args) -> int:
     from cellgan.cli.main import CliError
+    from cellgan.io.images import find_images
     from cellgan.segment import cells_from_folder
 
     if not args.folder.is_dir():
         raise CliError(f"{args.folder}: not a directory")
-    config = segment_config(args)
+    config = segment_config(args, find_images([args.folder]))
     store = open_store(args)
     summary = cells_from_folder(args.folder, store, config, progress=not args.quiet)
     if not summary.done and not summary.skipped and not summary.failed:

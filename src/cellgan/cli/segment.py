@@ -35,27 +35,33 @@ def add_segment_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reinhard-reference",
-        type=Path,
         default=None,
-        metavar="IMG",
-        help="normalise colours to this image first (Reinhard) [off]",
+        metavar="IMG|typical",
+        help="normalise colours first (Reinhard) to this image, or to the most typical of "
+        "the input images ('typical') [off]",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def segment_config(args):
-    """The ``SegmentConfig`` the shared options describe; bad values become a CliError."""
+def segment_config(args, images):
+    """The ``SegmentConfig`` the shared options describe for these image files.
+
+    ``--reinhard-reference typical`` picks the reference among ``images``
+    (:func:`cellgan.segment.reference.typical_image`). Bad values become a CliError.
+    """
     from cellgan.cli.main import CliError
     from cellgan.io.images import ImageReadError, read_rgb
     from cellgan.segment import SegmentConfig
+    from cellgan.segment.reference import resolve_reference
 
-    reference = None
-    if args.reinhard_reference is not None:
-        try:
-            read_rgb(args.reinhard_reference)
-        except ImageReadError as err:
-            raise CliError(f"--reinhard-reference: {err}") from err
-        reference = str(args.reinhard_reference)
+    try:
+        reference = resolve_reference(args.reinhard_reference, images)
+        if reference is not None:
+            read_rgb(reference)
+    except (ImageReadError, ValueError) as err:
+        raise CliError(f"--reinhard-reference: {err}") from err
+    if reference is not None and args.reinhard_reference != reference:
+        print(f"Reinhard reference: {reference}, the most typical of the {len(images)} images")
     try:
         return SegmentConfig(
             mpp=args.mpp,
@@ -116,7 +122,7 @@ def run(args) -> int:
         raise CliError(str(err)) from err
     if not files:
         raise CliError(f"no image files found in {', '.join(map(str, args.images))}")
-    config = segment_config(args)
+    config = segment_config(args, files)
     store = open_store(args)
     summary = segment_images(files, store, config, progress=not args.quiet)
     return report(summary, store, what="images")

@@ -43,7 +43,9 @@ class SegmentConfig:
         nucleus keeps: 0 white, 1 as in the image.
     reinhard_reference : str or None
         An image file to normalise every image's colours to (Reinhard) before
-        anything else, as the paper does; None: no normalisation.
+        anything else, as the paper does; ``"typical"``: the most typical of the
+        images segmented together (:mod:`cellgan.segment.reference`; resolved by
+        ``segment_images``, the CLI and the benchmarks); None: no normalisation.
     stain_vectors : {"macenko", "reference"}
         ``macenko``: estimated per image, falling back to the reference H&E vectors
         when the estimate is unreliable; ``reference``: always the reference vectors.

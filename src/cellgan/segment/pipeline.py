@@ -26,6 +26,7 @@ from cellgan.segment.config import SegmentConfig
 from cellgan.segment.features import cell_table, outline_mask
 from cellgan.segment.nuclei import Nuclei, area_limits_px, drop_stain_artefacts, find_nuclei, nucleus_at
 from cellgan.segment.patches import context_patches, faded_patches, masked_patches
+from cellgan.segment.reference import resolve_reference
 from cellgan.segment.stain import (
     deconvolve,
     estimate_stains,
@@ -414,7 +415,9 @@ def segment_images(paths, store, config: SegmentConfig | None = None, *, progres
     Images already in the store (``store.has_image``) are skipped. An image that
     fails (unreadable, empty, blank, smaller than a patch, ...) is reported with the
     reason and the others go on. The pixel size is ``config.mpp`` or, when None,
-    the file's own (:func:`cellgan.io.images.read_mpp`), else estimated.
+    the file's own (:func:`cellgan.io.images.read_mpp`), else estimated. A
+    ``config.reinhard_reference`` of ``"typical"`` is the most typical of these
+    images (:func:`cellgan.segment.reference.typical_image`).
 
     Parameters
     ----------
@@ -438,9 +441,10 @@ def segment_images(paths, store, config: SegmentConfig | None = None, *, progres
         raise ValueError(
             f"{store.root}: store holds {store.info.patch_mode!r} patches, config asks for {config.patch_mode!r}"
         )
-    if config.reinhard_reference is not None:
-        _reinhard_target(str(config.reinhard_reference))  # fail now, not once per image
     files = find_images(paths)
+    if config.reinhard_reference is not None:
+        config = dataclasses.replace(config, reinhard_reference=resolve_reference(config.reinhard_reference, files))
+        _reinhard_target(config.reinhard_reference)  # fail now, not once per image
     ids = image_ids(files)
     done, skipped, failed = [], [], {}
     bar = tqdm(files, desc="segment", unit="image", disable=not progress)

@@ -5,6 +5,7 @@ with Reinhard's method, estimate the stain matrix with Macenko's method and keep
 haematoxylin channel of the colour deconvolution. Here Reinhard normalisation is
 optional, and the Macenko estimate is checked and replaced by the standard H&E
 vectors of Ruifrok & Johnston (scikit-image's ``rgb_from_hed``) when it is unreliable.
+:mod:`cellgan.segment.reference` chooses a reference among the images themselves.
 
 References
 ----------
@@ -17,6 +18,7 @@ References
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -351,5 +353,8 @@ def reinhard_normalize(rgb: np.ndarray, *, target: np.ndarray) -> np.ndarray:
     mean = lab.reshape(-1, 3).mean(axis=0)
     std = lab.reshape(-1, 3).std(axis=0)
     lab = (lab - mean) / np.maximum(std, 1e-6) * target[1] + target[0]
-    out = lab2rgb(lab)
+    with warnings.catch_warnings():
+        # Colours pushed outside the sRGB gamut are clipped, here as below.
+        warnings.filterwarnings("ignore", message="Conversion from CIE-LAB", category=UserWarning)
+        out = lab2rgb(lab)
     return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
