@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Image-level composition on CRCHistoPhenotypes: segment -> train -> assign -> compose on the
 # detected nuclei, scored against the labelled nuclei. Writes
-# benchmarks/results/composition_crchistophenotypes.json. Extra options via $BENCH_OPTIONS
+# benchmarks/results/composition_crchistophenotypes.json with the default recipe, or with
+# $RECIPE (benchmarks/configs/<RECIPE>.yaml, e.g. RECIPE=reinhard_own_q)
+# composition_crchistophenotypes_<RECIPE>.json. Extra options via $BENCH_OPTIONS
 # (e.g. BENCH_OPTIONS="--minutes 6").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data_root="${CELLGAN_DATA_ROOT:-../shared/data}"
 python="${PYTHON:-.venv/bin/python}"
+suffix="" config=()
+if [ -n "${RECIPE:-}" ]; then
+    suffix="_$RECIPE"
+    config=(--config "benchmarks/configs/$RECIPE.yaml")
+fi
 # shellcheck disable=SC2086
-"$python" -m cellgan.cli.main bench composition --data-root "$data_root" \
-    --json benchmarks/results/composition_crchistophenotypes.json ${BENCH_OPTIONS:-}
+"$python" -m cellgan.cli.main bench composition --data-root "$data_root" "${config[@]}" \
+    --json "benchmarks/results/composition_crchistophenotypes${suffix}.json" ${BENCH_OPTIONS:-}

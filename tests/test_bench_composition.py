@@ -108,3 +108,27 @@ def test_bench_runs_end_to_end_on_two_images(data_root, tmp_path):
     assert set(result["category_to_type"].values()) <= {"epithelial", "fibroblast", "inflammatory", "others", None}
     assert "error" in result["image_classification"]["svm"]  # 2 images cannot fill 4 folds
     assert {"segment_seconds", "train_seconds", "assign_seconds"} <= set(result["timings"])
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_bench_takes_the_recipe_from_a_config(data_root, tmp_path):
+    from cellgan.cli.main import main
+
+    config = tmp_path / "recipe.yaml"
+    config.write_text(
+        "segment:\n  patch_mode: faded\n  reinhard_reference: typical\n"
+        "train:\n  lambda_self_label: 1.0\n  self_label_neighbours: 8\n  separate_q: true\n"
+    )
+    out = tmp_path / "bench.json"
+    args = ["bench", "composition", "--data-root", str(data_root), "--json", str(out), "--limit-images", "2"]
+    args += ["--iterations", "1", "--width", "8", "--device", "cpu", "--work-dir", str(tmp_path / "work")]
+    assert main(args + ["--config", str(config)]) == 0
+    result = json.loads(out.read_text())
+    segment, train = result["config"]["segment"], result["config"]["train"]
+    assert segment["patch_mode"] == "faded" and segment["reinhard_reference"].endswith(".png")
+    assert train["separate_q"] and train["self_label_neighbours"] == 8 and train["width"] == 8
+    assert result["images"] == 2 and sum(result["cells_per_category"]) == result["detected_cells"]
+
+    config.write_text("train:\n  separate_q: maybe\n")
+    assert main(args + ["--config", str(config)]) == 2

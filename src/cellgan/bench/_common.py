@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
 import platform
 from pathlib import Path
 
-__all__ = ["machine_info", "positive_int", "write_json"]
+__all__ = ["digest", "machine_info", "positive_int", "write_json"]
+
+
+def digest(value) -> str:
+    """A short stable name for a JSON-able value (settings), to key cached work by."""
+    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def machine_info(device=None) -> dict:

@@ -39,8 +39,6 @@ gallery PNG per method and seed, each category's most typical real cells.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import sys
 from datetime import datetime, timezone
 from itertools import combinations
@@ -48,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellgan.bench._common import machine_info, positive_int
+from cellgan.bench._common import digest, machine_info, positive_int
 
 __all__ = [
     "CLUSTERING_DATASETS",
@@ -253,7 +251,7 @@ def build_point_store(dataset: str, images: list, work_dir, *, config):
     from cellgan.io.cellstore import CellStore
     from cellgan.segment import SegmentationError, cells_at_points
 
-    key = _digest({"dataset": dataset, "images": [i.image_id for i in images], "segment": dataclasses.asdict(config)})
+    key = digest({"dataset": dataset, "images": [i.image_id for i in images], "segment": dataclasses.asdict(config)})
     store = CellStore.create(Path(work_dir) / f"cells_{dataset}_{key}", patch_mode=config.patch_mode)
     skipped = []
     for image in images:
@@ -324,7 +322,7 @@ def _run_gan(store, patches, table, config, work_dir: Path, *, labels, device, p
 
 
 def _model_dir(work_dir: Path, store, config) -> Path:
-    return Path(work_dir) / f"gan_{_digest({'train': config.to_dict(), 'cells': store.root.name})}_seed{config.seed}"
+    return Path(work_dir) / f"gan_{digest({'train': config.to_dict(), 'cells': store.root.name})}_seed{config.seed}"
 
 
 def _train_seed(patches, table, model_dir: Path, config, *, device, progress: bool):
@@ -456,10 +454,6 @@ def _segment_config(dataset: str, options: dict, images: list):
     return SegmentConfig(**values)
 
 
-def _digest(value) -> str:
-    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
 def _brief(row: dict) -> str:
     if "acc" in row:
         probe = "-" if row["linear_probe_acc"] is None else f"{row['linear_probe_acc']:.3f}"
@@ -533,9 +527,8 @@ def register(subparsers) -> None:
 def _main(args) -> int:
     from cellgan.analysis.assign import AssignmentError
     from cellgan.bench._common import write_json
-    from cellgan.cli.common import resolve_device
+    from cellgan.cli.common import config_sections, resolve_device
     from cellgan.cli.main import CliError
-    from cellgan.config import ConfigError, read_yaml_sections
     from cellgan.io.cellstore import CellStoreError
     from cellgan.io.datasets import DatasetError
     from cellgan.io.images import ImageReadError
@@ -544,12 +537,7 @@ def _main(args) -> int:
     from cellgan.segment import SegmentationError
 
     device = resolve_device(args.device)
-    sections = {}
-    if args.config is not None:
-        try:
-            sections = read_yaml_sections(args.config)
-        except ConfigError as err:
-            raise CliError(str(err)) from err
+    sections = config_sections(args.config)
     if args.minutes is not None and args.minutes <= 0:
         raise CliError(f"--minutes must be positive, got {args.minutes}")
     work_dir = args.work_dir or Path(".cache") / "bench" / f"clustering_{args.dataset}"

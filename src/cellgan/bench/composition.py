@@ -6,6 +6,8 @@ the 0.5 µm/px that ``cellgan bench segmentation`` assumes for these 20x images)
 GAN is trained on their patches (:func:`cellgan.model.train`), each nucleus gets
 the category argmax Q (:func:`cellgan.analysis.assign.write_assignments`), and
 each image its composition (:func:`cellgan.analysis.composition.composition`).
+Masked patches and the default recipe, unless a run configuration's ``segment``
+and ``train`` sections (``--config``) say otherwise.
 
 Only the scoring sees the labels: every labelled nucleus centre is matched
 one-to-one to a detected nucleus within 6 px (the dataset's radius,
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellgan.bench._common import machine_info
+from cellgan.bench._common import digest, machine_info
 import pandas as pd
 
 __all__ = [
@@ -211,6 +213,8 @@ def run_composition_benchmark(
     folds: int = 4,
     device: str = "cpu",
     work_dir: Path | None = None,
+    train_options: dict | None = None,
+    segment_options: dict | None = None,
 ) -> dict:
     """Segment, train, assign and compose on CRCHistoPhenotypes; score the compositions.
 
@@ -233,8 +237,15 @@ def run_composition_benchmark(
     device : str
         Torch device for training and assignment.
     work_dir : Path, optional
-        Keeps the cell store (re-used by later runs: segmented images are
-        skipped), the model and the assignments; a temporary folder when None.
+        Keeps the cell store (re-used by later runs with the same segmentation
+        settings: segmented images are skipped), the model and the assignments; a
+        temporary folder when None.
+    train_options, segment_options : dict, optional
+        Further :class:`cellgan.model.TrainConfig` and
+        :class:`cellgan.segment.SegmentConfig` fields (a run configuration's
+        ``train`` and ``segment`` sections); the arguments above win. Patches
+        are masked and the pixel size 0.5 µm unless ``segment_options`` say
+        otherwise.
 
     Returns
     -------
@@ -253,6 +264,7 @@ def run_composition_benchmark(
     from cellgan.io.datasets import DATASETS, load_crchistophenotypes
     from cellgan.model import TrainConfig, train
     from cellgan.segment import SegmentConfig, segment_images
+    from cellgan.segment.reference import resolve_reference
 
     records = load_crchistophenotypes(Path(data_root) / DATASETS["crchistophenotypes"].folder)
     if limit_images is not None:
@@ -261,9 +273,13 @@ def run_composition_benchmark(
         work = Path(work_dir) if work_dir is not None else Path(tmp)
         timings = {}
         start = time.perf_counter()
-        store = CellStore.create(work / "cells", patch_mode="masked")
-        segment_config = SegmentConfig(mpp=ASSUMED_MPP["crchistophenotypes"], patch_mode="masked")
-        summary = segment_images([r.path for r in records], store, segment_config, progress=False)
+        options = {"mpp": ASSUMED_MPP["crchistophenotypes"], "patch_mode": "masked", **(segment_options or {})}
+        paths = [r.path for r in records]
+        options["reinhard_reference"] = resolve_reference(options.get("reinhard_reference"), paths)
+        segment_config = SegmentConfig(**options)
+        store_dir = work / f"cells_{digest(_as_dict(segment_config))}"
+        store = CellStore.create(store_dir, patch_mode=segment_config.patch_mode)
+        summary = segment_images(paths, store, segment_config, progress=False)
         timings["segment_seconds"] = time.perf_counter() - start
         ids = {safe_image_id(r.path.stem): r for r in records}
         records = [r for image_id, r in ids.items() if store.has_image(image_id)]
@@ -273,7 +289,7 @@ def run_composition_benchmark(
         train_kwargs = {"categories": categories, "minutes": minutes, "iterations": iterations, "seed": seed}
         if width is not None:
             train_kwargs["width"] = width
-        train_config = TrainConfig(**train_kwargs)
+        train_config = TrainConfig.from_dict({**(train_options or {}), **train_kwargs}, source="training options")
         model_dir = work / f"model_seed{seed}"
         shutil.rmtree(model_dir, ignore_errors=True)
         start = time.perf_counter()
@@ -351,6 +367,13 @@ def register(subparsers) -> None:
     parser.add_argument("--width", type=int, help="network width [the training default]")
     parser.add_argument("--folds", type=int, default=4, help="image-level SVM cross-validation folds [4]")
     parser.add_argument("--work-dir", type=Path, help="keep the cell store, model and assignments here")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="YAML",
+        help="run configuration file; its segment and train sections set the recipe (e.g. "
+        "benchmarks/configs/reinhard_own_q.yaml) [masked patches, the training defaults]",
+    )
     add_seed_option(parser)
     add_device_option(parser)
     parser.set_defaults(func=_run)
@@ -358,12 +381,13 @@ def register(subparsers) -> None:
 
 def _run(args) -> int:
     from cellgan.bench._common import write_json
-    from cellgan.cli.common import resolve_device
+    from cellgan.cli.common import config_sections, resolve_device
     from cellgan.cli.main import CliError
 
     if not (args.data_root / "crchistophenotypes").is_dir():
         raise CliError(f"{args.data_root}: no crchistophenotypes/ folder here")
     device = resolve_device(args.device)
+    sections = config_sections(args.config)
     try:
         result = run_composition_benchmark(
             args.data_root,
@@ -376,6 +400,8 @@ def _run(args) -> int:
             folds=args.folds,
             device=str(device),
             work_dir=args.work_dir,
+            train_options=sections.get("train"),
+            segment_options=sections.get("segment"),
         )
     except ValueError as err:
         raise CliError(str(err)) from err

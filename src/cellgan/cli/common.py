@@ -28,6 +28,22 @@ def add_pair_neighbours_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def config_sections(path) -> dict:
+    """The checked sections of a ``--config`` file (:func:`cellgan.config.read_yaml_sections`).
+
+    ``{}`` when ``path`` is None; a bad file becomes a CliError naming it.
+    """
+    from cellgan.cli.main import CliError
+    from cellgan.config import ConfigError, read_yaml_sections
+
+    if path is None:
+        return {}
+    try:
+        return read_yaml_sections(path)
+    except ConfigError as err:
+        raise CliError(str(err)) from err
+
+
 def resolve_device(name: str):
     """Turn ``auto``/``cpu``/``cuda[:N]`` into a ``torch.device``, failing clearly.
 
