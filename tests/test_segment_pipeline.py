@@ -18,6 +18,7 @@ from cellgan.segment import (
     cells_at_points,
     cells_from_folder,
     image_ids,
+    read_rgb,
     segment_image,
     segment_images,
 )
@@ -89,6 +90,17 @@ def test_blank_and_tiny_images_are_refused():
         segment_image(np.full((100, 100, 3), 255, np.uint8), image_id="white")
     with pytest.raises(SegmentationError, match="smaller than a 32"):
         segment_image(np.full((20, 100, 3), 128, np.uint8), image_id="tiny")
+
+
+@pytest.mark.realdata
+def test_blank_glass_is_refused_before_reinhard_could_stretch_it_into_tissue(data_root):
+    crc = data_root / "crchistophenotypes" / "train"
+    blank = read_rgb(crc / "img76" / "img76.png")  # blank glass, one annotated nucleus
+    config = SegmentConfig(reinhard_reference=str(crc / "img39" / "img39.png"))
+    with pytest.raises(SegmentationError, match="no tissue"):
+        segment_image(blank, config, image_id="img76")
+    with pytest.raises(SegmentationError, match="no tissue"):
+        cells_at_points(blank, np.array([[250.0, 250.0]]), config, image_id="img76")
 
 
 @pytest.mark.realdata

@@ -107,14 +107,8 @@ def _reinhard_target(path: str) -> np.ndarray:
     return lab_statistics(read_rgb(path))
 
 
-def _prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SIZE) -> _Prepared:
-    rgb = to_rgb_uint8(rgb)
-    height, width = rgb.shape[:2]
-    if min(height, width) < min_side:
-        raise SegmentationError(f"image is {width}×{height} px, smaller than a {min_side}×{min_side} patch")
-    if config.reinhard_reference is not None:
-        rgb = reinhard_normalize(rgb, target=_reinhard_target(str(config.reinhard_reference)))
-    od = optical_density(rgb)
+def _tissue(od: np.ndarray, config: SegmentConfig) -> np.ndarray:
+    """Pixels whose summed optical density exceeds ``config.tissue_od``; SegmentationError when too few."""
     tissue = od.sum(axis=2) > config.tissue_od
     fraction = float(tissue.mean())
     if fraction < config.min_tissue_fraction:
@@ -122,6 +116,21 @@ def _prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SI
             f"no tissue: {100 * fraction:.3f}% of pixels have optical density above {config.tissue_od} "
             f"(blank or white image; at least {100 * config.min_tissue_fraction:g}% needed)"
         )
+    return tissue
+
+
+def _prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SIZE) -> _Prepared:
+    rgb = to_rgb_uint8(rgb)
+    height, width = rgb.shape[:2]
+    if min(height, width) < min_side:
+        raise SegmentationError(f"image is {width}×{height} px, smaller than a {min_side}×{min_side} patch")
+    od = optical_density(rgb)
+    tissue = _tissue(od, config)
+    if config.reinhard_reference is not None:
+        # Checked before: normalisation would stretch blank glass into false tissue.
+        rgb = reinhard_normalize(rgb, target=_reinhard_target(str(config.reinhard_reference)))
+        od = optical_density(rgb)
+        tissue = _tissue(od, config)
     if config.stain_vectors == "macenko":
         stride = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / _STAIN_SAMPLE_PIXELS))))
         matrix = estimate_stains(rgb[::stride, ::stride]).matrix
