@@ -181,7 +181,7 @@ def _train_step(
     rng = _step_rng(config.seed, step, device)
     k, b = config.categories, config.batch_size
     critic_params = [p for p in critic.parameters()]
-    shared_q = critic.q_trunk is None
+    own_q_trunk = critic.q_trunk is not None
     sums = torch.zeros(7, device=device)  # critic loss, W estimate, GP, grad norm, IM, pair and self-label losses
     zero = torch.zeros((), device=device)
     counts = torch.zeros(k, device=device)
@@ -197,7 +197,7 @@ def _train_step(
         wasserstein = critic_wasserstein_loss(real_score, fake_score)
         penalty = gradient_penalty(critic.score, real, fake, alpha, weight=config.lambda_gp)
         loss = wasserstein + penalty
-        if not shared_q:  # Q's own trunk learns the codes here, with one Adam for all of Q's losses
+        if own_q_trunk:  # Q's own trunk learns the codes here, with one Adam for all of Q's losses
             loss = loss + mutual_information_loss(out.q_logits[b:], codes, weight=config.lambda_mi)
         real_logits = out.q_logits[:b]
         im = information_maximisation_loss(real_logits) if config.lambda_im > 0 else zero

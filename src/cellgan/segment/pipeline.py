@@ -124,13 +124,11 @@ def _prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SI
     height, width = rgb.shape[:2]
     if min(height, width) < min_side:
         raise SegmentationError(f"image is {width}×{height} px, smaller than a {min_side}×{min_side} patch")
+    if config.reinhard_reference is not None:
+        _tissue(optical_density(rgb), config)  # before normalisation stretches blank glass into tissue
+        rgb = reinhard_normalize(rgb, target=_reinhard_target(str(config.reinhard_reference)))
     od = optical_density(rgb)
     tissue = _tissue(od, config)
-    if config.reinhard_reference is not None:
-        # Checked before: normalisation would stretch blank glass into false tissue.
-        rgb = reinhard_normalize(rgb, target=_reinhard_target(str(config.reinhard_reference)))
-        od = optical_density(rgb)
-        tissue = _tissue(od, config)
     if config.stain_vectors == "macenko":
         stride = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / _STAIN_SAMPLE_PIXELS))))
         matrix = estimate_stains(rgb[::stride, ::stride]).matrix

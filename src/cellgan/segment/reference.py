@@ -11,7 +11,7 @@ whichever order the files come in.
 Why normalise at all: on CRCHistoPhenotypes the cells of one type in one image mostly
 fall in the same k-means cluster, and which cluster depends on the image's staining;
 after normalisation to the typical image the clusters follow the types better
-(README, "Reinhard normalisation").
+(README, "best recipe").
 """
 
 from __future__ import annotations
