@@ -20,10 +20,12 @@ from pathlib import Path
 
 import torch
 
-from cellgan.io.cellstore import CellStore, atomic_write
+from cellgan.device import resolve_device
+from cellgan.io.cellstore import CellStore
+from cellgan.io.files import atomic_write
 from cellgan.model import TrainConfig
 from cellgan.model.data import PatchSampler
-from cellgan.model.trainer import _train_step, build_models, build_optimizers, resolve_device
+from cellgan.model.trainer import _train_step, build_models, build_optimizers
 
 WARM_UP = 5
 

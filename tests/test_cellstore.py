@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellgan.io.cellstore import TABLE_COLUMNS, CellStore, CellStoreError, atomic_write, safe_image_id
+from cellgan.io.cellstore import TABLE_COLUMNS, CellStore, CellStoreError
+from cellgan.io.files import atomic_write, safe_image_id
 
 
 def _table(n: int) -> pd.DataFrame:

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from cellgan.io.cellstore import TABLE_COLUMNS, CellStore
-from cellgan.io.export import ExportError, export_assignments
-from cellgan.report.palette import category_colors
+from cellgan.io.palette import category_colors
+from cellgan.report.export import ExportError, export_assignments
 
 K = 3
 

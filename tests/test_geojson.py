@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from matplotlib.path import Path as MplPath
 
-from cellgan.io.geojson import (
+from cellgan.io.palette import MAX_CATEGORIES, category_colors, category_names
+from cellgan.report.geojson import (
     GeoJSONError,
     cell_id_uuid,
     cell_outlines,
@@ -19,7 +20,6 @@ from cellgan.io.geojson import (
     feature_collection,
     write_geojson,
 )
-from cellgan.report.palette import MAX_CATEGORIES, category_colors, category_names
 
 
 def _signed_area(ring) -> float:

@@ -79,8 +79,8 @@ def test_svm_on_noise_labels_scores_like_chance_not_like_training_fit():
     props = rng.dirichlet(np.ones(30), size=24)
     labels = np.array(["x", "y"] * 12)
     rng.shuffle(labels)
-    from sklearn.svm import LinearSVC
     from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
 
     scaled = StandardScaler().fit_transform(props)
     assert LinearSVC().fit(scaled, labels).score(scaled, labels) == 1.0  # training fit is perfect

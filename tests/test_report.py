@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cellgan.io.palette import category_colors
 from cellgan.report.figures import (
     composition_chart,
     generator_sweep,
@@ -18,7 +19,6 @@ from cellgan.report.figures import (
     tile_patches,
     training_curves,
 )
-from cellgan.report.palette import category_colors
 
 HOSTILE = "<script>x.png"
 SMALL_RUN_YAML = """\
@@ -30,11 +30,11 @@ report: {overlay_images: 2, sweep_columns: 4, gallery_cells: 6}
 def make_small_run(data_root, tmp_path, *, yaml_text=SMALL_RUN_YAML):
     """A real run at toy size: two 400x400 bone-marrow crops, a width-8 GAN, 2 iterations."""
     import torch
+    from PIL import Image
 
     from cellgan.cli.run import run_pipeline
     from cellgan.config import resolve_config
     from cellgan.io.images import read_rgb
-    from PIL import Image
 
     sources = sorted((data_root / "bm_graz" / "source").glob("*.png"))[:2]
     folder = tmp_path / "images"

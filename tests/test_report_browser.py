@@ -8,7 +8,6 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from test_report import shared_small_run
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from test_report import SMALL_RUN_YAML, shared_small_run
 
 from cellgan.cli.main import main
 from cellgan.cli.run import StageConflict, default_images, run_pipeline
 from cellgan.config import resolve_config
-from test_report import SMALL_RUN_YAML, shared_small_run
 
 STAGES = ("segment", "train", "assign", "compose", "export", "report")
 

@@ -32,7 +32,8 @@ from typing import Any
 
 import yaml
 
-from cellgan.io.cellstore import atomic_write
+from cellgan.errors import ConfigError
+from cellgan.io.files import atomic_write
 
 __all__ = [
     "RUN_DEFAULTS",
@@ -59,10 +60,6 @@ STAGES = ("segment", "train", "assign", "compose", "export", "report")
 #: quarter of an hour on a 2-core CPU; the paper's schedule takes hours there
 #: (FINDINGS.md).
 RUN_DEFAULTS: dict[str, dict[str, Any]] = {"train": {"minutes": 10.0}}
-
-
-class ConfigError(ValueError):
-    """A configuration file or value that cannot be used; the message names the file and key."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellgan.io.cellstore import atomic_write
+from cellgan.errors import CellganError
+from cellgan.io.files import atomic_write
 
 __all__ = [
     "AssignmentError",
@@ -37,7 +38,7 @@ __all__ = [
     "write_assignments",
 ]
 
-class AssignmentError(ValueError):
+class AssignmentError(CellganError, ValueError):
     """Patches, labels or an ASSIGNMENTS directory that cannot be used."""
 
 
@@ -67,8 +68,8 @@ def assign_cells(model, patches_uint8, *, batch_size: int = 512, device="cpu") -
     """
     import torch
 
+    from cellgan.device import resolve_device
     from cellgan.model.data import patches_to_tensor
-    from cellgan.model.trainer import resolve_device
 
     critic = getattr(model, "critic", model)
     patches = np.asarray(patches_uint8)
@@ -76,7 +77,7 @@ def assign_cells(model, patches_uint8, *, batch_size: int = 512, device="cpu") -
         raise AssignmentError(f"patches must be uint8 (n, h, w, 3), got {patches.dtype} {patches.shape}")
     if batch_size < 1:
         raise AssignmentError(f"batch_size must be at least 1, got {batch_size}")
-    device = resolve_device(device)
+    device = resolve_device(device, set_threads=False)
     was_training = critic.training
     critic.eval()
     probs, features = [], []

@@ -21,6 +21,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from cellgan.errors import CellganError
+
 __all__ = [
     "SHAPE_STAIN_COLUMNS",
     "BaselineError",
@@ -34,7 +36,7 @@ __all__ = [
 SHAPE_STAIN_COLUMNS = ("area_px", "eccentricity", "solidity", "perimeter_px", "mean_hematoxylin", "mean_eosin")
 
 
-class BaselineError(ValueError):
+class BaselineError(CellganError, ValueError):
     """Input a baseline cannot cluster (too few cells, missing columns)."""
 
 

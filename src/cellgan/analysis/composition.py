@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellgan.io.cellstore import atomic_write
+from cellgan.errors import CellganError
+from cellgan.io.files import atomic_write
 
 __all__ = [
     "CompositionError",
@@ -39,7 +40,7 @@ META_FILE = "meta.json"
 COMPOSITION_FILES = ("composition.csv", "composition.parquet")
 
 
-class CompositionError(ValueError):
+class CompositionError(CellganError, ValueError):
     """An assignments or composition table that is missing or malformed."""
 
 

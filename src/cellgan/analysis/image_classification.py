@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cellgan.analysis.composition import proportion_columns
+from cellgan.errors import CellganError
 
 __all__ = [
     "ImageClassificationError",
@@ -32,7 +33,7 @@ __all__ = [
 SVM_METRICS = ("f1_weighted", "precision_weighted", "recall_weighted", "accuracy")
 
 
-class ImageClassificationError(ValueError):
+class ImageClassificationError(CellganError, ValueError):
     """Too few images or classes, or image labels that do not fit the images."""
 
 

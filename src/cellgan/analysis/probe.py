@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from cellgan.errors import CellganError
+
 __all__ = ["ProbeError", "linear_probe"]
 
 
-class ProbeError(ValueError):
+class ProbeError(CellganError, ValueError):
     """Features, labels and groups that cannot be probed (too few images or classes)."""
 
 

@@ -62,7 +62,7 @@ def _finite(value):
 
 def write_json(summary: dict, path: str | Path) -> None:
     """Write a benchmark summary as strict JSON (NaN as null), atomically."""
-    from cellgan.io.cellstore import atomic_write
+    from cellgan.io.files import atomic_write
 
     text = json.dumps(_finite(summary), indent=2, default=str)
     atomic_write(Path(path), lambda p: p.write_text(text + "\n"))

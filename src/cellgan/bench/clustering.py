@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from cellgan.bench._common import digest, machine_info, positive_int
+from cellgan.errors import CellganError, UsageError
 
 __all__ = [
     "CLUSTERING_DATASETS",
@@ -69,7 +70,7 @@ _UNSUPERVISED_KEYS = ("categories_used", "largest_category_share")
 _GAN_KEYS = ("mean_max_probability", "train_seconds", "generator_iterations", "critic_images_per_second")
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(CellganError, ValueError):
     """Benchmark options or data that cannot be used."""
 
 
@@ -129,9 +130,9 @@ def run_clustering_benchmark(
         "per_seed"}``; and ``dataset``, ``cells``, ``config``, ``machine``,
         ``date``, ``work_dir``. See the module docstring.
     """
+    from cellgan.device import resolve_device
     from cellgan.metrics.clustering import clustering_scores
     from cellgan.model import TrainConfig
-    from cellgan.model.trainer import resolve_device
 
     if dataset not in CLUSTERING_DATASETS:
         raise BenchmarkError(f"unknown dataset {dataset!r}; choose from {', '.join(CLUSTERING_DATASETS)}")
@@ -139,7 +140,7 @@ def run_clustering_benchmark(
         raise BenchmarkError(f"seeds must be at least 1, got {seeds}")
     if jobs < 1:
         raise BenchmarkError(f"jobs must be at least 1, got {jobs}")
-    device = resolve_device(device)
+    device = resolve_device(device, set_threads=False)
     work_dir = Path(work_dir)
     images = dataset_images(dataset, data_root, limit_images)
     segment_config = _segment_config(dataset, segment_options or {}, images)
@@ -344,7 +345,7 @@ def _train_in_parallel(store, configs, work_dir: Path, *, jobs: int, device) -> 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from cellgan.cli.common import free_cpu_threads
+    from cellgan.device import free_cpu_threads
 
     threads = max(1, free_cpu_threads() // jobs)
     _say(f"training {len(configs)} seeds, {jobs} at a time, {threads} thread(s) each")
@@ -527,8 +528,8 @@ def register(subparsers) -> None:
 def _main(args) -> int:
     from cellgan.analysis.assign import AssignmentError
     from cellgan.bench._common import write_json
-    from cellgan.cli.common import config_sections, resolve_device
-    from cellgan.cli.main import CliError
+    from cellgan.cli.common import config_sections
+    from cellgan.device import resolve_device
     from cellgan.io.cellstore import CellStoreError
     from cellgan.io.datasets import DatasetError
     from cellgan.io.images import ImageReadError
@@ -539,7 +540,7 @@ def _main(args) -> int:
     device = resolve_device(args.device)
     sections = config_sections(args.config)
     if args.minutes is not None and args.minutes <= 0:
-        raise CliError(f"--minutes must be positive, got {args.minutes}")
+        raise UsageError(f"--minutes must be positive, got {args.minutes}")
     work_dir = args.work_dir or Path(".cache") / "bench" / f"clustering_{args.dataset}"
     try:
         summary = run_clustering_benchmark(
@@ -573,7 +574,7 @@ def _main(args) -> int:
         PatchError,
         SegmentationError,
     ) as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     write_json(summary, args.json)
     for method in METHODS:
         mean, std = summary[method]["mean"], summary[method]["std"]

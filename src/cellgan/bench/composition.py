@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from cellgan.bench._common import digest, machine_info
-import pandas as pd
+from cellgan.errors import UsageError
 
 __all__ = [
     "category_class_mapping",
@@ -260,8 +261,9 @@ def run_composition_benchmark(
     from cellgan.analysis.assign import write_assignments
     from cellgan.analysis.composition import composition, read_assignments
     from cellgan.bench.segmentation import ASSUMED_MPP
-    from cellgan.io.cellstore import CellStore, safe_image_id
+    from cellgan.io.cellstore import CellStore
     from cellgan.io.datasets import DATASETS, load_crchistophenotypes
+    from cellgan.io.files import safe_image_id
     from cellgan.model import TrainConfig, train
     from cellgan.segment import SegmentConfig, segment_images
     from cellgan.segment.reference import resolve_reference
@@ -381,11 +383,11 @@ def register(subparsers) -> None:
 
 def _run(args) -> int:
     from cellgan.bench._common import write_json
-    from cellgan.cli.common import config_sections, resolve_device
-    from cellgan.cli.main import CliError
+    from cellgan.cli.common import config_sections
+    from cellgan.device import resolve_device
 
     if not (args.data_root / "crchistophenotypes").is_dir():
-        raise CliError(f"{args.data_root}: no crchistophenotypes/ folder here")
+        raise UsageError(f"{args.data_root}: no crchistophenotypes/ folder here")
     device = resolve_device(args.device)
     sections = config_sections(args.config)
     try:
@@ -404,7 +406,7 @@ def _run(args) -> int:
             segment_options=sections.get("segment"),
         )
     except ValueError as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     write_json(result, args.json)
     pearson = result["composition_pearson"]
     pearson = "undefined" if pearson is None else f"{pearson:.3f}"

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from cellgan.bench._common import machine_info, positive_int, write_json
+from cellgan.errors import UsageError
 
 __all__ = [
     "ASSUMED_MPP",
@@ -82,8 +83,8 @@ def run_segmentation_benchmark(
         The summary scores, one row per image (``per_image``), the configuration, the
         machine and the date; see the module docstring for the definitions.
     """
-    from cellgan.io.cellstore import atomic_write
     from cellgan.io.datasets import DATASETS
+    from cellgan.io.files import atomic_write
     from cellgan.metrics.detection import match_points, scores_from_counts
     from cellgan.metrics.segmentation import aggregated_jaccard_index, dice
     from cellgan.segment import SegmentationError, SegmentConfig, segment_image
@@ -262,14 +263,13 @@ def register(subparsers) -> None:
 
 
 def _main(args) -> int:
-    from cellgan.cli.main import CliError
     from cellgan.io.datasets import DatasetError
     from cellgan.io.images import ImageReadError
 
     try:
         summary = run_segmentation_benchmark(args.dataset, args.data_root, limit=args.limit, overlay_dir=args.overlays)
     except (DatasetError, ImageReadError) as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     write_json(summary, args.json)
     keys = ["detection_precision", "detection_recall", "detection_f1", "count_mean_abs_rel_error"]
     keys += ["dice", "aji"] if args.dataset == "monuseg" else []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cellgan.cli.common import add_device_option, resolve_device
+from cellgan.cli.common import add_device_option
+from cellgan.device import resolve_device
+from cellgan.errors import UsageError
 
 
 def register(subparsers) -> None:
@@ -27,17 +29,16 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from cellgan.analysis.assign import AssignmentError, write_assignments
-    from cellgan.cli.main import CliError
     from cellgan.io.cellstore import CellStoreError
     from cellgan.model import CheckpointError
 
     device = resolve_device(args.device)
     if not args.model_dir.is_dir():
-        raise CliError(f"{args.model_dir}: no such model directory")
+        raise UsageError(f"{args.model_dir}: no such model directory")
     try:
         meta = write_assignments(args.model_dir, args.cells, args.out, device=device, batch_size=args.batch_size)
     except (AssignmentError, CellStoreError, CheckpointError) as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     shares = ", ".join(
         f"{k}: {n} ({100 * n / meta['n_cells']:.1f}%)" for k, n in enumerate(meta["cells_per_category"])
     )

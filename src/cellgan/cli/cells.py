@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cellgan.cli.segment import add_segment_options, open_store, report, segment_config
+from cellgan.errors import UsageError
 
 
 def register(subparsers) -> None:
@@ -46,23 +47,22 @@ def read_points(path: Path):
     import numpy as np
     import pandas as pd
 
-    from cellgan.cli.main import CliError
 
     if not path.is_file():
-        raise CliError(f"{path}: no such file")
+        raise UsageError(f"{path}: no such file")
     try:
         frame = pd.read_csv(path)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
-        raise CliError(f"{path}: not a readable CSV ({err})") from err
+        raise UsageError(f"{path}: not a readable CSV ({err})") from err
     missing = [c for c in ("x", "y") if c not in frame.columns]
     if missing:
-        raise CliError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, frame.columns))})")
+        raise UsageError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, frame.columns))})")
     try:
         xy = frame[["x", "y"]].to_numpy(dtype=np.float64)
     except (ValueError, TypeError) as err:
-        raise CliError(f"{path}: columns x and y must be numbers ({err})") from err
+        raise UsageError(f"{path}: columns x and y must be numbers ({err})") from err
     if not np.all(np.isfinite(xy)):
-        raise CliError(f"{path}: columns x and y must be finite numbers")
+        raise UsageError(f"{path}: columns x and y must be finite numbers")
     labels = None
     if "label" in frame.columns:
         labels = [None if pd.isna(v) else str(v) for v in frame["label"]]
@@ -70,8 +70,7 @@ def read_points(path: Path):
 
 
 def run_points(args) -> int:
-    from cellgan.cli.main import CliError
-    from cellgan.io.cellstore import safe_image_id
+    from cellgan.io.files import safe_image_id
     from cellgan.io.images import ImageReadError, read_mpp, read_rgb
     from cellgan.segment import RunSummary, cells_at_points
 
@@ -84,7 +83,7 @@ def run_points(args) -> int:
     try:
         rgb = read_rgb(args.image)
     except ImageReadError as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     if config.mpp is None:
         import dataclasses
 
@@ -92,21 +91,20 @@ def run_points(args) -> int:
     try:
         result = cells_at_points(rgb, xy, config, image_id=image_id, labels=labels)
     except ValueError as err:
-        raise CliError(f"{args.image}: {err}") from err
+        raise UsageError(f"{args.image}: {err}") from err
     store.write_image(image_id, result.table, result.patches, label_mask=result.label_mask, overlay=result.overlay)
     return report(RunSummary((image_id,), (), {}), store, what="images")
 
 
 def run_folder(args) -> int:
-    from cellgan.cli.main import CliError
     from cellgan.io.images import find_images
     from cellgan.segment import cells_from_folder
 
     if not args.folder.is_dir():
-        raise CliError(f"{args.folder}: not a directory")
+        raise UsageError(f"{args.folder}: not a directory")
     config = segment_config(args, find_images([args.folder]))
     store = open_store(args)
     summary = cells_from_folder(args.folder, store, config, progress=not args.quiet)
     if not summary.done and not summary.skipped and not summary.failed:
-        raise CliError(f"{args.folder}: no image files found")
+        raise UsageError(f"{args.folder}: no image files found")
     return report(summary, store, what="folders")

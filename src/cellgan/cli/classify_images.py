@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cellgan.errors import UsageError
+
 
 def register(subparsers) -> None:
     from cellgan.cli.common import add_seed_option
@@ -33,15 +35,14 @@ def run(args) -> int:
 
     from cellgan.analysis.composition import CompositionError, read_composition
     from cellgan.analysis.image_classification import ImageClassificationError, classify_images, read_image_labels
-    from cellgan.cli.main import CliError
-    from cellgan.io.cellstore import atomic_write
+    from cellgan.io.files import atomic_write
 
     try:
         table = read_composition(args.composition)
         labels = None if args.labels is None else read_image_labels(args.labels)
         result = classify_images(table, labels=labels, n_clusters=args.clusters, folds=args.folds, seed=args.seed)
     except (CompositionError, ImageClassificationError) as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     kmeans = result["kmeans"]
     print(f"{result['images']} images, {result['categories']} categories")
     print(f"k-means ({kmeans['n_clusters']} clusters): sizes {kmeans['cluster_sizes']}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cellgan.errors import UsageError
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -18,16 +20,15 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from cellgan.analysis.composition import CompositionError, composition, read_assignments, write_composition
-    from cellgan.cli.main import CliError
 
     try:
         table, meta = read_assignments(args.assignments)
     except CompositionError as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     try:
         result = composition(table, categories=int(meta["categories"]))
     except CompositionError as err:
-        raise CliError(f"{args.assignments}: {err}") from err
+        raise UsageError(f"{args.assignments}: {err}") from err
     paths = write_composition(result, args.out)
     print(
         f"{len(result)} images, {int(result['n_cells'].sum())} cells, {meta['categories']} categories"

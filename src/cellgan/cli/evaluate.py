@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cellgan.errors import UsageError
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -32,13 +34,12 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from cellgan.analysis.assign import AssignmentError, evaluate_assignments
     from cellgan.analysis.composition import CompositionError
-    from cellgan.cli.main import CliError
-    from cellgan.io.cellstore import atomic_write
+    from cellgan.io.files import atomic_write
 
     try:
         result = evaluate_assignments(args.assignments, labels=args.labels, probe_folds=args.folds)
     except (AssignmentError, CompositionError) as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     print(format_evaluation(result))
     if args.json is not None:
         atomic_write(args.json, lambda p: p.write_text(json.dumps(result, indent=2)))

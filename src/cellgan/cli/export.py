@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cellgan.errors import UsageError
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -35,15 +37,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cellgan.cli.main import CliError
-    from cellgan.io.export import export_assignments
+    from cellgan.report.export import export_assignments
 
     formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
     names = None if args.names is None else [n.strip() for n in args.names.split(",")]
     try:
         written = export_assignments(args.assignments, args.out, cells_dir=args.cells, formats=formats, names=names)
     except ValueError as err:  # ExportError, GeoJSONError, bad category names
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     for fmt, paths in written.items():
         where = paths[0] if len(paths) == 1 else f"{len(paths)} files in {paths[0].parent}" if paths else "no images"
         print(f"{fmt}: {where}")

@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from cellgan.errors import CellganError
+
 #: Command modules under ``cellgan.cli``, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "run",
@@ -50,18 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except CliError as err:
+    except CellganError as err:
         print(f"cellgan {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 
-class CliError(Exception):
-    """An error the user can fix (bad path, bad option); printed without a traceback."""
-
-
 if __name__ == "__main__":
-    # `python -m cellgan.cli.main` runs this file as __main__; the commands raise the
-    # CliError of cellgan.cli.main, so call that module's main to catch them.
-    from cellgan.cli.main import main as package_main
-
-    sys.exit(package_main())
+    sys.exit(main())

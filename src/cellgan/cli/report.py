@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cellgan.cli.common import add_device_option, resolve_device
+from cellgan.cli.common import add_device_option
+from cellgan.device import resolve_device
+from cellgan.errors import UsageError
 
 
 def register(subparsers) -> None:
@@ -25,22 +27,21 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from cellgan.cli.main import CliError
     from cellgan.config import ConfigError, ReportConfig, read_config
     from cellgan.io.cellstore import CellStoreError
     from cellgan.report.html import write_report
 
     if not args.run_dir.is_dir():
-        raise CliError(f"{args.run_dir}: no such run directory")
+        raise UsageError(f"{args.run_dir}: no such run directory")
     source = args.config if args.config is not None else args.run_dir / "config.yaml"
     try:
         config = read_config(source).report if source.is_file() or args.config else ReportConfig()
     except ConfigError as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     device = resolve_device(args.device)
     try:
         path = write_report(args.run_dir, config=config, device=device)
     except (CellStoreError, ValueError) as err:  # ReportError, CompositionError, CheckpointError
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     print(f"report: {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

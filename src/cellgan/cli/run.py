@@ -30,7 +30,9 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from cellgan.cli.common import add_device_option, add_seed_option, resolve_device
+from cellgan.cli.common import add_device_option, add_seed_option
+from cellgan.device import resolve_device
+from cellgan.errors import CellganError, UsageError
 
 #: Where the default input is looked for, under each data root.
 DEFAULT_IMAGES = Path("bm_graz") / "source"
@@ -58,7 +60,6 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from cellgan.cli.main import CliError
     from cellgan.config import ConfigError, resolve_config
 
     overrides = _seed_overrides(args.seed) if args.seed is not None else {}
@@ -66,7 +67,7 @@ def main(args) -> int:
     try:
         config = resolve_config(args.config, overrides)
     except ConfigError as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     from cellgan.io.cellstore import CellStoreError
     from cellgan.io.download import DownloadError
 
@@ -76,7 +77,7 @@ def main(args) -> int:
         failed = run_pipeline(images, args.out, config, device=device)
     except (FileNotFoundError, DownloadError, CellStoreError, ValueError) as err:
         # ValueError: StageConflict and every stage's input errors (CheckpointError, ExportError, ...)
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     print(f"report: {(args.out / 'report.html').resolve()}")
     if failed:
         print(f"{len(failed)} image(s) could not be segmented (see {args.out / 'segment.done'}):")
@@ -86,7 +87,7 @@ def main(args) -> int:
     return 0
 
 
-class StageConflict(ValueError):
+class StageConflict(CellganError, ValueError):
     """A run directory whose finished work does not match the asked-for inputs or options."""
 
 
@@ -198,7 +199,7 @@ def _compose(run_dir: Path) -> dict:
 
 
 def _export(run_dir: Path, config) -> dict:
-    from cellgan.io.export import export_assignments
+    from cellgan.report.export import export_assignments
 
     written = export_assignments(
         run_dir / "assignments", run_dir / "export", cells_dir=run_dir / "cells", formats=config.export.formats
@@ -258,7 +259,7 @@ class _Stage:
 
     def run(self, work, *, log) -> None:
         """Run ``work`` (returning a dict with a ``summary``) unless done; write the markers."""
-        from cellgan.io.cellstore import atomic_write
+        from cellgan.io.files import atomic_write
 
         done = self.marker()
         if done.get("fingerprint") == self.fingerprint:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from cellgan.errors import UsageError
+
 
 def add_segment_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``cellgan segment`` and ``cellgan cells``."""
@@ -47,9 +49,8 @@ def segment_config(args, images):
     """The ``SegmentConfig`` the shared options describe for these image files.
 
     ``--reinhard-reference typical`` picks the reference among ``images``
-    (:func:`cellgan.segment.reference.typical_image`). Bad values become a CliError.
+    (:func:`cellgan.segment.reference.typical_image`). Bad values become a UsageError.
     """
-    from cellgan.cli.main import CliError
     from cellgan.io.images import ImageReadError, read_rgb
     from cellgan.segment import SegmentConfig
     from cellgan.segment.reference import resolve_reference
@@ -59,7 +60,7 @@ def segment_config(args, images):
         if reference is not None:
             read_rgb(reference)
     except (ImageReadError, ValueError) as err:
-        raise CliError(f"--reinhard-reference: {err}") from err
+        raise UsageError(f"--reinhard-reference: {err}") from err
     if reference is not None and args.reinhard_reference != reference:
         print(f"Reinhard reference: {reference}, the most typical of the {len(images)} images")
     try:
@@ -70,18 +71,17 @@ def segment_config(args, images):
             reinhard_reference=reference,
         )
     except ValueError as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
 
 
 def open_store(args):
-    """The cell store ``RUN_DIR/cells`` for ``args.patch_mode``; a mismatch becomes a CliError."""
-    from cellgan.cli.main import CliError
+    """The cell store ``RUN_DIR/cells`` for ``args.patch_mode``; a mismatch becomes a UsageError."""
     from cellgan.io.cellstore import CellStore, CellStoreError
 
     try:
         return CellStore.create(args.out / "cells", patch_mode=args.patch_mode)
     except (CellStoreError, OSError) as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
 
 
 def report(summary, store, *, what: str) -> int:
@@ -112,16 +112,15 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cellgan.cli.main import CliError
     from cellgan.io.images import find_images
     from cellgan.segment import segment_images
 
     try:
         files = find_images(args.images)
     except FileNotFoundError as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     if not files:
-        raise CliError(f"no image files found in {', '.join(map(str, args.images))}")
+        raise UsageError(f"no image files found in {', '.join(map(str, args.images))}")
     config = segment_config(args, files)
     store = open_store(args)
     summary = segment_images(files, store, config, progress=not args.quiet)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cellgan.cli.common import add_device_option, add_pair_neighbours_option, add_seed_option
+from cellgan.errors import UsageError
 
 
 def register(subparsers) -> None:
@@ -49,8 +50,7 @@ def run(args) -> int:
     import torch
     import yaml
 
-    from cellgan.cli.common import resolve_device
-    from cellgan.cli.main import CliError
+    from cellgan.device import resolve_device
     from cellgan.io.cellstore import CellStore, CellStoreError
     from cellgan.model import CheckpointError, ConfigError, NeighbourError, PatchError, TrainConfig, train
 
@@ -60,7 +60,7 @@ def run(args) -> int:
         try:
             options = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
-            raise CliError(f"{path}: cannot read the config ({err})") from err
+            raise UsageError(f"{path}: cannot read the config ({err})") from err
         if isinstance(options, dict) and isinstance(options.get("train"), dict):
             options = dict(options["train"])  # a run or benchmark config: its train section
     given = {
@@ -74,29 +74,29 @@ def run(args) -> int:
     if args.iterations is not None or args.minutes is not None:  # a budget flag replaces both budgets
         options.update(iterations=args.iterations, minutes=args.minutes)
     if "categories" not in options:
-        raise CliError("--categories K is required (or set categories in --config)")
+        raise UsageError("--categories K is required (or set categories in --config)")
     try:
         config = TrainConfig.from_dict(options, source=args.config or "options")
     except ConfigError as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     device = resolve_device(args.device)
     if args.threads is not None:
         if args.threads < 1:
-            raise CliError(f"--threads must be at least 1, got {args.threads}")
+            raise UsageError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     try:
         store = CellStore.open(Path(args.cells))
         patches, table = store.read_patches(), store.read_table()
     except CellStoreError as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     if len(patches) == 0:
-        raise CliError(f"{args.cells}: the cell store holds no cells")
+        raise UsageError(f"{args.cells}: the cell store holds no cells")
     try:
         result = train(
             patches, Path(args.out), config, device=device, resume=args.resume, progress=not args.quiet, table=table
         )
     except (CheckpointError, PatchError, ConfigError, NeighbourError) as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     print(
         f"trained {result.step} iterations in {result.elapsed_seconds / 60:.1f} min on {device} "
         f"(stopped by {result.stopped_by}); model in {result.model_dir}"

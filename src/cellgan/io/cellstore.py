@@ -18,28 +18,24 @@ half-written shard behind and a re-run skips the images already done.
 from __future__ import annotations
 
 import json
-import os
-import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from cellgan.errors import CellganError
+from cellgan.io.files import atomic_write
+
 __all__ = [
     "PATCH_SIZE",
     "TABLE_COLUMNS",
     "CellStore",
     "CellStoreError",
-    "atomic_write",
-    "safe_image_id",
 ]
 
 PATCH_SIZE = 32
 FORMAT_VERSION = 1
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 #: Columns every shard's table has, in this order. ``label`` is an optional
 #: ground-truth or user label, used for scoring only, never for training.
@@ -64,35 +60,8 @@ TABLE_COLUMNS = (
 )
 
 
-class CellStoreError(RuntimeError):
+class CellStoreError(CellganError, RuntimeError):
     """A cell store that is missing, corrupt or inconsistent."""
-
-
-def safe_image_id(name: str) -> str:
-    """Return ``name`` reduced to characters that are safe in a file name."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    if not cleaned:
-        raise ValueError(f"cannot make an image id from {name!r}")
-    return cleaned
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
-
-    The temporary file sits in the same directory (same file system) and keeps
-    ``path``'s suffix so that writers that dispatch on it still work.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)

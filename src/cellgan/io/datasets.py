@@ -29,6 +29,8 @@ from typing import Callable
 
 import numpy as np
 
+from cellgan.errors import CellganError
+
 __all__ = [
     "CRC_CELL_TYPES",
     "DATASETS",
@@ -51,7 +53,7 @@ CRC_CELL_TYPES = ("epithelial", "fibroblast", "inflammatory", "others")
 KATHER2016_MPP = 0.495
 
 
-class DatasetError(ValueError):
+class DatasetError(CellganError, ValueError):
     """A dataset folder or annotation file that is missing or malformed."""
 
 

@@ -21,6 +21,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from cellgan.errors import CellganError
+
 __all__ = ["BM_GRAZ_IMAGES", "BM_GRAZ_URL", "DownloadError", "default_cache_dir", "fetch_bm_graz"]
 
 #: GitHub's zip archive of the repository's default branch.
@@ -49,7 +51,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(CellganError, RuntimeError):
     """A download that failed, or an archive that is not what was expected."""
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cellgan.errors import CellganError
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageReadError",
@@ -31,7 +33,7 @@ _TIFF_SUFFIXES = (".tif", ".tiff")
 _MPP_RANGE = (0.02, 10.0)
 
 
-class ImageReadError(ValueError):
+class ImageReadError(CellganError, ValueError):
     """An image file that cannot be read as an H&E image; the message names the file."""
 
 

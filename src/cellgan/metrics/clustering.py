@@ -19,6 +19,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics as skm
 
+from cellgan.errors import CellganError
+
 __all__ = [
     "Contingency",
     "ClusteringInputError",
@@ -38,7 +40,7 @@ __all__ = [
 SCORE_KEYS = ("acc", "ari", "nmi", "ami", "purity", "entropy", "f_score")
 
 
-class ClusteringInputError(ValueError):
+class ClusteringInputError(CellganError, ValueError):
     """Cluster and class labels that cannot be scored (empty, misaligned, not 1-D)."""
 
 

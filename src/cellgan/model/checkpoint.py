@@ -25,7 +25,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from cellgan.io.cellstore import atomic_write
+from cellgan.errors import CellganError
+from cellgan.io.files import atomic_write
 from cellgan.model.config import ConfigError, TrainConfig
 
 __all__ = [
@@ -51,7 +52,7 @@ FORMAT_VERSION = 1
 _OPTIM_KEY = re.compile(r"^optim\.(?P<name>[a-z_]+)\.(?P<index>\d+)\.(?P<key>[a-z_]+)$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CellganError, ValueError):
     """A model directory whose files are missing, corrupt, tampered with or inconsistent."""
 
 

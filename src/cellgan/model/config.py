@@ -5,15 +5,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from cellgan.errors import ConfigError
+
 __all__ = ["TrainConfig", "ConfigError", "RUN_LENGTH_FIELDS"]
 
 #: Options that only say how long to run and how often to save; they may change
 #: when a run is resumed. Every other option must match the checkpoint.
 RUN_LENGTH_FIELDS = frozenset({"iterations", "minutes", "sample_every", "checkpoint_every", "checkpoint_seconds"})
-
-
-class ConfigError(ValueError):
-    """A training option with an impossible value, or one that is not an option."""
 
 
 @dataclass(frozen=True)

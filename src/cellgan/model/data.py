@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from cellgan.errors import CellganError
+
 __all__ = ["PatchError", "validate_patches", "patches_to_tensor", "dihedral", "jitter", "PatchSampler"]
 
 #: The eight symmetries of the square: index t = 4·flip + k, a horizontal flip
@@ -21,7 +23,7 @@ GAIN_RANGE = (0.85, 1.15)
 CHANNEL_GAIN_RANGE = (0.95, 1.05)
 
 
-class PatchError(ValueError):
+class PatchError(CellganError, ValueError):
     """Patches that cannot be trained on (wrong dtype, shape or too few)."""
 
 

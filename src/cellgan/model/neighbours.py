@@ -18,13 +18,15 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from cellgan.errors import CellganError
+
 __all__ = ["NeighbourError", "nearest_cells"]
 
 #: The cell-table columns that place a cell (see docs/ARCHITECTURE.md).
 POSITION_COLUMNS = ("image", "centroid_x", "centroid_y")
 
 
-class NeighbourError(ValueError):
+class NeighbourError(CellganError, ValueError):
     """A cell table that does not say where its cells are."""
 
 

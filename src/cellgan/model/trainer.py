@@ -27,7 +27,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from cellgan.io.cellstore import atomic_write
+from cellgan.device import resolve_device
+from cellgan.io.files import atomic_write
 from cellgan.model.checkpoint import (
     CONFIG_NAME,
     META_NAME,
@@ -64,7 +65,6 @@ __all__ = [
     "train",
     "load_trained",
     "sample_grid",
-    "resolve_device",
     "read_log",
     "LOG_NAME",
 ]
@@ -99,13 +99,6 @@ class TrainedModel(NamedTuple):
     generator: Generator
     critic: Critic
     config: TrainConfig
-
-
-def resolve_device(device: torch.device | str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else via ``torch.device``."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def build_models(config: TrainConfig, device: torch.device | str = "cpu") -> tuple[Generator, Critic]:
@@ -328,7 +321,7 @@ def train(
     TrainResult
     """
     _check_table(config, table, len(patches_uint8))
-    device = resolve_device(device)
+    device = resolve_device(device, set_threads=False)
     out_dir = Path(out_dir)
     generator, critic = build_models(config, device)
     optimizers = build_optimizers(generator, critic, config)
@@ -461,7 +454,7 @@ def load_trained(model_dir: Path | str, *, device: torch.device | str = "auto") 
         fit the networks its config describes.
     """
     model_dir = Path(model_dir)
-    device = resolve_device(device)
+    device = resolve_device(device, set_threads=False)
     config = read_config(model_dir)
     tensors, _ = load_checkpoint(model_dir, device=device)
     generator, critic = build_models(config, device)

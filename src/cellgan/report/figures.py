@@ -5,7 +5,7 @@ generator's category sweep (Hu et al., JBHI 2019, Figs. 4-5: z fixed, the
 categorical code c varied), images with every nucleus outlined in its
 category's colour, the training curves and the per-image composition chart
 (matplotlib figures drawn by the Agg renderer, no pyplot and never a display). Colours come from
-:func:`cellgan.report.palette.category_colors`, the palette of the GeoJSON export.
+:func:`cellgan.io.palette.category_colors`, the palette of the GeoJSON export.
 """
 
 from __future__ import annotations

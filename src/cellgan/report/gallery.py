@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cellgan.io.cellstore import atomic_write
-from cellgan.report.palette import category_colors
+from cellgan.io.files import atomic_write
+from cellgan.io.palette import category_colors
 
 __all__ = ["category_gallery", "write_png"]
 

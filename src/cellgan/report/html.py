@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellgan.io.cellstore import atomic_write
+from cellgan.errors import CellganError
+from cellgan.io.files import atomic_write
 
 __all__ = ["REPORT_FILE", "ReportError", "RunFiles", "build_report", "write_report"]
 
@@ -64,7 +65,7 @@ figcaption { font-size: 0.85em; color: #444; }
 """
 
 
-class ReportError(ValueError):
+class ReportError(CellganError, ValueError):
     """A run directory that lacks what the report needs; the message names the file."""
 
 
@@ -132,7 +133,7 @@ def build_report(run_dir: Path, *, config=None, device="cpu") -> str:
     from cellgan.analysis.composition import read_assignments, read_composition
     from cellgan.config import ReportConfig
     from cellgan.io.cellstore import CellStore
-    from cellgan.report.palette import category_colors, category_names
+    from cellgan.io.palette import category_colors, category_names
 
     config = ReportConfig() if config is None else config
     files = RunFiles(Path(run_dir))

@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellgan.io.cellstore import PATCH_SIZE, TABLE_COLUMNS, safe_image_id
+from cellgan.errors import CellganError
+from cellgan.io.cellstore import PATCH_SIZE, TABLE_COLUMNS
+from cellgan.io.files import safe_image_id
 from cellgan.io.images import find_images, read_mpp, read_rgb, to_rgb_uint8
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.features import cell_table, outline_mask
@@ -56,7 +58,7 @@ OUTLINE_COLOUR = (0, 255, 0)
 _STAIN_SAMPLE_PIXELS = 250_000
 
 
-class SegmentationError(ValueError):
+class SegmentationError(CellganError, ValueError):
     """An image that cannot be segmented: blank (no tissue) or smaller than a patch."""
 
 

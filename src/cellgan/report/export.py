@@ -5,7 +5,7 @@
 label masks, and writes into DIR:
 
 - ``geojson/<image>.geojson``: one FeatureCollection per image
-  (:mod:`cellgan.io.geojson`), for *File > Import objects from file* in QuPath;
+  (:mod:`cellgan.report.geojson`), for *File > Import objects from file* in QuPath;
 - ``cells.parquet`` / ``cells.csv``: one row per cell with its category (index
   and name), the probabilities ``prob_k``, the cell table's measurements and the
   learned features ``feature_0`` ... ``feature_{W-1}``;
@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 
 from cellgan.analysis.composition import CompositionError, read_assignments
-from cellgan.io.cellstore import CellStore, CellStoreError, atomic_write, safe_image_id
-from cellgan.io.geojson import feature_collection, write_geojson
-from cellgan.report.palette import category_colors, category_names
+from cellgan.errors import CellganError
+from cellgan.io.cellstore import CellStore, CellStoreError
+from cellgan.io.files import atomic_write, safe_image_id
+from cellgan.io.palette import category_colors, category_names
+from cellgan.report.geojson import feature_collection, write_geojson
 
 __all__ = ["EXPORT_FORMATS", "ExportError", "cell_export_table", "export_assignments", "read_features", "write_h5ad"]
 
@@ -32,7 +34,7 @@ EXPORT_FORMATS = ("geojson", "parquet", "csv", "h5ad")
 FEATURES_FILE = "features.npy"
 
 
-class ExportError(ValueError):
+class ExportError(CellganError, ValueError):
     """Inputs that cannot be exported, or an export format that cannot be written."""
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellgan.io.cellstore import atomic_write
-from cellgan.report.palette import category_colors, category_names
+from cellgan.errors import CellganError
+from cellgan.io.files import atomic_write
+from cellgan.io.palette import category_colors, category_names
 
 __all__ = [
     "GeoJSONError",
@@ -58,7 +59,7 @@ MEASUREMENTS = {
 }
 
 
-class GeoJSONError(ValueError):
+class GeoJSONError(CellganError, ValueError):
     """A cell table or label mask that cannot be turned into GeoJSON."""
 
 

@@ -1,9 +1,9 @@
-"""Options shared by the commands."""
+"""The torch device and the CPU threads."""
 
 import pytest
 
-from cellgan.cli.common import free_cpu_threads, resolve_device
-from cellgan.cli.main import CliError
+from cellgan.device import free_cpu_threads, resolve_device
+from cellgan.errors import UsageError
 
 
 @pytest.mark.parametrize(
@@ -23,8 +23,8 @@ def test_resolve_device():
         assert 1 <= torch.get_num_threads() <= free_cpu_threads(load=0.0)
     finally:
         torch.set_num_threads(before)
-    with pytest.raises(CliError, match="unknown device"):
+    with pytest.raises(UsageError, match="unknown device"):
         resolve_device("tpu-9")
     if not torch.cuda.is_available():
-        with pytest.raises(CliError, match="no CUDA device"):
+        with pytest.raises(UsageError, match="no CUDA device"):
             resolve_device("cuda")
