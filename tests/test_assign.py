@@ -136,7 +136,7 @@ def test_evaluate_with_a_labels_file_overrides_the_table(tmp_path):
     result = evaluate_assignments(tmp_path / "a", labels=tmp_path / "labels.csv")
     assert result["n_labelled"] == 30
     assert result["class_sizes"] == {"x": 29, "y": 1}
-    assert "error" in result["linear_probe"] and "2 images" in result["linear_probe"]["error"]
+    assert "error" in result["linear_probe"] and "at least 2 cells" in result["linear_probe"]["error"]
 
 
 def test_evaluate_without_any_label_says_so(tmp_path):

@@ -82,10 +82,20 @@ def test_kmeans_neighbourhood_pixels_are_the_gans_self_labels():
         kmeans_neighbourhood_pixels(patches, table.iloc[1:], clusters=3, neighbours=4)
 
 
-def test_linear_probe_needs_two_images():
-    features = np.random.default_rng(0).normal(size=(10, 3))
-    with pytest.raises(ProbeError, match="at least 2 images"):
-        linear_probe(features, np.repeat(["a", "b"], 5), np.zeros(10))
+def test_linear_probe_splits_by_cell_when_a_class_lies_in_one_image():
+    """One folder per class (``cells from-folder``): folds by image would test on unseen classes."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], 20)
+    features = rng.normal(size=(60, 3)) + 4 * (labels[:, None] == np.array(["a", "b", "c"]))
+    by_folder = linear_probe(features, labels, labels, folds=5)
+    assert by_folder["split"] == "cell" and "one image only" in by_folder["split_reason"]
+    assert by_folder["folds"] == 5 and by_folder["acc"] > 0.9
+    one_image = linear_probe(features, labels, np.zeros(60), folds=3)
+    assert one_image["split"] == "cell" and "1 image" in one_image["split_reason"]
+    mixed = linear_probe(features, labels, np.tile([0, 1], 30), folds=2)
+    assert mixed["split"] == "image" and mixed["folds"] == 2
+    with pytest.raises(ProbeError, match="at least 2 cells"):
+        linear_probe(features[:41], labels[:41], np.zeros(41))
 
 
 def crc_crops(data_root, images):

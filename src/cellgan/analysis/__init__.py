@@ -2,6 +2,8 @@
 
 - :mod:`~cellgan.analysis.assign`: a category (argmax Q) and features for every cell,
   the ASSIGNMENTS directory, and its scores against reference labels;
+- :mod:`~cellgan.analysis.diagnostics`: label-free checks (how much nucleus shape explains
+  the categories, category sizes, agreement between seeds);
 - :mod:`~cellgan.analysis.probe`: a linear probe of the features, split by image;
 - :mod:`~cellgan.analysis.baselines`: k-means baselines on pixels and on the cell table;
 - :mod:`~cellgan.analysis.composition`: per-image cell-type proportions;

@@ -5,7 +5,11 @@ metrics. The critic trunk's features may carry more than the K-way argmax of Q
 shows, so the labels are also used, for scoring only, to fit a logistic regression
 on the standardised features. Cells are split by image (no image lends cells to
 both the training and the test side), so the probe measures transfer to unseen
-images rather than memorised neighbours.
+images rather than memorised neighbours. Where that cannot mean anything — a
+class found in one image only, as when each image is a folder of one cell type
+(``cellgan cells from-folder``), so that a fold would test on a class its
+training side never saw — the folds split by cell instead, stratified by class,
+and the result says so (``split``).
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ def linear_probe(features, labels, groups, *, folds: int = 5, max_iter: int = 10
     labels : array-like, shape (n,)
         Reference class of each cell.
     groups : array-like, shape (n,)
-        Image of each cell; the folds never split an image (``GroupKFold``).
+        Image of each cell; the folds never split an image (``GroupKFold``)
+        when every class is found in at least two images; else the folds
+        split by cell (``StratifiedKFold``).
     folds : int
-        Number of folds, reduced to the number of images when there are fewer.
+        Number of folds, reduced to the number of images (or, split by cell,
+        of the smallest class's cells) when there are fewer.
     max_iter : int
         Iterations of the L-BFGS solver.
     seed : int
@@ -44,10 +51,11 @@ def linear_probe(features, labels, groups, *, folds: int = 5, max_iter: int = 10
     dict
         ``acc`` (mean test accuracy over the folds), ``acc_std``, ``fold_acc``,
         ``majority_acc`` (the test accuracy of always guessing the training
-        side's most common class: the chance level to compare with) and ``folds``.
+        side's most common class: the chance level to compare with), ``folds``,
+        ``split`` (``"image"`` or ``"cell"``) and ``split_reason``.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -60,14 +68,19 @@ def linear_probe(features, labels, groups, *, folds: int = 5, max_iter: int = 10
         )
     if not np.isfinite(features).all():
         raise ProbeError("features contain NaN or infinity")
-    n_groups = len(np.unique(groups))
-    if n_groups < 2:
-        raise ProbeError(f"the probe splits by image and needs cells from at least 2 images, got {n_groups}")
-    if len(np.unique(labels)) < 2:
+    classes, class_counts = np.unique(labels, return_counts=True)
+    if len(classes) < 2:
         raise ProbeError("the probe needs at least 2 classes")
-    splitter = GroupKFold(n_splits=min(folds, n_groups))
+    reason = _why_not_by_image(labels, groups)
+    if reason is None:
+        splits = GroupKFold(n_splits=min(folds, len(np.unique(groups)))).split(features, labels, groups)
+    else:
+        if class_counts.min() < 2:
+            raise ProbeError(f"{reason}, and split by cell every class needs at least 2 cells")
+        splitter = StratifiedKFold(n_splits=min(folds, int(class_counts.min())), shuffle=True, random_state=seed)
+        splits = splitter.split(features, labels)
     accuracy, majority = [], []
-    for train, test in splitter.split(features, labels, groups):
+    for train, test in splits:
         classes, counts = np.unique(labels[train], return_counts=True)
         majority.append(float(np.mean(labels[test] == classes[counts.argmax()])))
         if len(classes) < 2:
@@ -82,4 +95,17 @@ def linear_probe(features, labels, groups, *, folds: int = 5, max_iter: int = 10
         "fold_acc": accuracy,
         "majority_acc": float(np.mean(majority)),
         "folds": len(accuracy),
+        "split": "image" if reason is None else "cell",
+        "split_reason": reason or "every class is found in at least 2 images",
     }
+
+
+def _why_not_by_image(labels: np.ndarray, groups: np.ndarray) -> str | None:
+    """Why folds split by image would test on classes unseen in training; None when they would not."""
+    images = np.unique(groups)
+    if len(images) < 2:
+        return f"the cells come from {len(images)} image"
+    lonely = [str(c) for c in np.unique(labels) if len(np.unique(groups[labels == c])) < 2]
+    if lonely:
+        return f"class(es) {', '.join(lonely[:5])} are found in one image only"
+    return None

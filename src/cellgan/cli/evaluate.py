@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         help="CSV or Parquet with columns image, cell_id, label [default: the cell table's label column]",
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results here as JSON")
-    parser.add_argument("--folds", type=int, default=5, help="folds of the linear probe, split by image [5]")
+    parser.add_argument("--folds", type=int, default=5, help="folds of the linear probe, split by image (by cell when a class is in one image only) [5]")
     parser.set_defaults(func=run)
 
 
@@ -60,7 +60,9 @@ def format_evaluation(result: dict) -> str:
         lines.append(f"linear probe: not run ({probe['error']})")
     else:
         lines.append(
-            f"linear probe ({probe['folds']} folds by image): accuracy {probe['acc']:.3f} ± {probe['acc_std']:.3f}"
-            f" (majority class {probe['majority_acc']:.3f})"
+            f"linear probe ({probe['folds']} folds by {probe['split']}): accuracy {probe['acc']:.3f} ± "
+            f"{probe['acc_std']:.3f} (majority class {probe['majority_acc']:.3f})"
         )
+        if probe["split"] == "cell":
+            lines.append(f"  split by cell, not by image: {probe['split_reason']}")
     return "\n".join(lines)
