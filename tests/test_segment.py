@@ -406,3 +406,19 @@ def test_drop_stain_artefacts_keeps_haematoxylin_objects_only():
     kept = drop_stain_artefacts(labels, rgb, max_angle_deg=12)
     assert kept[20, 20] == 1 and kept[20, 60] == 0 and kept[20, 100] == 2
     np.testing.assert_array_equal(drop_stain_artefacts(labels, rgb, max_angle_deg=90), labels)
+
+
+def test_whole_crop_patch_keeps_the_whole_cell_and_its_aspect():
+    from cellgan.segment.patches import whole_crop_patch
+
+    tall = np.zeros((64, 32, 3), np.uint8)  # a black 2:1 crop
+    patch = whole_crop_patch(tall)
+    assert patch.shape == (32, 32, 3) and patch.dtype == np.uint8
+    dark = (patch < 128).all(axis=2)
+    assert dark[:, 8:24].all() and not dark[:, :8].any() and not dark[:, 24:].any()  # 16 px wide, centred
+    small = np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    assert (whole_crop_patch(small) < 255).any(axis=2).sum() > 900  # scaled up to fill the patch
+    exact = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(whole_crop_patch(exact), exact)
+    with pytest.raises(ValueError, match="uint8"):
+        whole_crop_patch(np.zeros((4, 4), np.uint8))

@@ -16,7 +16,11 @@ stays as sharp as in the paper's patch, and the faint surroundings (stroma, glan
 a crowd of lymphocytes) tell the GAN where the cell lives, which on
 CRCHistoPhenotypes is much of what tells its types apart (benchmarks/README.md).
 
-All are vectorised with fancy indexing for every cell that needs no resampling;
+``crop`` (for pre-cropped single-cell images): the whole crop is the cell, scaled to
+fit 32×32 keeping its aspect ratio and centred on a white canvas
+(:func:`whole_crop_patch`); nothing is segmented, so nothing of the cell is cut off.
+
+The others are vectorised with fancy indexing for every cell that needs no resampling;
 only the cells that must be rescaled go through Pillow one by one.
 """
 
@@ -26,7 +30,7 @@ import numpy as np
 
 from cellgan.io.cellstore import PATCH_SIZE
 
-__all__ = ["context_patches", "faded_patches", "masked_patches"]
+__all__ = ["context_patches", "faded_patches", "masked_patches", "whole_crop_patch"]
 
 _WHITE = 255
 
@@ -176,6 +180,40 @@ def faded_patches(
         faded = _WHITE - context_weight * (_WHITE - crops)
         crops = np.where(own[..., None], crops, faded)
         out[start : start + len(crops)] = _to_size(np.rint(crops).astype(np.uint8), size)
+    return out
+
+
+def whole_crop_patch(rgb: np.ndarray, *, size: int = PATCH_SIZE) -> np.ndarray:
+    """A whole single-cell image as one patch: scaled to fit ``size``², aspect kept, on white.
+
+    Parameters
+    ----------
+    rgb : ndarray, uint8, shape (H, W, 3)
+        The crop of one cell.
+    size : int
+        Patch side.
+
+    Returns
+    -------
+    ndarray, uint8, shape (size, size, 3)
+        The crop scaled (up or down) so that its longer side is ``size``, centred;
+        the rest white.
+
+    Examples
+    --------
+    >>> whole_crop_patch(np.zeros((64, 32, 3), np.uint8)).shape
+    (32, 32, 3)
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
+        raise ValueError(f"expected a uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
+    height, width = rgb.shape[:2]
+    scale = size / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    scaled = rgb if (new_w, new_h) == (width, height) else _resize(rgb, new_w, new_h)
+    out = np.full((size, size, 3), _WHITE, dtype=np.uint8)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = scaled
     return out
 
 
