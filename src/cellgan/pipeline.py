@@ -264,10 +264,17 @@ def train_stage(cells_dir: Path, model_dir: Path, config, *, device, progress: b
 
 
 def assign_stage(model_dir: Path, cells_dir: Path, out_dir: Path, *, device, batch_size: int = 512) -> dict:
-    """Write the ASSIGNMENTS directory ``out_dir`` (:func:`cellgan.analysis.assign.write_assignments`)."""
+    """Write the ASSIGNMENTS directory ``out_dir`` (argmax Q of every cell), gallery included.
+
+    See :func:`cellgan.analysis.assign.write_assignments` and
+    :func:`cellgan.report.gallery.write_assignments_gallery`.
+    """
     from cellgan.analysis.assign import write_assignments
+    from cellgan.io.cellstore import CellStore
+    from cellgan.report.gallery import write_assignments_gallery
 
     meta = write_assignments(model_dir, cells_dir, out_dir, device=device, batch_size=batch_size)
+    write_assignments_gallery(out_dir, CellStore.open(cells_dir).read_patches(mmap=True))
     return {"summary": f"{meta['n_cells']} cells per category: {meta['cells_per_category']}"}
 
 

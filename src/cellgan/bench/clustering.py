@@ -285,12 +285,13 @@ def _run_gan(store, patches, table, config, work_dir: Path, *, labels, device, p
     """Train one seed (resuming its directory if there is one), assign every cell, score."""
     import pandas as pd
 
-    from cellgan.analysis.assign import evaluate_assignments, write_assignments
+    from cellgan.analysis.assign import evaluate_assignments
+    from cellgan.pipeline import assign_stage
 
     model_dir = _model_dir(work_dir, store, config)
     result = _train_seed(patches, table, model_dir, config, device=device, progress=progress)
     assignments_dir = model_dir / "assignments"
-    write_assignments(model_dir, store.root, assignments_dir, device=device)
+    assign_stage(model_dir, store.root, assignments_dir, device=device)
     assignment = pd.read_parquet(assignments_dir / "assignments.parquet")
     clusters = assignment["category"].to_numpy(dtype=np.int64)
     probs = assignment[[f"prob_{k}" for k in range(config.categories)]].to_numpy()
