@@ -330,9 +330,9 @@ def _model_dir(work_dir: Path, store, config) -> Path:
 def _train_seed(patches, table, model_dir: Path, config, *, device, progress: bool):
     """Train one seed on the cells (patches and table) in ``model_dir``, resuming the run there if there is one."""
     from cellgan.model import train
-    from cellgan.model.checkpoint import META_NAME
+    from cellgan.pipeline import prepare_training
 
-    resume = (Path(model_dir) / META_NAME).is_file()
+    resume = prepare_training(model_dir)
     _say(f"seed {config.seed}: training{' (resuming)' if resume else ''} in {model_dir}")
     return train(patches, model_dir, config, device=device, resume=resume, progress=progress, table=table)
 
