@@ -20,7 +20,7 @@ from cellgan.analysis.assign import (
 from cellgan.cli.main import main
 from cellgan.metrics.clustering import clustering_scores
 from cellgan.model.critic import Critic
-from cellgan.report.gallery import category_gallery
+from cellgan.report.gallery import category_gallery, write_assignments_gallery
 
 
 def random_patches(n, seed=0):
@@ -78,7 +78,8 @@ def test_save_assignments_aligns_parquet_and_features(tmp_path):
     table = cell_table(["img1", "img2"], 6)
     patches = random_patches(12)
     probs, features = assign_cells(critic, patches)
-    meta = save_assignments(tmp_path / "out", table, probs, features, patches, extra_meta={"cells": "x"})
+    meta = save_assignments(tmp_path / "out", table, probs, features, extra_meta={"cells": "x"})
+    write_assignments_gallery(tmp_path / "out", patches)
     saved = pd.read_parquet(tmp_path / "out" / "assignments.parquet")
     saved_features = np.load(tmp_path / "out" / "features.npy")
     assert len(saved) == len(saved_features) == 12
@@ -109,7 +110,7 @@ def labelled_assignments(tmp_path):
     labels = true.astype(object)
     labels[[3, 50]] = None
     table = cell_table([f"img{i}" for i in range(4)], 30, labels=labels)
-    save_assignments(tmp_path, table, probs, features, random_patches(len(true)))
+    save_assignments(tmp_path, table, probs, features)
     return category, true, labels
 
 
@@ -141,7 +142,7 @@ def test_evaluate_with_a_labels_file_overrides_the_table(tmp_path):
 
 def test_evaluate_without_any_label_says_so(tmp_path):
     table = cell_table(["a"], 4)
-    save_assignments(tmp_path, table, np.full((4, 2), 0.5), np.zeros((4, 3)), random_patches(4))
+    save_assignments(tmp_path, table, np.full((4, 2), 0.5), np.zeros((4, 3)))
     with pytest.raises(AssignmentError, match="no cell has a label"):
         evaluate_assignments(tmp_path)
 

@@ -32,7 +32,7 @@ def make_small_run(data_root, tmp_path, *, yaml_text=SMALL_RUN_YAML):
     import torch
     from PIL import Image
 
-    from cellgan.cli.run import run_pipeline
+    from cellgan.pipeline import run_pipeline
     from cellgan.config import resolve_config
     from cellgan.io.images import read_rgb
 

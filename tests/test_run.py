@@ -15,7 +15,7 @@ import pytest
 from test_report import SMALL_RUN_YAML, shared_small_run
 
 from cellgan.cli.main import main
-from cellgan.cli.run import StageConflict, default_images, run_pipeline
+from cellgan.pipeline import StageConflict, default_images, run_pipeline
 from cellgan.config import resolve_config
 
 STAGES = ("segment", "train", "assign", "compose", "export", "report")
@@ -151,7 +151,7 @@ def test_default_input_is_the_bone_marrow_data(data_root, monkeypatch):
 
 
 def test_default_input_is_downloaded_when_absent(tmp_path, monkeypatch):
-    import cellgan.cli.run as run_module
+    import cellgan.pipeline as run_module
     import cellgan.io.download as download
 
     fetched = tmp_path / "cache" / "bm_graz"

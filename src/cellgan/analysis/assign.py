@@ -9,7 +9,9 @@ directory (see docs/ARCHITECTURE.md)::
     assignments.parquet   image, cell_id, category, prob_0..prob_{K-1}, the cell table's columns
     features.npy          float32 (n, W), row i <-> row i of the table
     meta.json             categories (K), width (W), cells per category, sources
-    gallery.png           each category's most confident real cells
+
+(``gallery.png`` beside them is the report's: ``cellgan assign`` and the run's
+assign stage draw it with :func:`cellgan.report.gallery.write_assignments_gallery`.)
 
 :func:`evaluate_assignments` scores such a directory against labels, which are
 used nowhere else: the clustering scores of :mod:`cellgan.metrics.clustering` and
@@ -153,10 +155,10 @@ def write_assignments(model_dir, cells, out_dir, *, device="cpu", batch_size: in
         "cells": str(store.root.resolve()),
         "patch_mode": store.info.patch_mode,
     }
-    return save_assignments(out_dir, table, probs, features, patches, extra_meta=sources)
+    return save_assignments(out_dir, table, probs, features, extra_meta=sources)
 
 
-def save_assignments(out_dir, table: pd.DataFrame, probs, features, patches_uint8, *, extra_meta=None) -> dict:
+def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_meta=None) -> dict:
     """Write an ASSIGNMENTS directory from the cells' probabilities and features.
 
     Parameters
@@ -165,13 +167,11 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, patches_uint
         Directory to write (created if needed); each file is written atomically,
         ``assignments.parquet`` last.
     table : DataFrame
-        The cell table (rows aligned with ``probs``, ``features`` and ``patches_uint8``).
+        The cell table (rows aligned with ``probs`` and ``features``).
     probs : ndarray, shape (n, K)
         Q's probabilities (:func:`assign_cells`).
     features : ndarray, shape (n, W)
         The trunk's features.
-    patches_uint8 : ndarray, shape (n, 32, 32, 3)
-        The patches, for the gallery.
     extra_meta : dict, optional
         Added to ``meta.json`` (e.g. where the model and the cells came from).
 
@@ -180,8 +180,6 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, patches_uint
     dict
         The metadata written to ``meta.json``.
     """
-    from cellgan.report.gallery import category_gallery, write_png
-
     features = np.asarray(features, dtype=np.float32)
     result = assignments_table(table, probs)
     if features.ndim != 2 or len(features) != len(result):
@@ -197,16 +195,8 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, patches_uint
         **(extra_meta or {}),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    gallery = category_gallery(
-        patches_uint8,
-        category,
-        np.asarray(probs)[np.arange(len(category)), category],
-        n_categories=categories,
-        title=f"argmax Q of {len(result)} cells from {meta['n_images']} images, most confident first",
-    )
     out_dir = Path(out_dir)
     atomic_write(out_dir / "features.npy", lambda p: np.save(p, features))
-    write_png(out_dir / "gallery.png", gallery)
     atomic_write(out_dir / "meta.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
     atomic_write(out_dir / "assignments.parquet", lambda p: result.to_parquet(p, index=False))
     return meta

@@ -285,12 +285,13 @@ def _run_gan(store, patches, table, config, work_dir: Path, *, labels, device, p
     """Train one seed (resuming its directory if there is one), assign every cell, score."""
     import pandas as pd
 
-    from cellgan.analysis.assign import evaluate_assignments, write_assignments
+    from cellgan.analysis.assign import evaluate_assignments
+    from cellgan.pipeline import assign_stage
 
     model_dir = _model_dir(work_dir, store, config)
     result = _train_seed(patches, table, model_dir, config, device=device, progress=progress)
     assignments_dir = model_dir / "assignments"
-    write_assignments(model_dir, store.root, assignments_dir, device=device)
+    assign_stage(model_dir, store.root, assignments_dir, device=device)
     assignment = pd.read_parquet(assignments_dir / "assignments.parquet")
     clusters = assignment["category"].to_numpy(dtype=np.int64)
     probs = assignment[[f"prob_{k}" for k in range(config.categories)]].to_numpy()
@@ -329,9 +330,9 @@ def _model_dir(work_dir: Path, store, config) -> Path:
 def _train_seed(patches, table, model_dir: Path, config, *, device, progress: bool):
     """Train one seed on the cells (patches and table) in ``model_dir``, resuming the run there if there is one."""
     from cellgan.model import train
-    from cellgan.model.checkpoint import META_NAME
+    from cellgan.pipeline import prepare_training
 
-    resume = (Path(model_dir) / META_NAME).is_file()
+    resume = prepare_training(model_dir)
     _say(f"seed {config.seed}: training{' (resuming)' if resume else ''} in {model_dir}")
     return train(patches, model_dir, config, device=device, resume=resume, progress=progress, table=table)
 

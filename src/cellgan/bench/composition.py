@@ -1,11 +1,12 @@
 """``cellgan bench composition``: per-image cell-type composition on CRCHistoPhenotypes.
 
-The whole pipeline runs as a user would run it, with no label anywhere: the
-nuclei of each image are segmented (:func:`cellgan.segment.segment_images`, with
-the 0.5 µm/px that ``cellgan bench segmentation`` assumes for these 20x images), the
-GAN is trained on their patches (:func:`cellgan.model.train`), each nucleus gets
-the category argmax Q (:func:`cellgan.analysis.assign.write_assignments`), and
-each image its composition (:func:`cellgan.analysis.composition.composition`).
+The run's stages run as a user would run them (:mod:`cellgan.pipeline`), with no
+label anywhere: the nuclei of each image are segmented
+(:func:`~cellgan.pipeline.segment_stage`, with the 0.5 µm/px that ``cellgan bench
+segmentation`` assumes for these 20x images), the GAN is trained on their patches
+(:func:`~cellgan.pipeline.train_stage`), each nucleus gets the category argmax Q
+(:func:`~cellgan.pipeline.assign_stage`), and each image its composition
+(:func:`cellgan.analysis.composition.composition`).
 Masked patches and the default recipe, unless a run configuration's ``segment``
 and ``train`` sections (``--config``) say otherwise.
 
@@ -258,14 +259,14 @@ def run_composition_benchmark(
     """
     import torch
 
-    from cellgan.analysis.assign import write_assignments
     from cellgan.analysis.composition import composition, read_assignments
     from cellgan.bench.segmentation import ASSUMED_MPP
     from cellgan.io.cellstore import CellStore
     from cellgan.io.datasets import DATASETS, load_crchistophenotypes
     from cellgan.io.files import safe_image_id
-    from cellgan.model import TrainConfig, train
-    from cellgan.segment import SegmentConfig, segment_images
+    from cellgan.model import TrainConfig
+    from cellgan.pipeline import assign_stage, segment_stage, train_stage
+    from cellgan.segment import SegmentConfig
     from cellgan.segment.reference import resolve_reference
 
     records = load_crchistophenotypes(Path(data_root) / DATASETS["crchistophenotypes"].folder)
@@ -280,29 +281,27 @@ def run_composition_benchmark(
         options["reinhard_reference"] = resolve_reference(options.get("reinhard_reference"), paths)
         segment_config = SegmentConfig(**options)
         store_dir = work / f"cells_{digest(_as_dict(segment_config))}"
-        store = CellStore.create(store_dir, patch_mode=segment_config.patch_mode)
-        summary = segment_images(paths, store, segment_config, progress=False)
+        failed = segment_stage(paths, store_dir, segment_config, progress=False)["failed"]
         timings["segment_seconds"] = time.perf_counter() - start
+        store = CellStore.open(store_dir)
         ids = {safe_image_id(r.path.stem): r for r in records}
         records = [r for image_id, r in ids.items() if store.has_image(image_id)]
         if not records:
-            raise ValueError(f"segmentation failed on every image: {summary.failed}")
+            raise ValueError(f"segmentation failed on every image: {failed}")
 
         train_kwargs = {"categories": categories, "minutes": minutes, "iterations": iterations, "seed": seed}
         if width is not None:
             train_kwargs["width"] = width
         train_config = TrainConfig.from_dict({**(train_options or {}), **train_kwargs}, source="training options")
         model_dir = work / f"model_seed{seed}"
-        shutil.rmtree(model_dir, ignore_errors=True)
+        shutil.rmtree(model_dir, ignore_errors=True)  # a fresh model each time, never a resumed one
         start = time.perf_counter()
-        train(
-            store.read_patches(), model_dir, train_config, device=torch.device(device), progress=False, table=store.read_table()
-        )
+        train_stage(store_dir, model_dir, train_config, device=torch.device(device), progress=False)
         timings["train_seconds"] = time.perf_counter() - start
 
         start = time.perf_counter()
         assign_dir = work / f"assignments_seed{seed}"
-        write_assignments(model_dir, store.root, assign_dir, device=device)
+        assign_stage(model_dir, store_dir, assign_dir, device=device)
         table, _ = read_assignments(assign_dir)
         timings["assign_seconds"] = time.perf_counter() - start
 
@@ -318,7 +317,7 @@ def run_composition_benchmark(
         "benchmark": "composition",
         "dataset": "crchistophenotypes",
         "images": len(records),
-        "segmentation_failed": dict(summary.failed),
+        "segmentation_failed": failed,
         "detected_cells": int(len(table)),
         "cells_per_category": np.bincount(table["category"], minlength=categories).tolist(),
         "composition_mae": scores["composition_mae"],

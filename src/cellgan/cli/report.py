@@ -29,11 +29,12 @@ def register(subparsers) -> None:
 def main(args) -> int:
     from cellgan.config import ConfigError, ReportConfig, read_config
     from cellgan.io.cellstore import CellStoreError
+    from cellgan.pipeline import RunFiles
     from cellgan.report.html import write_report
 
     if not args.run_dir.is_dir():
         raise UsageError(f"{args.run_dir}: no such run directory")
-    source = args.config if args.config is not None else args.run_dir / "config.yaml"
+    source = args.config if args.config is not None else RunFiles(args.run_dir).config
     try:
         config = read_config(source).report if source.is_file() or args.config else ReportConfig()
     except ConfigError as err:

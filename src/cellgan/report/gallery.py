@@ -4,7 +4,8 @@ Hu et al. show each category by the real cells the Q head puts there (JBHI 2019,
 Figs. 5-6). :func:`category_gallery` draws one row per category with its most
 typical cells (highest score first: the Q probability for the GAN, minus the
 distance to the centre for k-means), labelled with the category's index, its
-number of cells and its share of all cells.
+number of cells and its share of all cells; :func:`write_assignments_gallery`
+draws it for an ASSIGNMENTS directory (argmax Q, most confident cells first).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from cellgan.io.files import atomic_write
 from cellgan.io.palette import category_colors
 
-__all__ = ["category_gallery", "write_png"]
+__all__ = ["category_gallery", "write_assignments_gallery", "write_png"]
 
 _BACKGROUND = (225, 225, 225)  # light grey, so that white patch backgrounds stay visible
 _GAP = 4
@@ -107,3 +108,34 @@ def write_png(path: Path, image: np.ndarray) -> Path:
     path = Path(path)
     atomic_write(path, lambda p: Image.fromarray(np.asarray(image, dtype=np.uint8)).save(p, format="PNG"))
     return path
+
+
+def write_assignments_gallery(assignments_dir, patches_uint8) -> Path:
+    """Write ``ASSIGNMENTS/gallery.png``: each category's real cells, most confident (max Q) first.
+
+    Parameters
+    ----------
+    assignments_dir : path
+        An ASSIGNMENTS directory (:func:`cellgan.analysis.assign.write_assignments`).
+    patches_uint8 : ndarray, shape (n, 32, 32, 3)
+        The patches of its cells, in its row order (the cell store's).
+
+    Returns
+    -------
+    Path
+        The gallery's path.
+    """
+    from cellgan.analysis.composition import read_assignments
+
+    table, meta = read_assignments(assignments_dir)
+    categories = int(meta["categories"])
+    category = table["category"].to_numpy()
+    probs = table[[f"prob_{k}" for k in range(categories)]].to_numpy()
+    gallery = category_gallery(
+        patches_uint8,
+        category,
+        probs[np.arange(len(category)), category],
+        n_categories=categories,
+        title=f"argmax Q of {len(table)} cells from {meta['n_images']} images, most confident first",
+    )
+    return write_png(Path(assignments_dir) / "gallery.png", gallery)

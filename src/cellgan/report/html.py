@@ -1,7 +1,8 @@
 """The run report: one self-contained HTML file that opens in any browser, offline.
 
-:func:`write_report` reads a finished run directory (``cellgan run``'s layout:
-``cells/``, ``model/``, ``assignments/``, ``composition/``) and writes
+:func:`write_report` reads a finished run directory (the layout of
+:class:`cellgan.pipeline.RunFiles`: ``cells/``, ``model/``, ``assignments/``,
+``composition/``) and writes
 ``RUN_DIR/report.html`` with, per category, the generator's sweep (z fixed, c
 set to the category: Hu et al., JBHI 2019, Figs. 4-5), the real cells the Q
 head puts there (their Figs. 5-6), the category's share of all cells and its
@@ -20,7 +21,6 @@ import base64
 import datetime as _dt
 import html
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +28,9 @@ import pandas as pd
 
 from cellgan.errors import CellganError
 from cellgan.io.files import atomic_write
+from cellgan.pipeline import RunFiles
 
-__all__ = ["REPORT_FILE", "ReportError", "RunFiles", "build_report", "write_report"]
-
-REPORT_FILE = "report.html"
+__all__ = ["ReportError", "build_report", "write_report"]
 
 #: Morphology columns of the cell table shown per category, with their headers.
 _MORPHOLOGY = (
@@ -67,42 +66,6 @@ figcaption { font-size: 0.85em; color: #444; }
 
 class ReportError(CellganError, ValueError):
     """A run directory that lacks what the report needs; the message names the file."""
-
-
-@dataclass(frozen=True)
-class RunFiles:
-    """The parts of a run directory the report reads (``cellgan run``'s layout)."""
-
-    root: Path
-
-    @property
-    def cells(self) -> Path:
-        return self.root / "cells"
-
-    @property
-    def model(self) -> Path:
-        return self.root / "model"
-
-    @property
-    def assignments(self) -> Path:
-        return self.root / "assignments"
-
-    @property
-    def composition(self) -> Path:
-        return self.root / "composition"
-
-    @property
-    def export(self) -> Path:
-        return self.root / "export"
-
-    @property
-    def report(self) -> Path:
-        return self.root / REPORT_FILE
-
-    @property
-    def sources(self) -> Path:
-        """``segment.done``: the image file of each image id, written by the segment stage."""
-        return self.root / "segment.done"
 
 
 def write_report(run_dir: Path, *, config=None, device="cpu") -> Path:
