@@ -12,6 +12,7 @@ from PIL import Image
 
 from cellgan.io.cellstore import TABLE_COLUMNS, CellStore
 from cellgan.segment import (
+    OUTLINE_COLOUR,
     CellResult,
     SegmentationError,
     SegmentConfig,
@@ -22,7 +23,6 @@ from cellgan.segment import (
     segment_image,
     segment_images,
 )
-from cellgan.segment.pipeline import OUTLINE_COLOUR
 
 
 @pytest.fixture(scope="module")

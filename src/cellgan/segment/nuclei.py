@@ -40,6 +40,7 @@ __all__ = [
     "find_nuclei",
     "foreground_threshold",
     "nucleus_at",
+    "nucleus_near",
     "otsu_threshold",
     "segment_nuclei",
     "upsample_labels",
@@ -439,6 +440,36 @@ def nucleus_at(
     if not min_area_px <= mask.sum() <= max_area_px:
         return None
     return mask, (x0, y0)
+
+
+def nucleus_near(labels: np.ndarray, points: np.ndarray, radius: float) -> np.ndarray:
+    """Label of the nucleus under each point, else of the nearest within ``radius``, else 0.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        0 background, else the nucleus's label.
+    points : ndarray of float, shape (n, 2)
+        ``(x, y)`` pixel coordinates (rounded to the nearest pixel, clipped to the image).
+    radius : float
+        In pixels.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+    """
+    if len(points) == 0:
+        return np.zeros(0, np.int64)
+    rows = np.clip(np.round(points[:, 1]).astype(np.int64), 0, labels.shape[0] - 1)
+    cols = np.clip(np.round(points[:, 0]).astype(np.int64), 0, labels.shape[1] - 1)
+    hit = labels[rows, cols].astype(np.int64)
+    missing = np.flatnonzero(hit == 0)
+    if len(missing) and labels.any():
+        distance, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+        near = distance[rows[missing], cols[missing]] <= radius
+        m = missing[near]
+        hit[m] = labels[iy[rows[m], cols[m]], ix[rows[m], cols[m]]]
+    return hit
 
 
 def _refine_outlines(labels: np.ndarray, hematoxylin: np.ndarray, factor: int, *, threshold: float, smooth_px: float):
