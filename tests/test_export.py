@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cellgan.io.cellstore import TABLE_COLUMNS, CellStore
-from cellgan.io.palette import category_colors
+from cellgan.io.palette import category_colours
 from cellgan.report.export import ExportError, export_assignments
 
 K = 3
@@ -87,10 +87,10 @@ def test_export_geojson_parquet_csv(tmp_path):
     assert [p.name for p in written["geojson"]] == ["a.geojson", "b.geojson"]
     a = json.loads((tmp_path / "out" / "geojson" / "a.geojson").read_text())
     assert a["type"] == "FeatureCollection" and len(a["features"]) == 3
-    colors = category_colors(K).tolist()
+    colours = category_colours(K).tolist()
     for feature, category in zip(a["features"], assignments.loc[assignments["image"] == "a", "category"]):
         assert feature["properties"]["objectType"] == "detection"
-        assert feature["properties"]["classification"] == {"name": f"Category {category}", "color": colors[category]}
+        assert feature["properties"]["classification"] == {"name": f"Category {category}", "color": colours[category]}
     # a's first nucleus is the rectangle rows 2..7, columns 2..8: its outline spans those pixels' corners
     ring = np.asarray(a["features"][0]["geometry"]["coordinates"][0])
     assert (ring[:, 0].min(), ring[:, 0].max(), ring[:, 1].min(), ring[:, 1].max()) == (2.0, 9.0, 2.0, 8.0)

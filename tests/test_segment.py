@@ -27,7 +27,7 @@ from cellgan.segment.stain import (
     off_stain_pixels,
     optical_density,
     reference_stain_matrix,
-    reinhard_normalize,
+    reinhard_normalise,
     separate_stains,
 )
 
@@ -102,7 +102,7 @@ def test_deconvolution_with_the_reference_matrix_matches_scikit_image():
 def test_reinhard_matches_the_reference_lab_statistics():
     source = _synthetic_he(_stain_field(seed=4))
     reference = _synthetic_he(_stain_field(seed=5) * [1.6, 0.5])
-    out = reinhard_normalize(source, target=lab_statistics(reference))
+    out = reinhard_normalise(source, target=lab_statistics(reference))
     assert out.dtype == np.uint8 and out.shape == source.shape
     np.testing.assert_allclose(lab_statistics(out)[0], lab_statistics(reference)[0], atol=1.5)
 

@@ -30,7 +30,7 @@ __all__ = [
     "f_score",
     "hungarian_accuracy",
     "adjusted_rand",
-    "normalized_mutual_info",
+    "normalised_mutual_info",
     "adjusted_mutual_info",
     "clustering_scores",
     "SCORE_KEYS",
@@ -125,7 +125,7 @@ def adjusted_rand(pred, true) -> float:
     return float(skm.adjusted_rand_score(true_codes, pred_codes))
 
 
-def normalized_mutual_info(pred, true) -> float:
+def normalised_mutual_info(pred, true) -> float:
     """Mutual information normalised by the arithmetic mean of the two entropies (scikit-learn)."""
     pred_codes, true_codes, _, _ = _encode(pred, true)
     return float(skm.normalized_mutual_info_score(true_codes, pred_codes))

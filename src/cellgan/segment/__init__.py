@@ -20,7 +20,7 @@ from cellgan.segment.points import cells_at_points
 from cellgan.segment.stain import (
     StainEstimate,
     estimate_stains,
-    reinhard_normalize,
+    reinhard_normalise,
     separate_stains,
 )
 
@@ -44,7 +44,7 @@ __all__ = [
     "masked_patches",
     "read_mpp",
     "read_rgb",
-    "reinhard_normalize",
+    "reinhard_normalise",
     "region_measurements",
     "segment_image",
     "segment_images",

@@ -31,7 +31,7 @@ from cellgan.segment.stain import (
     off_stain_pixels,
     optical_density,
     reference_stain_matrix,
-    reinhard_normalize,
+    reinhard_normalise,
 )
 
 __all__ = ["OUTLINE_COLOUR", "CellResult", "SegmentationError", "segment_image"]
@@ -130,7 +130,7 @@ def prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SIZ
         raise SegmentationError(f"image is {width}×{height} px, smaller than a {min_side}×{min_side} patch")
     if config.reinhard_reference is not None:
         _tissue(optical_density(rgb), config)  # before normalisation stretches blank glass into tissue
-        rgb = reinhard_normalize(rgb, target=reinhard_target(str(config.reinhard_reference)))
+        rgb = reinhard_normalise(rgb, target=reinhard_target(str(config.reinhard_reference)))
     od = optical_density(rgb)
     tissue = _tissue(od, config)
     matrix = _stain_matrix(rgb, config)
