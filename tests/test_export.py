@@ -37,7 +37,7 @@ def _cell_table(image: str, mask: np.ndarray) -> pd.DataFrame:
                 "perimeter_px": 10.0,
                 "eccentricity": 0.5,
                 "solidity": 0.9,
-                "mean_hematoxylin": 0.6,
+                "mean_haematoxylin": 0.6,
                 "mean_eosin": 0.2,
                 "source": "segment",
                 "label": "epithelial" if cell_id % 2 else None,
@@ -102,7 +102,7 @@ def test_export_geojson_parquet_csv(tmp_path):
     assert table["category_name"].tolist() == [f"Category {k}" for k in assignments["category"]]
     np.testing.assert_allclose(table[[f"feature_{j}" for j in range(5)]].to_numpy(), features, rtol=1e-6)
     np.testing.assert_allclose(table[[f"prob_{k}" for k in range(K)]].to_numpy(), assignments.filter(like="prob_"))
-    assert {"area_px", "eccentricity", "mean_hematoxylin", "label"} <= set(table.columns)
+    assert {"area_px", "eccentricity", "mean_haematoxylin", "label"} <= set(table.columns)
     csv = pd.read_csv(tmp_path / "out" / "cells.csv")
     assert list(csv.columns) == list(table.columns) and len(csv) == 4
     np.testing.assert_allclose(csv["feature_4"], table["feature_4"], rtol=1e-6)

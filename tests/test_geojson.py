@@ -105,7 +105,7 @@ def _cells(image="img1"):
             "area_um2": [np.nan] * 4,
             "eccentricity": [0.6, 0.8, 0.0, 0.1],
             "solidity": [1.0, 0.98, 1.0, 1.0],
-            "mean_hematoxylin": [0.5, 0.6, 0.7, 0.4],
+            "mean_haematoxylin": [0.5, 0.6, 0.7, 0.4],
             "mean_eosin": [0.2, 0.1, 0.3, 0.2],
             "label": [None, "x", None, None],
         }

@@ -281,7 +281,7 @@ def test_cell_table_columns_units_and_stain_means():
     stains[..., 1] = 0.3
     table = cell_table(labels, stains, mpp=0.5, source="segment")
     assert list(table["cell_id"]) == [0, 1, 2, 3, 4]
-    np.testing.assert_allclose(table["mean_hematoxylin"], [0.1, 0.2, 0.3, 0.4, 0.5], rtol=1e-5)
+    np.testing.assert_allclose(table["mean_haematoxylin"], [0.1, 0.2, 0.3, 0.4, 0.5], rtol=1e-5)
     np.testing.assert_allclose(table["mean_eosin"], 0.3, rtol=1e-5)
     np.testing.assert_allclose(table["area_um2"], table["area_px"] * 0.25)
     assert cell_table(labels, stains, mpp=None)["area_um2"].isna().all()

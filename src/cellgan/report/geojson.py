@@ -47,14 +47,15 @@ SIMPLIFY_TOLERANCE = 0.25
 #: Radius in pixels of the circle given to a cell that has no outline and no area.
 DEFAULT_RADIUS = 5.0
 
-#: Cell-table columns exported as QuPath measurements, with their names there.
+#: Cell-table columns exported as QuPath measurements, with their names there (QuPath's own
+#: spelling, "Hematoxylin", so they sit beside the measurements QuPath makes).
 MEASUREMENTS = {
     "area_px": "Area px^2",
     "area_um2": "Area µm^2",
     "perimeter_px": "Perimeter px",
     "eccentricity": "Eccentricity",
     "solidity": "Solidity",
-    "mean_hematoxylin": "Hematoxylin OD mean",
+    "mean_haematoxylin": "Hematoxylin OD mean",
     "mean_eosin": "Eosin OD mean",
 }
 

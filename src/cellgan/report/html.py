@@ -39,7 +39,7 @@ _MORPHOLOGY = (
     ("area_px", "area (px)"),
     ("eccentricity", "eccentricity"),
     ("solidity", "solidity"),
-    ("mean_hematoxylin", "haematoxylin OD"),
+    ("mean_haematoxylin", "haematoxylin OD"),
     ("mean_eosin", "eosin OD"),
 )
 
