@@ -1,6 +1,6 @@
 """Nuclei segmentation on the haematoxylin channel: threshold, seeds, watershed, size filters.
 
-The method follows Hu et al. (2019, PAPER.md stage 1 steps 3–5) in its steps —
+The method follows the nuclei segmentation of Hu et al. (2019) in its steps —
 foreground by thresholding the haematoxylin channel, holes filled, touching nuclei
 split by a Laplacian-of-Gaussian blob filter, small objects removed — but replaces
 their fixed settings, tuned to one scanner, by ones adapted to each image:
@@ -249,7 +249,7 @@ def drop_stain_artefacts(
     haematoxylin-dominant mixtures of H and E
     (:func:`cellgan.segment.stain.haematoxylin_sector_angle`); black pigment, ink,
     blue marking dye and red blood cells lie farther. Hu et al. (2019) threshold the
-    haematoxylin channel only (PAPER.md stage 1), which such artefacts pass because
+    haematoxylin channel only, which such artefacts pass because
     colour deconvolution gives every dark pixel some haematoxylin.
 
     Parameters

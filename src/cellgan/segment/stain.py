@@ -1,6 +1,6 @@
 """Stain handling: optical density, Macenko stain vectors, colour deconvolution, Reinhard.
 
-Hu et al. (2019, stage 1 steps 1–2, see PAPER.md) normalise each image to a reference
+Hu et al. (2019) normalise each image to a reference
 with Reinhard's method, estimate the stain matrix with Macenko's method and keep the
 haematoxylin channel of the colour deconvolution. Here Reinhard normalisation is
 optional, and the Macenko estimate is checked and replaced by the standard H&E
