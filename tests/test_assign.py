@@ -217,7 +217,7 @@ def tiny_model_and_store(tmp_path_factory):
                 "perimeter_px": 8.0,
                 "eccentricity": 0.0,
                 "solidity": 1.0,
-                "mean_hematoxylin": 0.5,
+                "mean_haematoxylin": 0.5,
                 "mean_eosin": 0.1,
                 "source": "points",
                 "label": ["x", "y"] * (n // 2),

@@ -27,7 +27,7 @@ def two_kinds_table(n=40, seed=0):
             "eccentricity": np.where(kind, 0.9, 0.3) + rng.normal(0, 0.03, n),
             "solidity": 0.95 + rng.normal(0, 0.01, n),
             "perimeter_px": np.where(kind, 80.0, 35.0) + rng.normal(0, 3, n),
-            "mean_hematoxylin": np.where(kind, 0.3, 0.8) + rng.normal(0, 0.03, n),
+            "mean_haematoxylin": np.where(kind, 0.3, 0.8) + rng.normal(0, 0.03, n),
             "mean_eosin": 0.2 + rng.normal(0, 0.02, n),
         }
     )

@@ -27,7 +27,7 @@ def _table(n: int) -> pd.DataFrame:
             "perimeter_px": rng.uniform(20, 60, n),
             "eccentricity": rng.uniform(0, 1, n),
             "solidity": rng.uniform(0.8, 1, n),
-            "mean_hematoxylin": rng.uniform(0, 1, n),
+            "mean_haematoxylin": rng.uniform(0, 1, n),
             "mean_eosin": rng.uniform(0, 1, n),
             "source": "segment",
         }
@@ -82,6 +82,17 @@ def test_patch_mode_mismatch_and_missing_store(tmp_path):
     (tmp_path / "store.json").write_text("{not json")
     with pytest.raises(CellStoreError, match="unreadable store metadata"):
         CellStore.open(tmp_path)
+
+
+def test_store_of_an_older_format_names_the_file_and_asks_to_resegment(tmp_path):
+    CellStore.create(tmp_path)
+    meta = tmp_path / "store.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "format_version": 1}))
+    with pytest.raises(CellStoreError, match="format version 1.*re-run segmentation") as err:
+        CellStore.open(tmp_path)
+    assert str(meta) in str(err.value)
+    with pytest.raises(CellStoreError, match="re-run segmentation"):
+        CellStore.create(tmp_path)
 
 
 def test_empty_store_reads_empty_aligned_arrays(tmp_path):

@@ -126,7 +126,7 @@ def _crc_store(data_root, tmp_path, n_images=2):
         table = pd.DataFrame({"cell_id": np.arange(n), "centroid_x": xy[:, 0] - 1, "centroid_y": xy[:, 1] - 1,
                               "bbox_x0": cols - 32, "bbox_y0": rows - 32, "bbox_x1": cols, "bbox_y1": rows,
                               "area_px": np.nan, "perimeter_px": np.nan, "eccentricity": np.nan, "solidity": np.nan,
-                              "mean_hematoxylin": np.nan, "mean_eosin": np.nan, "source": "points"})
+                              "mean_haematoxylin": np.nan, "mean_eosin": np.nan, "source": "points"})
         store.write_image(name, table, patches)
     return tmp_path / "run"
 

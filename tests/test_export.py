@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cellgan.io.cellstore import TABLE_COLUMNS, CellStore
-from cellgan.io.palette import category_colors
+from cellgan.io.palette import category_colours
 from cellgan.report.export import ExportError, export_assignments
 
 K = 3
@@ -37,7 +37,7 @@ def _cell_table(image: str, mask: np.ndarray) -> pd.DataFrame:
                 "perimeter_px": 10.0,
                 "eccentricity": 0.5,
                 "solidity": 0.9,
-                "mean_hematoxylin": 0.6,
+                "mean_haematoxylin": 0.6,
                 "mean_eosin": 0.2,
                 "source": "segment",
                 "label": "epithelial" if cell_id % 2 else None,
@@ -87,10 +87,10 @@ def test_export_geojson_parquet_csv(tmp_path):
     assert [p.name for p in written["geojson"]] == ["a.geojson", "b.geojson"]
     a = json.loads((tmp_path / "out" / "geojson" / "a.geojson").read_text())
     assert a["type"] == "FeatureCollection" and len(a["features"]) == 3
-    colors = category_colors(K).tolist()
+    colours = category_colours(K).tolist()
     for feature, category in zip(a["features"], assignments.loc[assignments["image"] == "a", "category"]):
         assert feature["properties"]["objectType"] == "detection"
-        assert feature["properties"]["classification"] == {"name": f"Category {category}", "color": colors[category]}
+        assert feature["properties"]["classification"] == {"name": f"Category {category}", "color": colours[category]}
     # a's first nucleus is the rectangle rows 2..7, columns 2..8: its outline spans those pixels' corners
     ring = np.asarray(a["features"][0]["geometry"]["coordinates"][0])
     assert (ring[:, 0].min(), ring[:, 0].max(), ring[:, 1].min(), ring[:, 1].max()) == (2.0, 9.0, 2.0, 8.0)
@@ -102,7 +102,7 @@ def test_export_geojson_parquet_csv(tmp_path):
     assert table["category_name"].tolist() == [f"Category {k}" for k in assignments["category"]]
     np.testing.assert_allclose(table[[f"feature_{j}" for j in range(5)]].to_numpy(), features, rtol=1e-6)
     np.testing.assert_allclose(table[[f"prob_{k}" for k in range(K)]].to_numpy(), assignments.filter(like="prob_"))
-    assert {"area_px", "eccentricity", "mean_hematoxylin", "label"} <= set(table.columns)
+    assert {"area_px", "eccentricity", "mean_haematoxylin", "label"} <= set(table.columns)
     csv = pd.read_csv(tmp_path / "out" / "cells.csv")
     assert list(csv.columns) == list(table.columns) and len(csv) == 4
     np.testing.assert_allclose(csv["feature_4"], table["feature_4"], rtol=1e-6)

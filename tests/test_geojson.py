@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.path import Path as MplPath
 
-from cellgan.io.palette import MAX_CATEGORIES, category_colors, category_names
+from cellgan.io.palette import MAX_CATEGORIES, category_colours, category_names
 from cellgan.report.geojson import (
     GeoJSONError,
     cell_id_uuid,
@@ -105,7 +105,7 @@ def _cells(image="img1"):
             "area_um2": [np.nan] * 4,
             "eccentricity": [0.6, 0.8, 0.0, 0.1],
             "solidity": [1.0, 0.98, 1.0, 1.0],
-            "mean_hematoxylin": [0.5, 0.6, 0.7, 0.4],
+            "mean_haematoxylin": [0.5, 0.6, 0.7, 0.4],
             "mean_eosin": [0.2, 0.1, 0.3, 0.2],
             "label": [None, "x", None, None],
         }
@@ -118,7 +118,7 @@ def test_feature_collection_schema_as_qupath_reads_it(tmp_path):
     assert collection["type"] == "FeatureCollection"
     features = collection["features"]
     assert len(features) == 4
-    colors = category_colors(3).tolist()
+    colours = category_colours(3).tolist()
     for feature, category in zip(features, [2, 0, 1, 2]):
         assert feature["type"] == "Feature"
         uuid.UUID(feature["id"])  # QuPath keeps a feature id only when it is a UUID
@@ -128,7 +128,7 @@ def test_feature_collection_schema_as_qupath_reads_it(tmp_path):
         props = feature["properties"]
         assert props["objectType"] == "detection"
         assert props["isLocked"] is False
-        assert props["classification"] == {"name": f"Category {category}", "color": colors[category]}
+        assert props["classification"] == {"name": f"Category {category}", "color": colours[category]}
         assert all(isinstance(c, int) and 0 <= c <= 255 for c in props["classification"]["color"])
         measurements = props["measurements"]
         assert all(isinstance(v, float) and math.isfinite(v) for v in measurements.values())
@@ -166,14 +166,14 @@ def test_feature_collection_errors():
 
 
 def test_palette_distinct_prefix_stable_and_named():
-    colors = category_colors(MAX_CATEGORIES)
-    assert colors.dtype == np.uint8 and colors.shape == (MAX_CATEGORIES, 3)
-    assert len({tuple(c) for c in colors.tolist()}) == MAX_CATEGORIES
-    np.testing.assert_array_equal(category_colors(5), colors[:5])
+    colours = category_colours(MAX_CATEGORIES)
+    assert colours.dtype == np.uint8 and colours.shape == (MAX_CATEGORIES, 3)
+    assert len({tuple(c) for c in colours.tolist()}) == MAX_CATEGORIES
+    np.testing.assert_array_equal(category_colours(5), colours[:5])
     with pytest.raises(ValueError):
-        category_colors(0)
+        category_colours(0)
     with pytest.raises(ValueError):
-        category_colors(MAX_CATEGORIES + 1)
+        category_colours(MAX_CATEGORIES + 1)
     assert category_names(2) == ["Category 0", "Category 1"]
     assert category_names(2, [" a", "b "]) == ["a", "b"]
     with pytest.raises(ValueError, match="3 category names given for 2"):

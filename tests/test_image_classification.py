@@ -37,8 +37,8 @@ def _table(props, images=None):
 
 def test_kmeans_separates_two_obvious_groups():
     props, labels = _two_groups()
-    clusters, centers = cluster_images(props, n_clusters=2, seed=0)
-    assert clusters.shape == (12,) and centers.shape == (2, 3)
+    clusters, centres = cluster_images(props, n_clusters=2, seed=0)
+    assert clusters.shape == (12,) and centres.shape == (2, 3)
     assert len(set(clusters[:6])) == 1 and len(set(clusters[6:])) == 1 and clusters[0] != clusters[6]
     again, _ = cluster_images(props, n_clusters=2, seed=0)
     np.testing.assert_array_equal(clusters, again)

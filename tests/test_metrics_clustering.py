@@ -14,7 +14,7 @@ from cellgan.metrics.clustering import (
     entropy,
     f_score,
     hungarian_accuracy,
-    normalized_mutual_info,
+    normalised_mutual_info,
     purity,
 )
 
@@ -97,7 +97,7 @@ def test_perfect_clustering_under_renamed_clusters():
 def test_independent_clustering_has_no_information():
     pred = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     true = np.array([0, 0, 1, 1, 0, 0, 1, 1])
-    assert normalized_mutual_info(pred, true) == pytest.approx(0.0, abs=1e-12)
+    assert normalised_mutual_info(pred, true) == pytest.approx(0.0, abs=1e-12)
     assert entropy(pred, true) == pytest.approx(1.0)
     assert purity(pred, true) == pytest.approx(0.5)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellgan.io.palette import category_colors
+from cellgan.io.palette import category_colours
 from cellgan.report.figures import (
     composition_chart,
     generator_sweep,
@@ -170,17 +170,17 @@ def test_outline_overlay_paints_each_nucleus_in_its_colour():
     mask = np.zeros((40, 60), np.int32)
     mask[5:15, 5:15] = 1
     mask[20:35, 30:50] = 2
-    colors = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
-    out = outline_overlay(rgb, mask, colors, size=100)
+    colours = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
+    out = outline_overlay(rgb, mask, colours, size=100)
     assert (out[5, 5:15] == [255, 0, 0]).all()  # the top edge of nucleus 1
     assert (out[10, 10] == 100).all()  # its inside stays the image
     assert (out[34, 30:50] == [0, 0, 255]).all()
     assert (out[0] == 100).all()
-    small = outline_overlay(rgb, mask, colors, size=30)  # shrunk to a longer side of 30
+    small = outline_overlay(rgb, mask, colours, size=30)  # shrunk to a longer side of 30
     assert small.shape == (20, 30, 3)
     assert ((small == [0, 0, 255]).all(axis=2)).any()
     with pytest.raises(ValueError, match="label mask"):
-        outline_overlay(rgb, mask[:10], colors, size=100)
+        outline_overlay(rgb, mask[:10], colours, size=100)
 
 
 def test_generator_sweep_keeps_z_fixed_per_column():
@@ -196,7 +196,7 @@ def test_generator_sweep_keeps_z_fixed_per_column():
 
 def test_figures_are_pngs():
     k = 3
-    colors = category_colors(k)
+    colours = category_colours(k)
     names = [f"Category {q}" for q in range(k)]
     rng = np.random.default_rng(0)
     log = pd.DataFrame({"step": np.arange(1, 51), "critic_loss": rng.normal(size=50), "wasserstein": rng.random(50),
@@ -209,8 +209,8 @@ def test_figures_are_pngs():
     table = pd.DataFrame({"image": list("abcd"), "n_cells": [10, 20, 30, 40]})
     for q in range(k):
         table[f"prop_{q}"] = props[:, q]
-    for png in (training_curves(log, colors=colors, names=names), composition_chart(table, colors=colors, names=names)):
+    for png in (training_curves(log, colours=colours, names=names), composition_chart(table, colours=colours, names=names)):
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
         assert b"matplotlib.org" not in png  # no URL, not even in the PNG metadata
     with pytest.raises(ValueError, match="none of the known columns"):
-        training_curves(pd.DataFrame({"x": [1]}), colors=colors, names=names)
+        training_curves(pd.DataFrame({"x": [1]}), colours=colours, names=names)

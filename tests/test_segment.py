@@ -27,7 +27,7 @@ from cellgan.segment.stain import (
     off_stain_pixels,
     optical_density,
     reference_stain_matrix,
-    reinhard_normalize,
+    reinhard_normalise,
     separate_stains,
 )
 
@@ -102,7 +102,7 @@ def test_deconvolution_with_the_reference_matrix_matches_scikit_image():
 def test_reinhard_matches_the_reference_lab_statistics():
     source = _synthetic_he(_stain_field(seed=4))
     reference = _synthetic_he(_stain_field(seed=5) * [1.6, 0.5])
-    out = reinhard_normalize(source, target=lab_statistics(reference))
+    out = reinhard_normalise(source, target=lab_statistics(reference))
     assert out.dtype == np.uint8 and out.shape == source.shape
     np.testing.assert_allclose(lab_statistics(out)[0], lab_statistics(reference)[0], atol=1.5)
 
@@ -281,7 +281,7 @@ def test_cell_table_columns_units_and_stain_means():
     stains[..., 1] = 0.3
     table = cell_table(labels, stains, mpp=0.5, source="segment")
     assert list(table["cell_id"]) == [0, 1, 2, 3, 4]
-    np.testing.assert_allclose(table["mean_hematoxylin"], [0.1, 0.2, 0.3, 0.4, 0.5], rtol=1e-5)
+    np.testing.assert_allclose(table["mean_haematoxylin"], [0.1, 0.2, 0.3, 0.4, 0.5], rtol=1e-5)
     np.testing.assert_allclose(table["mean_eosin"], 0.3, rtol=1e-5)
     np.testing.assert_allclose(table["area_um2"], table["area_px"] * 0.25)
     assert cell_table(labels, stains, mpp=None)["area_um2"].isna().all()

@@ -12,6 +12,7 @@ from PIL import Image
 
 from cellgan.io.cellstore import TABLE_COLUMNS, CellStore
 from cellgan.segment import (
+    OUTLINE_COLOUR,
     CellResult,
     SegmentationError,
     SegmentConfig,
@@ -22,7 +23,6 @@ from cellgan.segment import (
     segment_image,
     segment_images,
 )
-from cellgan.segment.pipeline import OUTLINE_COLOUR
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_segment_image_on_real_bone_marrow(bm_crop):
         assert len(ys) == table["area_px"][i]
         assert xs.mean() == pytest.approx(table["centroid_x"][i])
     assert table["area_um2"].isna().all()  # the PNG has no pixel size and none was given
-    assert (table["mean_hematoxylin"] > table["mean_eosin"]).mean() > 0.8
+    assert (table["mean_haematoxylin"] > table["mean_eosin"]).mean() > 0.8
     assert ((table["solidity"] > 0) & (table["solidity"] <= 1)).all()
     # Nuclei are dark: the patches' non-white pixels are darker than the image on average.
     inside = result.patches[result.patches.min(axis=-1) < 250]

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: Columns of the cell table used by :func:`kmeans_shape_stain`.
-SHAPE_STAIN_COLUMNS = ("area_px", "eccentricity", "solidity", "perimeter_px", "mean_hematoxylin", "mean_eosin")
+SHAPE_STAIN_COLUMNS = ("area_px", "eccentricity", "solidity", "perimeter_px", "mean_haematoxylin", "mean_eosin")
 
 
 class BaselineError(CellganError, ValueError):

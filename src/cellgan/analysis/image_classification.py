@@ -53,7 +53,7 @@ def cluster_images(props: np.ndarray, *, n_clusters: int = 2, seed: int = 0) -> 
     -------
     clusters : ndarray of int64, shape (n_images,)
         Cluster of each image.
-    centers : ndarray, shape (n_clusters, K)
+    centres : ndarray, shape (n_clusters, K)
         Mean proportion vector of each cluster.
     """
     from sklearn.cluster import KMeans
@@ -228,7 +228,7 @@ def classify_images(
     columns = proportion_columns(composition)
     images = composition["image"].astype(str).to_numpy()
     props = composition[columns].to_numpy(dtype=np.float64)
-    clusters, centers = cluster_images(props, n_clusters=n_clusters, seed=seed)
+    clusters, centres = cluster_images(props, n_clusters=n_clusters, seed=seed)
     result = {
         "images": int(len(images)),
         "categories": len(columns),
@@ -237,7 +237,7 @@ def classify_images(
             "seed": int(seed),
             "clusters": dict(zip(images.tolist(), clusters.tolist())),
             "cluster_sizes": np.bincount(clusters, minlength=n_clusters).tolist(),
-            "centers": np.round(centers, 6).tolist(),
+            "centres": np.round(centres, 6).tolist(),
         },
     }
     if labels is None:

@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 PATCH_SIZE = 32
-FORMAT_VERSION = 1
+#: Version 2: the table column ``mean_hematoxylin`` became ``mean_haematoxylin``.
+FORMAT_VERSION = 2
 
 #: Columns every shard's table has, in this order. ``label`` is an optional
 #: ground-truth or user label, used for scoring only, never for training.
@@ -53,7 +54,7 @@ TABLE_COLUMNS = (
     "perimeter_px",
     "eccentricity",
     "solidity",
-    "mean_hematoxylin",  # mean optical density of the stain inside the nucleus
+    "mean_haematoxylin",  # mean optical density of the stain inside the nucleus
     "mean_eosin",
     "source",  # "segment", "points" or "folder"
     "label",  # str or None
@@ -114,7 +115,7 @@ class CellStore:
                 except (ValueError, TypeError) as err:
                     raise CellStoreError(f"{meta}: unreadable store metadata ({err})") from err
                 if info.format_version != FORMAT_VERSION:
-                    raise CellStoreError(f"{meta}: unsupported format version {info.format_version}")
+                    raise CellStoreError(_version_message(meta, info.format_version))
                 return cls(root, info)
         raise CellStoreError(f"{path}: no cell store here (expected {path}/store.json or {path}/cells/store.json)")
 
@@ -216,6 +217,17 @@ class CellStore:
         return f"CellStore({str(self.root)!r}, images={len(self.image_ids())}, mode={self.info.patch_mode!r})"
 
 
+def _version_message(meta: Path, version) -> str:
+    """Why a store of another format version cannot be opened, and what to do."""
+    if isinstance(version, int) and version < FORMAT_VERSION:
+        return (
+            f"{meta}: cell store of format version {version}, made by an older cellgan; this one reads "
+            f"version {FORMAT_VERSION} (its cell table's columns changed): re-run segmentation "
+            "(cellgan segment / cellgan cells) into a new directory, or delete this store first"
+        )
+    return f"{meta}: unsupported format version {version} (this cellgan reads version {FORMAT_VERSION})"
+
+
 _FLOAT_COLUMNS = {
     "centroid_x",
     "centroid_y",
@@ -224,7 +236,7 @@ _FLOAT_COLUMNS = {
     "perimeter_px",
     "eccentricity",
     "solidity",
-    "mean_hematoxylin",
+    "mean_haematoxylin",
     "mean_eosin",
 }
 _INT_COLUMNS = {"cell_id", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"}

@@ -1,7 +1,7 @@
 """One colour and one name per cell category, the same in every output.
 
 The overlays and charts of the HTML report and the QuPath GeoJSON export all take
-their category colours from :func:`category_colors`, so a category looks the same
+their category colours from :func:`category_colours`, so a category looks the same
 wherever it appears.
 """
 
@@ -11,7 +11,7 @@ import colorsys
 
 import numpy as np
 
-__all__ = ["MAX_CATEGORIES", "category_colors", "category_names"]
+__all__ = ["MAX_CATEGORIES", "category_colours", "category_names"]
 
 #: Okabe & Ito's colour-blind-safe qualitative palette ("Color Universal Design",
 #: 2008), reordered so that the first categories get the colours that stand out
@@ -34,7 +34,7 @@ _GOLDEN = 0.618033988749895
 MAX_CATEGORIES = 256
 
 
-def category_colors(categories: int) -> np.ndarray:
+def category_colours(categories: int) -> np.ndarray:
     """Return a distinct RGB colour for each of ``categories`` categories.
 
     Parameters
@@ -44,7 +44,7 @@ def category_colors(categories: int) -> np.ndarray:
 
     Returns
     -------
-    colors : ndarray of uint8, shape (K, 3)
+    colours : ndarray of uint8, shape (K, 3)
         Row k is the colour of category k, 0-255. The first eight are the
         Okabe-Ito palette; further ones step round the hue circle by the golden
         ratio, alternating two brightness levels. The colours for K are a prefix
@@ -53,14 +53,14 @@ def category_colors(categories: int) -> np.ndarray:
     categories = int(categories)
     if not 1 <= categories <= MAX_CATEGORIES:
         raise ValueError(f"categories must be between 1 and {MAX_CATEGORIES}, got {categories}")
-    colors = list(_BASE[:categories])
-    for k in range(len(colors), categories):
+    colours = list(_BASE[:categories])
+    for k in range(len(colours), categories):
         extra = k - len(_BASE)
         hue = (0.05 + extra * _GOLDEN) % 1.0
         value = 0.95 if extra % 2 == 0 else 0.65
         r, g, b = colorsys.hsv_to_rgb(hue, 0.8, value)
-        colors.append((round(r * 255), round(g * 255), round(b * 255)))
-    return np.asarray(colors, dtype=np.uint8)
+        colours.append((round(r * 255), round(g * 255), round(b * 255)))
+    return np.asarray(colours, dtype=np.uint8)
 
 
 def category_names(categories: int, names: list[str] | None = None) -> list[str]:

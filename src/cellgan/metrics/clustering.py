@@ -5,9 +5,9 @@ that hold no cell and K different from the number of classes) and ``true`` (the
 reference class of each cell, any hashable labels, e.g. strings), both 1-D and of
 the same length. Cells without a reference label must be dropped by the caller.
 
-Three scores follow the evaluation code of Hu et al. (IEEE JBHI 2019, ``nu_gan``
-``utils/evaluation.py``; see PAPER.md "Metrics"): :func:`purity`, :func:`entropy`
-and :func:`f_score`. The others are the usual ones: the accuracy after a one-to-one
+Three scores are those of Hu et al. (IEEE JBHI 2019), as their evaluation code
+computes them (``bohu615/nu_gan``, ``utils/evaluation.py``): :func:`purity`,
+:func:`entropy` and :func:`f_score`. The others are the usual ones: the accuracy after a one-to-one
 (Hungarian) matching of clusters to classes, and scikit-learn's ARI, NMI and AMI.
 """
 
@@ -30,7 +30,7 @@ __all__ = [
     "f_score",
     "hungarian_accuracy",
     "adjusted_rand",
-    "normalized_mutual_info",
+    "normalised_mutual_info",
     "adjusted_mutual_info",
     "clustering_scores",
     "SCORE_KEYS",
@@ -125,7 +125,7 @@ def adjusted_rand(pred, true) -> float:
     return float(skm.adjusted_rand_score(true_codes, pred_codes))
 
 
-def normalized_mutual_info(pred, true) -> float:
+def normalised_mutual_info(pred, true) -> float:
     """Mutual information normalised by the arithmetic mean of the two entropies (scikit-learn)."""
     pred_codes, true_codes, _, _ = _encode(pred, true)
     return float(skm.normalized_mutual_info_score(true_codes, pred_codes))

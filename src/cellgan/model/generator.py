@@ -16,7 +16,7 @@ class UpBlock(nn.Module):
 
     Main path: BN, ReLU, 3×3 conv, BN, ReLU, ×2 upsample, 3×3 conv; shortcut: ×2
     upsample then 1×1 conv. This is the order of the authors' code
-    (``ResidualBlock(resample='up')``; PAPER.md, Stage 2): the first convolution
+    (``ResidualBlock(resample='up')`` in ``bohu615/nu_gan``): the first convolution
     runs at the input resolution, a quarter of the cost of running it after the
     upsampling.
     """

@@ -2,7 +2,7 @@
 
 The blocks follow the ResNet GAN of Gulrajani et al. (WGAN-GP, 2017) as adapted
 by Hu et al. (IEEE JBHI 2019) in their code (``bohu615/nu_gan``,
-``utils/networks_gan.py``); see PAPER.md, "Stage 2".
+``utils/networks_gan.py``).
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ def information_maximisation_loss(q_logits: torch.Tensor) -> torch.Tensor:
     mutual information between a cell and its category, as in regularised
     information maximisation (Krause et al., NeurIPS 2010; Hu et al., ICML 2017).
     It is not in Hu et al. 2019; it counters the collapse of real cells into one
-    category that the plain recipe shows (FINDINGS.md). Bounded in [−log K, log K].
+    category that the plain recipe shows (benchmarks/README.md, "Cell-type clustering",
+    "Without a real-cell term"). Bounded in [−log K, log K].
     """
     log_p = F.log_softmax(q_logits, dim=1)
     p = log_p.exp()
@@ -94,7 +95,8 @@ def pair_mutual_information_loss(logits_a: torch.Tensor, logits_b: torch.Tensor)
     joint distribution P = mean_i q_a(i) q_b(i)ᵀ (symmetrised) is scored by
     −Σ P log(P / (P_row P_col)). Minimising it asks Q to give both views the same
     confident category and to use every category. Not in Hu et al. 2019; it
-    counters the collapse of real cells into one category (FINDINGS.md) and, unlike
+    counters the collapse of real cells into one category (benchmarks/README.md,
+    "Cell-type clustering", "Without a real-cell term") and, unlike
     :func:`information_maximisation_loss`, cannot be satisfied by splitting cells
     by orientation. Bounded in [−log K, 0].
     """

@@ -18,14 +18,8 @@ so averaging over them keeps what a neighbourhood shares and damps what is
 particular to one nucleus. Q sees only the cell's own patch, at training and at
 assignment time.
 
-Measured on CRCHistoPhenotypes (README, "Self-labels"): the clusters beat the plain
-pixel and table-feature k-means, and a small MLP on one cell's pixels learns them
-(80 % agreement), but Q on the critic's shared trunk fits them poorly (37–41 %) and
-its real-cell assignments swing from step to step. Q on a trunk of its own
-(``TrainConfig.separate_q``) fits them better (53–67 %). On faded patches of images
-colour-normalised to their most typical one (:mod:`cellgan.segment.reference`), with
-self-labels over 8 neighbours, the GAN beats the pixel and table-feature k-means on
-accuracy, ARI and NMI (README, "best recipe"); still an option, off by default.
+The recipe is an option, off by default; what it measures is in
+benchmarks/README.md ("Cell-type clustering", the self-label results).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 One *step* (generator iteration) is ``critic_steps`` critic updates, each on a new
 real batch, then one generator update and one Q update from the same generated
-batch (PAPER.md, Stage 2). Three Adam optimisers as in the authors' code:
+batch, the schedule of Hu et al. 2019. Three Adam optimisers as in the authors' code:
 critic (trunk + score head), generator (L_G), and Q (L_MI, updating the
 generator, the critic trunk and the Q head). With ``separate_q`` Q has its own
 trunk, trained in the critic step on the generated half of the batch (L_MI) and

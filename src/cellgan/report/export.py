@@ -25,7 +25,7 @@ from cellgan.analysis.composition import CompositionError, read_assignments
 from cellgan.errors import CellganError
 from cellgan.io.cellstore import CellStore, CellStoreError
 from cellgan.io.files import atomic_write, safe_image_id
-from cellgan.io.palette import category_colors, category_names
+from cellgan.io.palette import category_colours, category_names
 from cellgan.report.geojson import feature_collection, write_geojson
 
 __all__ = ["EXPORT_FORMATS", "ExportError", "cell_export_table", "export_assignments", "read_features", "write_h5ad"]
@@ -85,7 +85,7 @@ def write_h5ad(table: pd.DataFrame, features: np.ndarray, path: Path, *, categor
         X=features.astype(np.float32),
         obs=obs.drop(columns=prob_columns),
         obsm={"probabilities": obs[prob_columns].to_numpy(dtype=np.float32)},
-        uns={"category_colors": ["#%02x%02x%02x" % tuple(c) for c in category_colors(categories).tolist()]},
+        uns={"category_colors": ["#%02x%02x%02x" % tuple(c) for c in category_colours(categories).tolist()]},
     )
     atomic_write(Path(path), lambda p: adata.write_h5ad(p))
 

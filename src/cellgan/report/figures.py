@@ -5,7 +5,7 @@ generator's category sweep (Hu et al., JBHI 2019, Figs. 4-5: z fixed, the
 categorical code c varied), images with every nucleus outlined in its
 category's colour, the training curves and the per-image composition chart
 (matplotlib figures drawn by the Agg renderer, no pyplot and never a display). Colours come from
-:func:`cellgan.io.palette.category_colors`, the palette of the GeoJSON export.
+:func:`cellgan.io.palette.category_colours`, the palette of the GeoJSON export.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = [
     "training_curves",
 ]
 
-_GAP_COLOR = (200, 200, 200)  # light grey between tiles, so white patch backgrounds stay visible
+_GAP_COLOUR = (200, 200, 200)  # light grey between tiles, so white patch backgrounds stay visible
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -72,7 +72,7 @@ def tile_patches(patches: np.ndarray, *, columns: int, scale: int = 2, gap: int 
     big = patches.repeat(scale, axis=1).repeat(scale, axis=2)
     th, tw = h * scale, w * scale
     canvas = np.empty((rows * (th + gap) + gap, columns * (tw + gap) + gap, 3), np.uint8)
-    canvas[:] = _GAP_COLOR
+    canvas[:] = _GAP_COLOUR
     for i in range(n):
         r, c = divmod(i, columns)
         y, x = gap + r * (th + gap), gap + c * (tw + gap)
@@ -122,7 +122,7 @@ def generator_sweep(generator, *, columns: int, seed: int, device=None) -> np.nd
 def outline_overlay(
     rgb: np.ndarray,
     label_mask: np.ndarray,
-    label_colors: np.ndarray,
+    label_colours: np.ndarray,
     *,
     size: int,
     width: int = 1,
@@ -139,7 +139,7 @@ def outline_overlay(
     rgb : ndarray of uint8, shape (H, W, 3)
     label_mask : ndarray of int, shape (H, W)
         0 = background, label l = cell l - 1 (the cell store's convention).
-    label_colors : ndarray of uint8, shape (L + 1, 3)
+    label_colours : ndarray of uint8, shape (L + 1, 3)
         Colour of each label (row 0 unused); labels beyond it are not drawn.
     size : int
         Longest side of the result.
@@ -169,12 +169,12 @@ def outline_overlay(
     reach = 2 * width + 1  # a pixel is on the band when another label lies within `width` of it
     lowest = ndi.minimum_filter(label_mask, size=reach, mode="constant", cval=0)
     highest = ndi.maximum_filter(label_mask, size=reach, mode="nearest")
-    edges = (label_mask > 0) & (label_mask < len(label_colors)) & ((lowest != label_mask) | (highest != label_mask))
-    out[edges] = label_colors[label_mask[edges]]
+    edges = (label_mask > 0) & (label_mask < len(label_colours)) & ((lowest != label_mask) | (highest != label_mask))
+    out[edges] = label_colours[label_mask[edges]]
     return out
 
 
-def training_curves(log: pd.DataFrame, *, colors: np.ndarray, names: list[str], smooth: int = 0) -> bytes:
+def training_curves(log: pd.DataFrame, *, colours: np.ndarray, names: list[str], smooth: int = 0) -> bytes:
     """Plot the training log: the critic's losses, the gradient penalty, the MI term, the real-cell shares.
 
     Parameters
@@ -184,7 +184,7 @@ def training_curves(log: pd.DataFrame, *, colors: np.ndarray, names: list[str], 
         ``critic_loss``, ``wasserstein``, ``gradient_penalty``, ``generator_loss``,
         ``mi_loss``, ``im_loss`` and ``share_k`` columns, whichever are present
         (a column that is all zero, such as a disabled term, is left out).
-    colors : ndarray of uint8, shape (K, 3)
+    colours : ndarray of uint8, shape (K, 3)
         Category colours, for the share panel.
     names : list of str
         Category names.
@@ -223,9 +223,9 @@ def training_curves(log: pd.DataFrame, *, colors: np.ndarray, names: list[str], 
     for ax, (title, curves) in zip(axes, panels):
         for i, (column, label) in enumerate(curves):
             values = pd.to_numeric(log[column], errors="coerce")
-            color = f"C{i}"
-            ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
-            ax.plot(steps, values.rolling(smooth, min_periods=1).mean(), color=color, label=label)
+            colour = f"C{i}"
+            ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
+            ax.plot(steps, values.rolling(smooth, min_periods=1).mean(), color=colour, label=label)
         ax.set_title(title)
         ax.set_xlabel("generator step")
         ax.legend(fontsize=8)
@@ -234,7 +234,7 @@ def training_curves(log: pd.DataFrame, *, colors: np.ndarray, names: list[str], 
         for column in share_columns:
             k = int(column.split("_")[1])
             values = pd.to_numeric(log[column], errors="coerce").rolling(smooth, min_periods=1).mean()
-            ax.plot(steps, values, color=colors[k] / 255.0, label=names[k], linewidth=1.5)
+            ax.plot(steps, values, color=colours[k] / 255.0, label=names[k], linewidth=1.5)
         ax.set_ylim(0, 1)
         ax.set_title("Share of real cells per category")
         ax.set_xlabel("generator step")
@@ -243,14 +243,14 @@ def training_curves(log: pd.DataFrame, *, colors: np.ndarray, names: list[str], 
     return figure_png(figure)
 
 
-def composition_chart(table: pd.DataFrame, *, colors: np.ndarray, names: list[str]) -> bytes:
+def composition_chart(table: pd.DataFrame, *, colours: np.ndarray, names: list[str]) -> bytes:
     """Draw each image's composition as a horizontal stacked bar (the paper's P_i).
 
     Parameters
     ----------
     table : DataFrame
         ``image``, ``n_cells`` and ``prop_0`` ... ``prop_{K-1}`` (a COMPOSITION table).
-    colors : ndarray of uint8, shape (K, 3)
+    colours : ndarray of uint8, shape (K, 3)
     names : list of str
         Category names, one per ``prop_k``.
 
@@ -268,7 +268,7 @@ def composition_chart(table: pd.DataFrame, *, colors: np.ndarray, names: list[st
     ax = figure.subplots()
     left = np.zeros(len(table))
     for k, name in enumerate(names):
-        ax.barh(rows, props[:, k], left=left, color=colors[k] / 255.0, label=name, edgecolor="white", linewidth=0.5)
+        ax.barh(rows, props[:, k], left=left, color=colours[k] / 255.0, label=name, edgecolor="white", linewidth=0.5)
         left += props[:, k]
     ax.set_yticks(rows, labels, fontsize=8)
     ax.set_xlim(0, 1)

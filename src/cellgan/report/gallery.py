@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cellgan.io.files import atomic_write
-from cellgan.io.palette import category_colors
+from cellgan.io.palette import category_colours
 
 __all__ = ["category_gallery", "write_assignments_gallery", "write_png"]
 
@@ -84,13 +84,13 @@ def category_gallery(
     font = ImageFont.load_default(size=13)
     if title:
         draw.text((_GAP, 6), title, fill=(0, 0, 0), font=font)
-    colors = category_colors(n_categories)
+    colours = category_colours(n_categories)
     total = max(len(categories), 1)
     for k in range(n_categories):
         y = top + k * row_h
         members = np.flatnonzero(categories == k)
         best = members[np.argsort(-scores[members], kind="stable")[:per_category]]
-        draw.rectangle((_GAP, y, _GAP + 10, y + tile_h - 1), fill=tuple(int(c) for c in colors[k]))
+        draw.rectangle((_GAP, y, _GAP + 10, y + tile_h - 1), fill=tuple(int(c) for c in colours[k]))
         lines = [f"Category {k}", f"{len(members)} cells ({100 * len(members) / total:.1f}%)"]
         if notes is not None:
             lines.append(notes[k])

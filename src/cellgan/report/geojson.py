@@ -26,7 +26,7 @@ import pandas as pd
 
 from cellgan.errors import CellganError
 from cellgan.io.files import atomic_write
-from cellgan.io.palette import category_colors, category_names
+from cellgan.io.palette import category_colours, category_names
 
 __all__ = [
     "GeoJSONError",
@@ -47,14 +47,15 @@ SIMPLIFY_TOLERANCE = 0.25
 #: Radius in pixels of the circle given to a cell that has no outline and no area.
 DEFAULT_RADIUS = 5.0
 
-#: Cell-table columns exported as QuPath measurements, with their names there.
+#: Cell-table columns exported as QuPath measurements, with their names there (QuPath's own
+#: spelling, "Hematoxylin", so they sit beside the measurements QuPath makes).
 MEASUREMENTS = {
     "area_px": "Area px^2",
     "area_um2": "Area µm^2",
     "perimeter_px": "Perimeter px",
     "eccentricity": "Eccentricity",
     "solidity": "Solidity",
-    "mean_hematoxylin": "Hematoxylin OD mean",
+    "mean_haematoxylin": "Hematoxylin OD mean",
     "mean_eosin": "Eosin OD mean",
 }
 
@@ -191,7 +192,7 @@ def feature_collection(
     if missing:
         raise GeoJSONError(f"cell table lacks columns {missing}")
     labels = category_names(categories, names)
-    colors = category_colors(categories).tolist()
+    colours = category_colours(categories).tolist()
     outlines = {} if label_mask is None else cell_outlines(label_mask)
     probs = cells[[f"prob_{k}" for k in range(categories)]].to_numpy(dtype=np.float64)
     measured = [c for c in MEASUREMENTS if c in cells.columns]
@@ -216,7 +217,7 @@ def feature_collection(
                 "geometry": {"type": "Polygon", "coordinates": [ring.tolist()]},
                 "properties": {
                     "objectType": "detection",
-                    "classification": {"name": labels[category], "color": colors[category]},
+                    "classification": {"name": labels[category], "color": colours[category]},
                     "measurements": measurements,
                     "isLocked": False,
                 },

@@ -38,7 +38,7 @@ _MORPHOLOGY = (
     ("area_px", "area (px)"),
     ("eccentricity", "eccentricity"),
     ("solidity", "solidity"),
-    ("mean_hematoxylin", "haematoxylin OD"),
+    ("mean_haematoxylin", "haematoxylin OD"),
     ("mean_eosin", "eosin OD"),
 )
 
@@ -96,7 +96,7 @@ def build_report(run_dir: Path, *, config=None, device="cpu") -> str:
     from cellgan.analysis.composition import read_assignments, read_composition
     from cellgan.config import ReportConfig
     from cellgan.io.cellstore import CellStore
-    from cellgan.io.palette import category_colors, category_names
+    from cellgan.io.palette import category_colours, category_names
 
     config = ReportConfig() if config is None else config
     files = RunFiles(Path(run_dir))
@@ -107,7 +107,7 @@ def build_report(run_dir: Path, *, config=None, device="cpu") -> str:
     cells, meta = read_assignments(files.assignments)
     composition = read_composition(files.composition)
     k = int(meta["categories"])
-    colors = category_colors(k)
+    colors = category_colours(k)
     names = category_names(k)
     patches = store.read_patches(mmap=True)
     if len(patches) != len(cells):
@@ -264,7 +264,7 @@ def _training_section(log: pd.DataFrame | None, colors, names) -> str:
         "<h2>Training</h2>\n<p class=\"note\">Per generator step: the critic's loss and Wasserstein "
         "estimate, the gradient penalty, the generator and mutual-information (Q) terms, and the share of "
         "the real cells of each batch that Q puts in each category (a faint line is the raw value, a "
-        "solid one its running mean).</p>\n" + _img(training_curves(log, colors=colors, names=names), "training curves")
+        "solid one its running mean).</p>\n" + _img(training_curves(log, colours=colors, names=names), "training curves")
     )
 
 
@@ -287,7 +287,7 @@ def _composition_section(composition: pd.DataFrame, sources: dict[str, str], col
     return (
         "<h2>Composition per image</h2>\n<p class=\"note\">The share of each image's cells in each category: "
         "the image-level feature P<sub>i</sub> = X<sub>i</sub> / ΣX of the paper.</p>\n"
-        + _img(composition_chart(composition, colors=colors, names=names), "composition per image")
+        + _img(composition_chart(composition, colours=colors, names=names), "composition per image")
         + f"\n<table><tr>{head}</tr>{''.join(rows)}</table>"
     )
 

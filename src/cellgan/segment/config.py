@@ -22,8 +22,9 @@ class SegmentConfig:
     ``nucleus_radius_um`` (:func:`cellgan.segment.nuclei.estimate_nucleus_radius`).
     The estimated scale serves the segmentation only: the table's ``area_um2`` stays
     NaN, the size filters use ``min_area_px``/``max_area_px`` when given, and context
-    patches use ``context_px``. Hu et al. used fixed pixel thresholds tuned to their
-    scanner (PAPER.md stage 1); physical settings carry over to other scanners.
+    patches use ``context_px``. Hu et al. (2019) used fixed pixel thresholds tuned to
+    their scanner (in their code: bounding-box areas of 100–450 px, objects under 200 px
+    removed); physical settings carry over to other scanners.
 
     Attributes
     ----------

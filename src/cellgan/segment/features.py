@@ -188,11 +188,11 @@ def cell_table(
         ys, xs = np.nonzero(labels)
         lab = labels[ys, xs].astype(np.intp)
         area = geometry["area_px"]
-        for column, channel in (("mean_hematoxylin", 0), ("mean_eosin", 1)):
+        for column, channel in (("mean_haematoxylin", 0), ("mean_eosin", 1)):
             total = np.bincount(lab, weights=stains[ys, xs, channel], minlength=n + 1)[1:]
             table[column] = total / area
     else:
-        table["mean_hematoxylin"] = np.zeros(0)
+        table["mean_haematoxylin"] = np.zeros(0)
         table["mean_eosin"] = np.zeros(0)
     table["area_um2"] = table["area_px"] * mpp**2 if mpp is not None else np.nan
     table["source"] = source

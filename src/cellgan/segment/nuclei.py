@@ -1,6 +1,6 @@
 """Nuclei segmentation on the haematoxylin channel: threshold, seeds, watershed, size filters.
 
-The method follows Hu et al. (2019, PAPER.md stage 1 steps 3–5) in its steps —
+The method follows the nuclei segmentation of Hu et al. (2019) in its steps —
 foreground by thresholding the haematoxylin channel, holes filled, touching nuclei
 split by a Laplacian-of-Gaussian blob filter, small objects removed — but replaces
 their fixed settings, tuned to one scanner, by ones adapted to each image:
@@ -40,6 +40,7 @@ __all__ = [
     "find_nuclei",
     "foreground_threshold",
     "nucleus_at",
+    "nucleus_near",
     "otsu_threshold",
     "segment_nuclei",
     "upsample_labels",
@@ -137,7 +138,7 @@ def estimate_nucleus_radius(
 
 
 def segment_nuclei(
-    hematoxylin: np.ndarray,
+    haematoxylin: np.ndarray,
     *,
     tissue: np.ndarray,
     radius_px: float,
@@ -173,13 +174,13 @@ def segment_nuclei(
 
     Parameters
     ----------
-    hematoxylin : ndarray of float, shape (H, W)
+    haematoxylin : ndarray of float, shape (H, W)
         Haematoxylin concentration (optical density units).
     tissue : ndarray of bool, shape (H, W)
         Pixels that are tissue, not glass; the threshold is computed on them.
     radius_px, smooth_px, threshold_factor, local_window, local_contrast, opening_px,
     seed_distance_px, min_area_px, max_area_px
-        See above; lengths in pixels of ``hematoxylin``.
+        See above; lengths in pixels of ``haematoxylin``.
     threshold : float, optional
         The foreground threshold on the smoothed channel, when already known
         (:func:`foreground_threshold`); it replaces the Otsu threshold × factor.
@@ -193,7 +194,7 @@ def segment_nuclei(
     """
     from skimage.segmentation import watershed
 
-    h = np.asarray(hematoxylin, dtype=np.float32)
+    h = np.asarray(haematoxylin, dtype=np.float32)
     smooth = ndi.gaussian_filter(h, smooth_px) if smooth_px > 0 else h
     if not tissue.any():
         return np.zeros(h.shape, np.int32)
@@ -248,7 +249,7 @@ def drop_stain_artefacts(
     haematoxylin-dominant mixtures of H and E
     (:func:`cellgan.segment.stain.haematoxylin_sector_angle`); black pigment, ink,
     blue marking dye and red blood cells lie farther. Hu et al. (2019) threshold the
-    haematoxylin channel only (PAPER.md stage 1), which such artefacts pass because
+    haematoxylin channel only, which such artefacts pass because
     colour deconvolution gives every dark pixel some haematoxylin.
 
     Parameters
@@ -315,7 +316,7 @@ class Nuclei:
     scale_mpp: float
 
 
-def find_nuclei(hematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | None, config) -> Nuclei:
+def find_nuclei(haematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | None, config) -> Nuclei:
     """Segment nuclei with :func:`segment_nuclei`, settings from a ``SegmentConfig``.
 
     Physical lengths become pixels with ``mpp``; when it is None, with the scale
@@ -328,7 +329,7 @@ def find_nuclei(hematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | Non
 
     Parameters
     ----------
-    hematoxylin : ndarray of float, shape (H, W)
+    haematoxylin : ndarray of float, shape (H, W)
     tissue : ndarray of bool, shape (H, W)
     mpp : float or None
     config : SegmentConfig
@@ -339,11 +340,11 @@ def find_nuclei(hematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | Non
     """
     scale = mpp
     if scale is None:
-        scale = _estimate_scale(hematoxylin, tissue, config)
+        scale = _estimate_scale(haematoxylin, tissue, config)
     factor = max(1, int(np.floor(config.work_mpp / scale + 0.5)))
     work_scale = scale * factor
     min_area, max_area = (a / factor**2 for a in area_limits_px(config, mpp=mpp, scale_mpp=scale))
-    small = downsample_mean(hematoxylin, factor)
+    small = downsample_mean(haematoxylin, factor)
     small_tissue = downsample_mean(tissue, factor) > 0.5
     smooth_px = config.smooth_um / work_scale
     threshold = None
@@ -367,7 +368,7 @@ def find_nuclei(hematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | Non
         blob_weight=config.watershed_blob_weight,
     )
     if factor > 1 and labels.any():
-        labels = _refine_outlines(labels, hematoxylin, factor, threshold=threshold, smooth_px=config.smooth_um / scale)
+        labels = _refine_outlines(labels, haematoxylin, factor, threshold=threshold, smooth_px=config.smooth_um / scale)
     return Nuclei(labels, mpp, scale)
 
 
@@ -384,7 +385,7 @@ def area_limits_px(config, *, mpp: float | None, scale_mpp: float) -> tuple[floa
 
 
 def nucleus_at(
-    hematoxylin: np.ndarray,
+    haematoxylin: np.ndarray,
     point_xy,
     *,
     radius_px: float,
@@ -403,7 +404,7 @@ def nucleus_at(
 
     Parameters
     ----------
-    hematoxylin : ndarray of float, shape (H, W)
+    haematoxylin : ndarray of float, shape (H, W)
     point_xy : (float, float)
     radius_px, smooth_px, min_area_px, max_area_px : float
 
@@ -412,13 +413,13 @@ def nucleus_at(
     (mask, (x0, y0)) or None
         A boolean mask of the window whose top-left pixel is ``(x0, y0)``.
     """
-    height, width = hematoxylin.shape
+    height, width = haematoxylin.shape
     x, y = point_xy
     half = max(2, int(np.ceil(3 * radius_px)))
     cx, cy = int(np.clip(round(x), 0, width - 1)), int(np.clip(round(y), 0, height - 1))
     x0, x1 = max(0, cx - half), min(width, cx + half + 1)
     y0, y1 = max(0, cy - half), min(height, cy + half + 1)
-    window = np.asarray(hematoxylin[y0:y1, x0:x1], dtype=np.float32)
+    window = np.asarray(haematoxylin[y0:y1, x0:x1], dtype=np.float32)
     if smooth_px > 0:
         window = ndi.gaussian_filter(window, smooth_px)
     if window.max() <= window.min():
@@ -441,28 +442,58 @@ def nucleus_at(
     return mask, (x0, y0)
 
 
-def _refine_outlines(labels: np.ndarray, hematoxylin: np.ndarray, factor: int, *, threshold: float, smooth_px: float):
+def nucleus_near(labels: np.ndarray, points: np.ndarray, radius: float) -> np.ndarray:
+    """Label of the nucleus under each point, else of the nearest within ``radius``, else 0.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        0 background, else the nucleus's label.
+    points : ndarray of float, shape (n, 2)
+        ``(x, y)`` pixel coordinates (rounded to the nearest pixel, clipped to the image).
+    radius : float
+        In pixels.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+    """
+    if len(points) == 0:
+        return np.zeros(0, np.int64)
+    rows = np.clip(np.round(points[:, 1]).astype(np.int64), 0, labels.shape[0] - 1)
+    cols = np.clip(np.round(points[:, 0]).astype(np.int64), 0, labels.shape[1] - 1)
+    hit = labels[rows, cols].astype(np.int64)
+    missing = np.flatnonzero(hit == 0)
+    if len(missing) and labels.any():
+        distance, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+        near = distance[rows[missing], cols[missing]] <= radius
+        m = missing[near]
+        hit[m] = labels[iy[rows[m], cols[m]], ix[rows[m], cols[m]]]
+    return hit
+
+
+def _refine_outlines(labels: np.ndarray, haematoxylin: np.ndarray, factor: int, *, threshold: float, smooth_px: float):
     """Up-sample labels found at reduced resolution, trimming their blocky rims.
 
     A pixel on the rim of a nucleus (the outer ring of blocks) stays only where the
     full-resolution smoothed haematoxylin is above the threshold; the nucleus's
     interior is kept whole, so that pale chromatin does not punch holes in it.
     """
-    shape = hematoxylin.shape
+    shape = haematoxylin.shape
     interior = upsample_labels(ndi.binary_erosion(labels > 0), factor, shape)
     labels = upsample_labels(labels, factor, shape)
-    fine = ndi.gaussian_filter(np.asarray(hematoxylin, dtype=np.float32), smooth_px) > threshold
+    fine = ndi.gaussian_filter(np.asarray(haematoxylin, dtype=np.float32), smooth_px) > threshold
     return _filter_areas(np.where(fine | interior, labels, 0), 1, np.inf)
 
 
-def _estimate_scale(hematoxylin: np.ndarray, tissue: np.ndarray, config, *, max_pixels: int = 150_000) -> float:
+def _estimate_scale(haematoxylin: np.ndarray, tissue: np.ndarray, config, *, max_pixels: int = 150_000) -> float:
     """The pixel size at which the image's typical nucleus has radius ``nucleus_radius_um``.
 
     Computed on the image block-averaged to at most ``max_pixels``: the Otsu
     foreground of the lightly smoothed haematoxylin, then :func:`estimate_nucleus_radius`.
     """
-    factor = max(1, int(np.ceil(np.sqrt(hematoxylin.size / max_pixels))))
-    smooth = ndi.gaussian_filter(downsample_mean(hematoxylin, factor), 1.0)
+    factor = max(1, int(np.ceil(np.sqrt(haematoxylin.size / max_pixels))))
+    smooth = ndi.gaussian_filter(downsample_mean(haematoxylin, factor), 1.0)
     small_tissue = downsample_mean(tissue, factor) > 0.5
     radius = None
     if small_tissue.any():

@@ -1,7 +1,7 @@
 """32×32 cell patches: the paper's masked nucleus, a context crop of fixed physical size,
 or that crop with the surroundings faded.
 
-``masked`` (Hu et al. 2019, PAPER.md stage 1 step 6): the nucleus's bounding box times
+``masked`` (the patch of Hu et al. 2019): the nucleus's bounding box times
 its mask, the background white; scaled down, keeping the aspect ratio, only when its
 longer side exceeds 32 px; centred on a white 32×32 canvas. Nuclei therefore keep
 their size in pixels, which tells small lymphocytes from large blasts.

@@ -1,6 +1,6 @@
 """Choosing the Reinhard reference among a run's own images.
 
-Hu et al. (2019, stage 1 step 1, PAPER.md) normalise every image to a reference image
+Hu et al. (2019) normalise every image to a reference image
 with Reinhard's colour transfer but do not say which image. With
 ``--reinhard-reference typical`` the reference is the run's *most typical* image: the
 one whose CIELAB means and standard deviations (:func:`~cellgan.segment.stain.lab_statistics`)

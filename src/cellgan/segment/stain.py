@@ -1,6 +1,6 @@
 """Stain handling: optical density, Macenko stain vectors, colour deconvolution, Reinhard.
 
-Hu et al. (2019, stage 1 steps 1–2, see PAPER.md) normalise each image to a reference
+Hu et al. (2019) normalise each image to a reference
 with Reinhard's method, estimate the stain matrix with Macenko's method and keep the
 haematoxylin channel of the colour deconvolution. Here Reinhard normalisation is
 optional, and the Macenko estimate is checked and replaced by the standard H&E
@@ -34,7 +34,7 @@ __all__ = [
     "macenko_vectors",
     "optical_density",
     "reference_stain_matrix",
-    "reinhard_normalize",
+    "reinhard_normalise",
     "separate_stains",
 ]
 
@@ -333,7 +333,7 @@ def lab_statistics(rgb: np.ndarray) -> np.ndarray:
     return np.stack([lab.mean(axis=0), lab.std(axis=0)])
 
 
-def reinhard_normalize(rgb: np.ndarray, *, target: np.ndarray) -> np.ndarray:
+def reinhard_normalise(rgb: np.ndarray, *, target: np.ndarray) -> np.ndarray:
     """Reinhard colour transfer [3]_: match each CIELAB channel's mean and std to ``target``.
 
     Parameters

@@ -1,0 +1,239 @@
+"""One H&E image in memory → its nuclei: table, patches, label mask and overlay.
+
+Stage 1 of Hu et al. (2019), as their code runs it: optional Reinhard colour normalisation,
+stain separation, nuclei segmentation on the haematoxylin channel, one 32×32 patch
+per nucleus. :func:`segment_image` is the entry point; the helpers below it
+(:func:`prepare`, :func:`prepared_nuclei`, :func:`cell_patches`, :func:`finish_table`,
+:func:`overlay_outlines`) are shared with :mod:`cellgan.segment.points` and
+:mod:`cellgan.segment.folder`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cellgan.errors import CellganError
+from cellgan.io.cellstore import PATCH_SIZE, TABLE_COLUMNS
+from cellgan.io.images import read_rgb, to_rgb_uint8
+from cellgan.segment.config import SegmentConfig
+from cellgan.segment.features import cell_table, outline_mask
+from cellgan.segment.nuclei import Nuclei, drop_stain_artefacts, find_nuclei
+from cellgan.segment.patches import context_patches, faded_patches, masked_patches
+from cellgan.segment.stain import (
+    deconvolve,
+    estimate_stains,
+    lab_statistics,
+    off_stain_pixels,
+    optical_density,
+    reference_stain_matrix,
+    reinhard_normalise,
+)
+
+__all__ = ["OUTLINE_COLOUR", "CellResult", "SegmentationError", "segment_image"]
+
+#: Colour of the nuclei outlines in overlays (green stands out on H&E's pink and purple).
+OUTLINE_COLOUR = (0, 255, 0)
+
+#: At most this many pixels (an even stride) go into the Macenko estimate.
+_STAIN_SAMPLE_PIXELS = 250_000
+
+
+class SegmentationError(CellganError, ValueError):
+    """An image that cannot be segmented: blank (no tissue) or smaller than a patch."""
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """The cells of one image.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per cell, the columns of ``cellgan.io.cellstore.TABLE_COLUMNS``.
+    patches : ndarray, uint8, shape (n, 32, 32, 3)
+        Row i is cell ``cell_id`` i.
+    label_mask : ndarray of uint32, shape (H, W)
+        0 background, ``cell_id + 1`` the cell's nucleus.
+    overlay : ndarray, uint8, shape (H, W, 3)
+        The image with the nuclei outlined in :data:`OUTLINE_COLOUR`.
+    """
+
+    table: pd.DataFrame
+    patches: np.ndarray
+    label_mask: np.ndarray
+    overlay: np.ndarray
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An image ready for nuclei segmentation (the output of :func:`prepare`)."""
+
+    rgb: np.ndarray  # after optional Reinhard normalisation
+    stains: np.ndarray  # (H, W, 3) concentrations: H, E, residual
+    tissue: np.ndarray  # bool (H, W): stained, and not by an artefact
+    matrix: np.ndarray  # (3, 3) stain vectors: H, E, residual
+
+
+@functools.lru_cache(maxsize=4)
+def reinhard_target(path: str) -> np.ndarray:
+    """The CIELAB statistics of the Reinhard reference image at ``path`` (cached)."""
+    return lab_statistics(read_rgb(path))
+
+
+def _tissue(od: np.ndarray, config: SegmentConfig) -> np.ndarray:
+    """Pixels whose summed optical density exceeds ``config.tissue_od``; SegmentationError when too few."""
+    tissue = od.sum(axis=2) > config.tissue_od
+    fraction = float(tissue.mean())
+    if fraction < config.min_tissue_fraction:
+        raise SegmentationError(
+            f"no tissue: {100 * fraction:.3f}% of pixels have optical density above {config.tissue_od} "
+            f"(blank or white image; at least {100 * config.min_tissue_fraction:g}% needed)"
+        )
+    return tissue
+
+
+def _stain_matrix(rgb: np.ndarray, config: SegmentConfig) -> np.ndarray:
+    """The (3, 3) stain vectors: Macenko's estimate on an even stride of pixels, or the reference."""
+    if config.stain_vectors != "macenko":
+        return reference_stain_matrix()
+    stride = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / _STAIN_SAMPLE_PIXELS))))
+    return estimate_stains(rgb[::stride, ::stride]).matrix
+
+
+def prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SIZE) -> Prepared:
+    """Normalise (optionally), separate the stains and find the tissue of one image.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3)
+    config : SegmentConfig
+    min_side : int
+        The smallest image side accepted.
+
+    Returns
+    -------
+    Prepared
+
+    Raises
+    ------
+    SegmentationError
+        The image is smaller than ``min_side``, or blank.
+    """
+    rgb = to_rgb_uint8(rgb)
+    height, width = rgb.shape[:2]
+    if min(height, width) < min_side:
+        raise SegmentationError(f"image is {width}×{height} px, smaller than a {min_side}×{min_side} patch")
+    if config.reinhard_reference is not None:
+        _tissue(optical_density(rgb), config)  # before normalisation stretches blank glass into tissue
+        rgb = reinhard_normalise(rgb, target=reinhard_target(str(config.reinhard_reference)))
+    od = optical_density(rgb)
+    tissue = _tissue(od, config)
+    matrix = _stain_matrix(rgb, config)
+    # Pigment, dye and blood are not tissue the threshold should adapt to: they would
+    # raise it above the nuclei. Tested on every second pixel each way, enough for a
+    # mask that only chooses the pixels of the threshold's statistics.
+    if config.max_stain_angle_deg < 90:
+        off = off_stain_pixels(od[::2, ::2], max_angle_deg=config.max_stain_angle_deg, stains=matrix)
+        tissue &= ~np.repeat(np.repeat(off, 2, axis=0), 2, axis=1)[:height, :width]
+    return Prepared(rgb, deconvolve(od, matrix), tissue, matrix)
+
+
+def prepared_nuclei(prepared: Prepared, config: SegmentConfig) -> Nuclei:
+    """:func:`~cellgan.segment.nuclei.find_nuclei` on the haematoxylin channel, less the stain artefacts."""
+    nuclei = find_nuclei(prepared.stains[..., 0], prepared.tissue, mpp=config.mpp, config=config)
+    labels = drop_stain_artefacts(
+        nuclei.labels, prepared.rgb, max_angle_deg=config.max_stain_angle_deg, stains=prepared.matrix
+    )
+    return dataclasses.replace(nuclei, labels=labels)
+
+
+def overlay_outlines(rgb: np.ndarray, label_mask: np.ndarray) -> np.ndarray:
+    """A copy of ``rgb`` with the outlines of ``label_mask``'s objects in :data:`OUTLINE_COLOUR`."""
+    overlay = rgb.copy()
+    overlay[outline_mask(label_mask)] = OUTLINE_COLOUR
+    return overlay
+
+
+def context_side(config: SegmentConfig) -> int:
+    """Side of a context crop in pixels: ``context_um`` at the known pixel size, else ``context_px``."""
+    return config.context_px if config.mpp is None else max(1, int(round(config.context_um / config.mpp)))
+
+
+def cell_patches(rgb, label_mask, table, config: SegmentConfig, *, centres=None, cell_labels=None) -> np.ndarray:
+    """One patch per table row, cut by ``config.patch_mode`` (masked, faded or context).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3)
+    label_mask : ndarray of int, shape (H, W)
+    table : pandas.DataFrame
+        Rows with the ``bbox_*`` columns (masked) or ``centroid_*`` columns (the others).
+    config : SegmentConfig
+    centres : ndarray, shape (n, 2), optional
+        ``(x, y)`` crop centres instead of the table's centroids.
+    cell_labels : ndarray of int, shape (n,), optional
+        The label of each row's nucleus in ``label_mask``.
+
+    Returns
+    -------
+    ndarray of uint8, shape (n, 32, 32, 3)
+    """
+    if config.patch_mode == "masked":
+        bboxes = table[["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].to_numpy()
+        return masked_patches(rgb, label_mask, bboxes, cell_labels=cell_labels)
+    if centres is None:
+        centres = table[["centroid_x", "centroid_y"]].to_numpy()
+    if config.patch_mode == "faded":
+        return faded_patches(
+            rgb,
+            label_mask,
+            centres,
+            cell_labels=cell_labels,
+            side_px=context_side(config),
+            context_weight=config.context_weight,
+        )
+    return context_patches(rgb, centres, side_px=context_side(config))
+
+
+def finish_table(table: pd.DataFrame, image_id: str) -> pd.DataFrame:
+    """A copy of ``table`` with its ``image`` column set and the store's columns first."""
+    table = table.copy()
+    table["image"] = image_id
+    return table[list(TABLE_COLUMNS) + [c for c in table.columns if c not in TABLE_COLUMNS]]
+
+
+def segment_image(rgb: np.ndarray, config: SegmentConfig | None = None, *, image_id: str) -> CellResult:
+    """Segment the nuclei of one H&E image and cut one patch per nucleus.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3)
+        The image, ``uint8`` RGB (other types and shapes are converted with
+        :func:`cellgan.io.images.to_rgb_uint8`).
+    config : SegmentConfig, optional
+        Settings; ``config.mpp`` is the pixel size (None: estimated, see
+        :class:`SegmentConfig`).
+    image_id : str
+        Written to the table's ``image`` column.
+
+    Returns
+    -------
+    CellResult
+
+    Raises
+    ------
+    SegmentationError
+        The image is smaller than a patch, or blank.
+    """
+    config = SegmentConfig() if config is None else config
+    prepared = prepare(rgb, config)
+    labels = prepared_nuclei(prepared, config).labels
+    table = cell_table(labels, prepared.stains, mpp=config.mpp, source="segment")
+    patches = cell_patches(prepared.rgb, labels, table, config)
+    overlay = overlay_outlines(prepared.rgb, labels)
+    return CellResult(finish_table(table, image_id), patches, labels.astype(np.uint32), overlay)
