@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import html
 import re
 import shutil
 
@@ -112,6 +114,20 @@ def test_report_shows_each_category_with_its_share(small_run):
     for heading in ("Categories", "Images", "Training", "Composition per image"):
         assert f"<h2>{heading}</h2>" in text
     assert "Scores against the labels" not in text  # segmented cells carry no label
+
+
+@pytest.mark.realdata
+def test_report_shows_the_label_free_checks(small_run):
+    text = (small_run / "report.html").read_text(encoding="utf-8")
+    meta = json.loads((small_run / "assignments" / "meta.json").read_text())
+    diagnostics = meta["diagnostics"]
+    assert diagnostics["cells_per_category"] == meta["cells_per_category"]
+    assert "<h2>Checks without labels</h2>" in text
+    assert "Cells per category: " + " / ".join(map(str, meta["cells_per_category"])) in text
+    for warning in diagnostics["warnings"]:
+        assert html.escape(warning) in text
+    if diagnostics["shape_explains"]["area"] is not None:
+        assert f"Nucleus area alone predicts a cell's category for {diagnostics['shape_explains']['area']:.0%}" in text
 
 
 @pytest.mark.realdata

@@ -8,7 +8,8 @@ directory (see docs/ARCHITECTURE.md)::
 
     assignments.parquet   image, cell_id, category, prob_0..prob_{K-1}, the cell table's columns
     features.npy          float32 (n, W), row i <-> row i of the table
-    meta.json             categories (K), width (W), cells per category, sources
+    meta.json             categories (K), width (W), cells per category, sources, and the
+                          label-free diagnostics (:mod:`cellgan.analysis.diagnostics`)
 
 (``gallery.png`` beside them is the report's: ``cellgan assign`` and the run's
 assign stage draw it with :func:`cellgan.report.gallery.write_assignments_gallery`.)
@@ -192,6 +193,7 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
         "n_cells": int(len(result)),
         "n_images": int(result["image"].nunique()),
         "cells_per_category": np.bincount(category, minlength=categories).tolist(),
+        "diagnostics": _diagnostics(result, category, categories),
         **(extra_meta or {}),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -200,6 +202,16 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
     atomic_write(out_dir / "meta.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
     atomic_write(out_dir / "assignments.parquet", lambda p: result.to_parquet(p, index=False))
     return meta
+
+
+def _diagnostics(table: pd.DataFrame, category: np.ndarray, categories: int) -> dict:
+    """:func:`cellgan.analysis.diagnostics.diagnose`, or only the size warnings when the table has no shapes."""
+    from cellgan.analysis.diagnostics import category_warnings, diagnose
+
+    if "area_px" in table.columns and table["area_px"].notna().any():
+        return diagnose(table, category, categories=categories)
+    counts = np.bincount(category, minlength=categories)
+    return {"shape_explains": None, "cells_per_category": counts.tolist(), "warnings": category_warnings(counts)}
 
 
 def read_labels(path) -> pd.DataFrame:
