@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cellgan.cli.common import add_device_option, add_pair_neighbours_option, add_seed_option
+from cellgan.cli.common import add_config_option, add_device_option, add_quiet_option, add_seed_option
+from cellgan.cli.experimental import add_pair_neighbours_option
 from cellgan.errors import UsageError
 
 
@@ -20,9 +21,8 @@ def register(subparsers) -> None:
     parser.add_argument("cells", metavar="CELLS", help="a cell store directory, or the run directory above it")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to write the model")
     parser.add_argument("--categories", type=int, metavar="K", help="number of cell categories (required unless in --config)")
-    parser.add_argument(
-        "--config",
-        metavar="YAML",
+    add_config_option(
+        parser,
         help="a YAML/JSON file of TrainConfig options, flat or under a train: section (as in run and benchmark configs)",
     )
     parser.add_argument("--width", type=int, metavar="W", help="channels of the networks")
@@ -40,7 +40,7 @@ def register(subparsers) -> None:
         help="CPU threads for torch (default: the cores not busy with other programs)",
     )
     parser.add_argument("--resume", action="store_true", help="continue MODEL_DIR's run from its last checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(parser)
     parser.set_defaults(func=run, seed=None)
 
 
