@@ -23,10 +23,6 @@ from cellgan.cli.common import (
 from cellgan.cli.experimental import add_pair_neighbours_option
 from cellgan.errors import UsageError
 
-#: Where a benchmark writes its results.
-_JSON_HELP = "where to write the results"
-
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmarks on the public datasets (write JSON)")
     benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
@@ -35,15 +31,30 @@ def register(subparsers) -> None:
     _register_composition(benchmarks)
 
 
+def _benchmark_parser(
+    subparsers, name: str, *, help: str, description: str, data_root_help: str, datasets: tuple[str, ...] = ()
+):
+    """The parser of ``cellgan bench NAME`` with the options every benchmark has.
+
+    ``--dataset`` (one of ``datasets``, when given), ``--data-root`` and ``--json``.
+    """
+    parser = subparsers.add_parser(name, help=help, description=description)
+    if datasets:
+        parser.add_argument("--dataset", required=True, choices=datasets)
+    add_data_root_option(parser, help=data_root_help)
+    add_json_option(parser, required=True, help="where to write the results")
+    return parser
+
+
 def _register_segmentation(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = _benchmark_parser(
+        subparsers,
         "segmentation",
         help="nuclei detection/segmentation scores on bm_graz, crchistophenotypes or MoNuSeg",
         description=segmentation.__doc__.split("\n\n")[0],
+        datasets=segmentation.SEGMENTATION_DATASETS,
+        data_root_help="folder holding bm_graz/, crchistophenotypes/, monuseg_test/",
     )
-    parser.add_argument("--dataset", required=True, choices=segmentation.SEGMENTATION_DATASETS)
-    add_data_root_option(parser, help="folder holding bm_graz/, crchistophenotypes/, monuseg_test/")
-    add_json_option(parser, required=True, help=_JSON_HELP)
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="score only the first N images")
     parser.add_argument(
         "--overlays", type=Path, default=None, metavar="DIR", help="also write each overlay with the truth marked"
@@ -70,14 +81,14 @@ def run_segmentation(args) -> int:
 
 
 def _register_clustering(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = _benchmark_parser(
+        subparsers,
         "clustering",
         help="cell-type clustering of the GAN and two k-means baselines (crchistophenotypes, bm_graz)",
         description=clustering.__doc__.split("\n\n")[0],
+        datasets=clustering.CLUSTERING_DATASETS,
+        data_root_help="folder holding crchistophenotypes/, bm_graz/",
     )
-    parser.add_argument("--dataset", required=True, choices=clustering.CLUSTERING_DATASETS)
-    add_data_root_option(parser, help="folder holding crchistophenotypes/, bm_graz/")
-    add_json_option(parser, required=True, help=_JSON_HELP)
     parser.add_argument("--minutes", type=float, default=30.0, help="training minutes per seed [30]")
     parser.add_argument("--iterations", type=positive_int, default=None, help="also stop after N generator iterations")
     parser.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 [3]")
@@ -146,13 +157,13 @@ def run_clustering(args) -> int:
 
 
 def _register_composition(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = _benchmark_parser(
+        subparsers,
         "composition",
         help="segment, train, assign and compose on CRCHistoPhenotypes; score compositions (JSON)",
         description=composition.__doc__.split("\n\n")[1],
+        data_root_help="folder holding crchistophenotypes/",
     )
-    add_data_root_option(parser, help="folder holding crchistophenotypes/")
-    add_json_option(parser, required=True, help=_JSON_HELP)
     parser.add_argument("--minutes", type=float, default=30.0, help="training time [30]")
     parser.add_argument("--iterations", type=int, help="stop training after N generator iterations")
     parser.add_argument("--limit-images", type=int, metavar="N", help="use only the first N images")
