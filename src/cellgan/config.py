@@ -23,9 +23,6 @@ the same checks, so a run can be repeated from its own record.
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ from typing import Any
 import yaml
 
 from cellgan.errors import ConfigError
+from cellgan.fields import as_dict, check_types, coerce, field_hints
 from cellgan.io.files import atomic_write
 
 __all__ = [
@@ -46,6 +44,8 @@ __all__ = [
     "RunConfig",
     "config_to_dict",
     "read_config",
+    "read_train_options",
+    "read_yaml",
     "read_yaml_sections",
     "resolve_config",
     "stage_config_types",
@@ -75,6 +75,7 @@ class AssignConfig:
     batch_size: int = 512
 
     def __post_init__(self):
+        check_types(self)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
 
@@ -104,6 +105,7 @@ class ExportConfig:
     formats: tuple[str, ...] = ("geojson", "parquet", "csv")
 
     def __post_init__(self):
+        check_types(self)
         known = {"geojson", "parquet", "csv", "h5ad"}
         unknown = [f for f in self.formats if f not in known]
         if unknown or not self.formats:
@@ -137,6 +139,7 @@ class ReportConfig:
     seed: int = 0
 
     def __post_init__(self):
+        check_types(self)
         for name in ("overlay_size", "gallery_cells", "sweep_columns"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -194,14 +197,7 @@ def read_yaml_sections(path: Path, *, stage_types: dict[str, type] | None = None
     """
     path = Path(path)
     stage_types = stage_config_types() if stage_types is None else stage_types
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the configuration file ({err.strerror or err})") from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    data = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -219,6 +215,37 @@ def read_yaml_sections(path: Path, *, stage_types: dict[str, type] | None = None
             for key, value in values.items()
         }
     return sections
+
+
+def read_yaml(path: Path) -> Any:
+    """The parsed content of a YAML (or JSON) file: the one place a configuration file is read.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read or is not YAML; the message names the file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the configuration file ({err.strerror or err})") from err
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+
+
+def read_train_options(path: Path) -> Any:
+    """The training options of a file: its ``train`` section (a run or benchmark configuration), else all of it.
+
+    The options are checked by :meth:`cellgan.model.TrainConfig.from_dict`; an empty
+    file gives ``{}``.
+    """
+    data = read_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("train"), dict):
+        return dict(data["train"])
+    return data or {}
 
 
 def resolve_config(
@@ -265,7 +292,7 @@ def resolve_config(
 
 def config_to_dict(config: RunConfig) -> dict[str, dict[str, Any]]:
     """Return ``config`` as plain YAML-ready data: one mapping per section, tuples as lists."""
-    return {name: _plain(dataclasses.asdict(getattr(config, name))) for name in STAGES}
+    return {name: as_dict(getattr(config, name)) for name in STAGES}
 
 
 def write_config(config: RunConfig, path: Path) -> None:
@@ -297,91 +324,11 @@ def _build(merged: dict[str, dict], stage_types: dict[str, type], *, origins: di
 
 def _check_value(value: Any, cls: type, section: str, key: str, *, where: str) -> Any:
     """Check ``value`` against the annotation of field ``key`` of ``cls``; lists become tuples."""
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    if key not in fields:
-        known = ", ".join(fields) or "none"
+    hints = field_hints(cls)
+    if key not in hints:
+        known = ", ".join(hints) or "none"
         raise ConfigError(f"{where}: unknown key {key!r} in section {section!r}; known keys: {known}")
     try:
-        hint = typing.get_type_hints(cls).get(key, Any)
-    except NameError:  # an annotation that names a type this module cannot see
-        hint = Any
-    try:
-        return _coerce(value, hint)
+        return coerce(value, hints[key])
     except TypeError as err:
         raise ConfigError(f"{where}: {section}.{key}: {err}") from None
-
-
-def _coerce(value: Any, hint: Any) -> Any:
-    """Return ``value`` if it fits the type ``hint`` (ints pass as floats, lists as tuples)."""
-    origin = typing.get_origin(hint)
-    if hint is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            try:
-                return _coerce(value, option)
-            except TypeError:
-                continue
-        raise TypeError(f"expected {_type_name(hint)}, got {value!r}")
-    if origin is typing.Literal:
-        if value in typing.get_args(hint):
-            return value
-        raise TypeError(f"expected one of {list(typing.get_args(hint))}, got {value!r}")
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected a list, got {value!r}")
-        args = typing.get_args(hint)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise TypeError(f"expected a list of {len(args)} values, got {value!r}")
-            items = [_coerce(v, a) for v, a in zip(value, args)]
-        else:
-            items = [_coerce(v, args[0] if args else Any) for v in value]
-        return tuple(items) if origin is tuple else items
-    if hint is type(None):
-        if value is None:
-            return None
-        raise TypeError(f"expected null, got {value!r}")
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise TypeError(f"expected true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise TypeError(f"expected an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise TypeError(f"expected a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise TypeError(f"expected a string, got {value!r}")
-    if isinstance(hint, type) and isinstance(value, hint):
-        return value
-    if isinstance(hint, type) and hint.__module__ != "builtins":
-        return value  # a type this module does not know how to check; the dataclass checks it
-    raise TypeError(f"expected {_type_name(hint)}, got {value!r}")
-
-
-_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
-
-
-def _type_name(hint: Any) -> str:
-    """How a type reads in an error message: ``float | None`` -> "a number or null"."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(option) for option in typing.get_args(hint))
-    if typing.get_origin(hint) in (tuple, list):
-        return "a list"
-    return _TYPE_NAMES.get(hint) or getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value

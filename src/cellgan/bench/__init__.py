@@ -1,1 +1,1 @@
-"""Benchmarks on the public datasets: each module adds one ``cellgan bench`` sub-command."""
+"""Benchmarks on the public datasets, as library functions; ``cellgan bench NAME`` (:mod:`cellgan.cli.bench`) runs them."""

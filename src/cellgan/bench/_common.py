@@ -1,8 +1,7 @@
-"""What every benchmark shares: the machine it ran on, JSON output, option types."""
+"""What every benchmark shares: the machine it ran on, JSON output, keys of cached work."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -10,7 +9,7 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["digest", "machine_info", "positive_int", "write_json"]
+__all__ = ["digest", "machine_info", "write_json"]
 
 
 def digest(value) -> str:
@@ -66,14 +65,3 @@ def write_json(summary: dict, path: str | Path) -> None:
 
     text = json.dumps(_finite(summary), indent=2, default=str)
     atomic_write(Path(path), lambda p: p.write_text(text + "\n"))
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value

@@ -46,8 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cellgan.bench._common import digest, machine_info, positive_int
-from cellgan.errors import CellganError, UsageError
+from cellgan.bench._common import digest, machine_info
+from cellgan.errors import CellganError
 
 __all__ = [
     "CLUSTERING_DATASETS",
@@ -55,7 +55,6 @@ __all__ = [
     "BenchmarkError",
     "build_point_store",
     "dataset_images",
-    "register",
     "run_clustering_benchmark",
 ]
 
@@ -465,127 +464,3 @@ def _brief(row: dict) -> str:
 
 def _say(message: str) -> None:
     print(f"[bench clustering] {message}", file=sys.stderr, flush=True)
-
-
-
-# -- command line ---------------------------------------------------------------------
-
-
-def register(subparsers) -> None:
-    from cellgan.cli.common import add_device_option, add_pair_neighbours_option
-
-    parser = subparsers.add_parser(
-        "clustering",
-        help="cell-type clustering of the GAN and two k-means baselines (crchistophenotypes, bm_graz)",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("--dataset", required=True, choices=CLUSTERING_DATASETS)
-    parser.add_argument("--data-root", type=Path, required=True, help="folder holding crchistophenotypes/, bm_graz/")
-    parser.add_argument("--json", type=Path, required=True, metavar="OUT", help="where to write the results")
-    parser.add_argument("--minutes", type=float, default=30.0, help="training minutes per seed [30]")
-    parser.add_argument("--iterations", type=positive_int, default=None, help="also stop after N generator iterations")
-    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 [3]")
-    parser.add_argument(
-        "--width", type=positive_int, default=None, help="width of both networks [--config's, else the training default]"
-    )
-    parser.add_argument("--categories", type=positive_int, default=4, help="K [4]")
-    parser.add_argument(
-        "--patch-mode",
-        choices=("masked", "context", "faded"),
-        default=None,
-        help="patches cut at the centres [--config's, else masked: the paper's]",
-    )
-    parser.add_argument(
-        "--reinhard-reference",
-        default=None,
-        metavar="IMG|typical",
-        help="normalise colours first (Reinhard) to this image, or to the dataset's most typical "
-        "image ('typical') [--config's, else off]",
-    )
-    add_pair_neighbours_option(parser)
-    parser.add_argument(
-        "--jobs", type=positive_int, default=1, help="seeds trained at the same time, sharing the CPU threads [1]"
-    )
-    parser.add_argument(
-        "--limit-images", type=positive_int, default=None, metavar="N", help="use only the first N images"
-    )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="YAML",
-        help="run configuration file; its train and segment sections set the other options",
-    )
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        default=None,
-        help="cell store, models, assignments, galleries [.cache/bench/clustering_<dataset>]",
-    )
-    add_device_option(parser)
-    parser.set_defaults(func=_main)
-
-
-def _main(args) -> int:
-    from cellgan.analysis.assign import AssignmentError
-    from cellgan.bench._common import write_json
-    from cellgan.cli.common import config_sections
-    from cellgan.device import resolve_device
-    from cellgan.io.cellstore import CellStoreError
-    from cellgan.io.datasets import DatasetError
-    from cellgan.io.images import ImageReadError
-    from cellgan.model import CheckpointError, PatchError
-    from cellgan.model import ConfigError as TrainConfigError
-    from cellgan.segment import SegmentationError
-
-    device = resolve_device(args.device)
-    sections = config_sections(args.config)
-    if args.minutes is not None and args.minutes <= 0:
-        raise UsageError(f"--minutes must be positive, got {args.minutes}")
-    work_dir = args.work_dir or Path(".cache") / "bench" / f"clustering_{args.dataset}"
-    try:
-        summary = run_clustering_benchmark(
-            args.dataset,
-            args.data_root,
-            work_dir=work_dir,
-            minutes=args.minutes,
-            iterations=args.iterations,
-            seeds=args.seeds,
-            width=args.width,
-            categories=args.categories,
-            limit_images=args.limit_images,
-            train_options=_with_option(sections.get("train"), "pair_neighbours", args.pair_neighbours),
-            segment_options=_with_option(
-                _with_option(sections.get("segment"), "patch_mode", args.patch_mode),
-                "reinhard_reference",
-                args.reinhard_reference,
-            ),
-            device=device,
-            jobs=args.jobs,
-            progress=sys.stderr.isatty() and args.jobs == 1,
-        )
-    except (
-        AssignmentError,
-        BenchmarkError,
-        DatasetError,
-        ImageReadError,
-        CellStoreError,
-        CheckpointError,
-        TrainConfigError,
-        PatchError,
-        SegmentationError,
-    ) as err:
-        raise UsageError(str(err)) from err
-    write_json(summary, args.json)
-    for method in METHODS:
-        mean, std = summary[method]["mean"], summary[method]["std"]
-        shown = ("acc", "nmi", "purity", "f_score", "linear_probe_acc", "largest_category_share")
-        shown = [k for k in shown if mean.get(k) is not None]
-        print(f"{method:16s} " + "  ".join(f"{k} {mean[k]:.3f}±{std[k]:.3f}" for k in shown))
-    print(f"-> {args.json}")
-    return 0
-
-
-def _with_option(section: dict | None, name: str, value) -> dict:
-    """A --config section with a command-line option laid over it when the option was given."""
-    return {**(section or {}), **({name: value} if value is not None else {})}

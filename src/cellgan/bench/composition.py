@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from cellgan.bench._common import digest, machine_info
-from cellgan.errors import UsageError
+from cellgan.fields import as_dict
 
 __all__ = [
     "category_class_mapping",
@@ -280,7 +280,7 @@ def run_composition_benchmark(
         paths = [r.path for r in records]
         options["reinhard_reference"] = resolve_reference(options.get("reinhard_reference"), paths)
         segment_config = SegmentConfig(**options)
-        store_dir = work / f"cells_{digest(_as_dict(segment_config))}"
+        store_dir = work / f"cells_{digest(as_dict(segment_config))}"
         failed = segment_stage(paths, store_dir, segment_config, progress=False)["failed"]
         timings["segment_seconds"] = time.perf_counter() - start
         store = CellStore.open(store_dir)
@@ -332,7 +332,7 @@ def run_composition_benchmark(
         "per_image": scores["per_image"],
         "timings": {k: round(v, 2) for k, v in timings.items()},
         "config": {
-            "segment": _as_dict(segment_config),
+            "segment": as_dict(segment_config),
             "train": train_config.to_dict(),
             "match_radius_px": MATCH_RADIUS,
             "folds": folds,
@@ -342,75 +342,3 @@ def run_composition_benchmark(
         "machine": machine_info(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _as_dict(config) -> dict:
-    import dataclasses
-
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
-
-
-
-def register(subparsers) -> None:
-    from cellgan.cli.common import add_device_option, add_seed_option
-
-    parser = subparsers.add_parser(
-        "composition",
-        help="segment, train, assign and compose on CRCHistoPhenotypes; score compositions (JSON)",
-        description=__doc__.split("\n\n")[1],
-    )
-    parser.add_argument("--data-root", type=Path, required=True, help="folder holding crchistophenotypes/")
-    parser.add_argument("--json", type=Path, required=True, metavar="OUT", help="where to write the results")
-    parser.add_argument("--minutes", type=float, default=30.0, help="training time [30]")
-    parser.add_argument("--iterations", type=int, help="stop training after N generator iterations")
-    parser.add_argument("--limit-images", type=int, metavar="N", help="use only the first N images")
-    parser.add_argument("--categories", type=int, default=4, metavar="K", help="categories [4]")
-    parser.add_argument("--width", type=int, help="network width [the training default]")
-    parser.add_argument("--folds", type=int, default=4, help="image-level SVM cross-validation folds [4]")
-    parser.add_argument("--work-dir", type=Path, help="keep the cell store, model and assignments here")
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="YAML",
-        help="run configuration file; its segment and train sections set the recipe (e.g. "
-        "benchmarks/configs/reinhard_own_q.yaml) [masked patches, the training defaults]",
-    )
-    add_seed_option(parser)
-    add_device_option(parser)
-    parser.set_defaults(func=_run)
-
-
-def _run(args) -> int:
-    from cellgan.bench._common import write_json
-    from cellgan.cli.common import config_sections
-    from cellgan.device import resolve_device
-
-    if not (args.data_root / "crchistophenotypes").is_dir():
-        raise UsageError(f"{args.data_root}: no crchistophenotypes/ folder here")
-    device = resolve_device(args.device)
-    sections = config_sections(args.config)
-    try:
-        result = run_composition_benchmark(
-            args.data_root,
-            minutes=args.minutes,
-            iterations=args.iterations,
-            seed=args.seed,
-            limit_images=args.limit_images,
-            categories=args.categories,
-            width=args.width,
-            folds=args.folds,
-            device=str(device),
-            work_dir=args.work_dir,
-            train_options=sections.get("train"),
-            segment_options=sections.get("segment"),
-        )
-    except ValueError as err:
-        raise UsageError(str(err)) from err
-    write_json(result, args.json)
-    pearson = result["composition_pearson"]
-    pearson = "undefined" if pearson is None else f"{pearson:.3f}"
-    print(
-        f"{result['images']} images, {result['detected_cells']} cells: composition MAE "
-        f"{result['composition_mae']:.3f}, Pearson {pearson} -> {args.json}"
-    )
-    return 0

@@ -32,15 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cellgan.bench._common import machine_info, positive_int, write_json
-from cellgan.errors import UsageError
+from cellgan.bench._common import machine_info
 
 __all__ = [
     "ASSUMED_MPP",
     "MATCH_RADIUS",
     "SEGMENTATION_DATASETS",
     "draw_truth",
-    "register",
     "run_segmentation_benchmark",
 ]
 
@@ -233,49 +231,3 @@ def _mean(values) -> float | None:
 def _config_dict(config) -> dict:
     values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(vars(config))
     return json.loads(json.dumps(values, default=str))
-
-
-
-
-
-# -- command line ---------------------------------------------------------------------
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "segmentation",
-        help="nuclei detection/segmentation scores on bm_graz, crchistophenotypes or MoNuSeg",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("--dataset", required=True, choices=SEGMENTATION_DATASETS)
-    parser.add_argument(
-        "--data-root",
-        type=Path,
-        required=True,
-        help="folder holding bm_graz/, crchistophenotypes/, monuseg_test/",
-    )
-    parser.add_argument("--json", type=Path, required=True, metavar="OUT", help="where to write the results")
-    parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="score only the first N images")
-    parser.add_argument(
-        "--overlays", type=Path, default=None, metavar="DIR", help="also write each overlay with the truth marked"
-    )
-    parser.set_defaults(func=_main)
-
-
-def _main(args) -> int:
-    from cellgan.io.datasets import DatasetError
-    from cellgan.io.images import ImageReadError
-
-    try:
-        summary = run_segmentation_benchmark(args.dataset, args.data_root, limit=args.limit, overlay_dir=args.overlays)
-    except (DatasetError, ImageReadError) as err:
-        raise UsageError(str(err)) from err
-    write_json(summary, args.json)
-    keys = ["detection_precision", "detection_recall", "detection_f1", "count_mean_abs_rel_error"]
-    keys += ["dice", "aji"] if args.dataset == "monuseg" else []
-    scores = ", ".join(f"{k} {summary[k]:.3f}" for k in keys if summary[k] is not None)
-    print(
-        f"{args.dataset}: {summary['images']} images, {scores}, "
-        f"{summary['megapixels_per_second']:.2f} MP/s -> {args.json}"
-    )
-    return 0

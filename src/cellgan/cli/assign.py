@@ -28,19 +28,15 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cellgan.analysis.assign import AssignmentError, write_assignments
-    from cellgan.io.cellstore import CellStore, CellStoreError
-    from cellgan.model import CheckpointError
+    from cellgan.analysis.assign import write_assignments
+    from cellgan.io.cellstore import CellStore
     from cellgan.report.gallery import write_assignments_gallery
 
     device = resolve_device(args.device)
     if not args.model_dir.is_dir():
         raise UsageError(f"{args.model_dir}: no such model directory")
-    try:
-        meta = write_assignments(args.model_dir, args.cells, args.out, device=device, batch_size=args.batch_size)
-        write_assignments_gallery(args.out, CellStore.open(args.cells).read_patches(mmap=True))
-    except (AssignmentError, CellStoreError, CheckpointError) as err:
-        raise UsageError(str(err)) from err
+    meta = write_assignments(args.model_dir, args.cells, args.out, device=device, batch_size=args.batch_size)
+    write_assignments_gallery(args.out, CellStore.open(args.cells).read_patches(mmap=True))
     shares = ", ".join(
         f"{k}: {n} ({100 * n / meta['n_cells']:.1f}%)" for k, n in enumerate(meta["cells_per_category"])
     )

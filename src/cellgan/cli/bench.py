@@ -1,19 +1,229 @@
-"""``cellgan bench NAME``: run a benchmark on a public dataset and write JSON."""
+"""``cellgan bench NAME``: run a benchmark on a public dataset and write JSON.
+
+The benchmarks themselves are library functions in :mod:`cellgan.bench`; this
+module only parses their options, calls them and writes what they return.
+"""
 
 from __future__ import annotations
 
-import importlib
+import sys
+from pathlib import Path
 
-#: Benchmark modules under ``cellgan.bench``; each defines ``register(subparsers)``.
-BENCHMARKS = (
-    "segmentation",
-    "clustering",
-    "composition",
+from cellgan.bench import clustering, composition, segmentation
+from cellgan.cli.common import (
+    add_config_option,
+    add_data_root_option,
+    add_device_option,
+    add_json_option,
+    add_patch_mode_option,
+    add_reinhard_reference_option,
+    add_seed_option,
+    positive_int,
 )
-
+from cellgan.cli.experimental import add_pair_neighbours_option
+from cellgan.errors import UsageError
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmarks on the public datasets (write JSON)")
-    bench_subparsers = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
-    for name in BENCHMARKS:
-        importlib.import_module(f"cellgan.bench.{name}").register(bench_subparsers)
+    benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    _register_segmentation(benchmarks)
+    _register_clustering(benchmarks)
+    _register_composition(benchmarks)
+
+
+def _benchmark_parser(
+    subparsers, name: str, *, help: str, description: str, data_root_help: str, datasets: tuple[str, ...] = ()
+):
+    """The parser of ``cellgan bench NAME`` with the options every benchmark has.
+
+    ``--dataset`` (one of ``datasets``, when given), ``--data-root`` and ``--json``.
+    """
+    parser = subparsers.add_parser(name, help=help, description=description)
+    if datasets:
+        parser.add_argument("--dataset", required=True, choices=datasets)
+    add_data_root_option(parser, help=data_root_help)
+    add_json_option(parser, required=True, help="where to write the results")
+    return parser
+
+
+def _register_segmentation(subparsers) -> None:
+    parser = _benchmark_parser(
+        subparsers,
+        "segmentation",
+        help="nuclei detection/segmentation scores on bm_graz, crchistophenotypes or MoNuSeg",
+        description=segmentation.__doc__.split("\n\n")[0],
+        datasets=segmentation.SEGMENTATION_DATASETS,
+        data_root_help="folder holding bm_graz/, crchistophenotypes/, monuseg_test/",
+    )
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="score only the first N images")
+    parser.add_argument(
+        "--overlays", type=Path, default=None, metavar="DIR", help="also write each overlay with the truth marked"
+    )
+    parser.set_defaults(func=run_segmentation)
+
+
+def run_segmentation(args) -> int:
+    """``cellgan bench segmentation``: score, write the JSON, print the main scores."""
+    from cellgan.bench._common import write_json
+
+    summary = segmentation.run_segmentation_benchmark(
+        args.dataset, args.data_root, limit=args.limit, overlay_dir=args.overlays
+    )
+    write_json(summary, args.json)
+    keys = ["detection_precision", "detection_recall", "detection_f1", "count_mean_abs_rel_error"]
+    keys += ["dice", "aji"] if args.dataset == "monuseg" else []
+    scores = ", ".join(f"{k} {summary[k]:.3f}" for k in keys if summary[k] is not None)
+    print(
+        f"{args.dataset}: {summary['images']} images, {scores}, "
+        f"{summary['megapixels_per_second']:.2f} MP/s -> {args.json}"
+    )
+    return 0
+
+
+def _register_clustering(subparsers) -> None:
+    parser = _benchmark_parser(
+        subparsers,
+        "clustering",
+        help="cell-type clustering of the GAN and two k-means baselines (crchistophenotypes, bm_graz)",
+        description=clustering.__doc__.split("\n\n")[0],
+        datasets=clustering.CLUSTERING_DATASETS,
+        data_root_help="folder holding crchistophenotypes/, bm_graz/",
+    )
+    parser.add_argument("--minutes", type=float, default=30.0, help="training minutes per seed [30]")
+    parser.add_argument("--iterations", type=positive_int, default=None, help="also stop after N generator iterations")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 [3]")
+    parser.add_argument(
+        "--width", type=positive_int, default=None, help="width of both networks [--config's, else the training default]"
+    )
+    parser.add_argument("--categories", type=positive_int, default=4, help="K [4]")
+    add_patch_mode_option(parser, default=None, help="patches cut at the centres [--config's, else masked: the paper's]")
+    add_reinhard_reference_option(
+        parser,
+        help="normalise colours first (Reinhard) to this image, or to the dataset's most typical "
+        "image ('typical') [--config's, else off]",
+    )
+    add_pair_neighbours_option(parser)
+    parser.add_argument(
+        "--jobs", type=positive_int, default=1, help="seeds trained at the same time, sharing the CPU threads [1]"
+    )
+    parser.add_argument(
+        "--limit-images", type=positive_int, default=None, metavar="N", help="use only the first N images"
+    )
+    add_config_option(parser, help="run configuration file; its train and segment sections set the other options")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="cell store, models, assignments, galleries [.cache/bench/clustering_<dataset>]",
+    )
+    add_device_option(parser)
+    parser.set_defaults(func=run_clustering)
+
+
+def run_clustering(args) -> int:
+    """``cellgan bench clustering``: train and score every seed, write the JSON, print the means."""
+    from cellgan.bench._common import write_json
+    from cellgan.device import resolve_device
+
+    device = resolve_device(args.device)
+    sections = _config_sections(args.config)
+    if args.minutes is not None and args.minutes <= 0:
+        raise UsageError(f"--minutes must be positive, got {args.minutes}")
+    segment_options = {"patch_mode": args.patch_mode, "reinhard_reference": args.reinhard_reference}
+    summary = clustering.run_clustering_benchmark(
+        args.dataset,
+        args.data_root,
+        work_dir=args.work_dir or Path(".cache") / "bench" / f"clustering_{args.dataset}",
+        minutes=args.minutes,
+        iterations=args.iterations,
+        seeds=args.seeds,
+        width=args.width,
+        categories=args.categories,
+        limit_images=args.limit_images,
+        train_options=_given_over(sections.get("train"), {"pair_neighbours": args.pair_neighbours}),
+        segment_options=_given_over(sections.get("segment"), segment_options),
+        device=device,
+        jobs=args.jobs,
+        progress=sys.stderr.isatty() and args.jobs == 1,
+    )
+    write_json(summary, args.json)
+    shown = ("acc", "nmi", "purity", "f_score", "linear_probe_acc", "largest_category_share")
+    for method in clustering.METHODS:
+        mean, std = summary[method]["mean"], summary[method]["std"]
+        scores = [k for k in shown if mean.get(k) is not None]
+        print(f"{method:16s} " + "  ".join(f"{k} {mean[k]:.3f}±{std[k]:.3f}" for k in scores))
+    print(f"-> {args.json}")
+    return 0
+
+
+def _register_composition(subparsers) -> None:
+    parser = _benchmark_parser(
+        subparsers,
+        "composition",
+        help="segment, train, assign and compose on CRCHistoPhenotypes; score compositions (JSON)",
+        description=composition.__doc__.split("\n\n")[1],
+        data_root_help="folder holding crchistophenotypes/",
+    )
+    parser.add_argument("--minutes", type=float, default=30.0, help="training time [30]")
+    parser.add_argument("--iterations", type=int, help="stop training after N generator iterations")
+    parser.add_argument("--limit-images", type=int, metavar="N", help="use only the first N images")
+    parser.add_argument("--categories", type=int, default=4, metavar="K", help="categories [4]")
+    parser.add_argument("--width", type=int, help="network width [the training default]")
+    parser.add_argument("--folds", type=int, default=4, help="image-level SVM cross-validation folds [4]")
+    parser.add_argument("--work-dir", type=Path, help="keep the cell store, model and assignments here")
+    add_config_option(
+        parser,
+        help="run configuration file; its segment and train sections set the recipe (e.g. "
+        "benchmarks/configs/reinhard_own_q.yaml) [masked patches, the training defaults]",
+    )
+    add_seed_option(parser)
+    add_device_option(parser)
+    parser.set_defaults(func=run_composition)
+
+
+def run_composition(args) -> int:
+    """``cellgan bench composition``: the whole pipeline on CRCHistoPhenotypes, scored; write the JSON."""
+    from cellgan.bench._common import write_json
+    from cellgan.device import resolve_device
+
+    if not (args.data_root / "crchistophenotypes").is_dir():
+        raise UsageError(f"{args.data_root}: no crchistophenotypes/ folder here")
+    device = resolve_device(args.device)
+    sections = _config_sections(args.config)
+    try:
+        result = composition.run_composition_benchmark(
+            args.data_root,
+            minutes=args.minutes,
+            iterations=args.iterations,
+            seed=args.seed,
+            limit_images=args.limit_images,
+            categories=args.categories,
+            width=args.width,
+            folds=args.folds,
+            device=str(device),
+            work_dir=args.work_dir,
+            train_options=sections.get("train"),
+            segment_options=sections.get("segment"),
+        )
+    except ValueError as err:  # also the plain ValueErrors of the scoring, not only CellganErrors
+        raise UsageError(str(err)) from err
+    write_json(result, args.json)
+    pearson = result["composition_pearson"]
+    pearson = "undefined" if pearson is None else f"{pearson:.3f}"
+    print(
+        f"{result['images']} images, {result['detected_cells']} cells: composition MAE "
+        f"{result['composition_mae']:.3f}, Pearson {pearson} -> {args.json}"
+    )
+    return 0
+
+
+def _config_sections(path: Path | None) -> dict:
+    """The checked sections of a ``--config`` file (:func:`cellgan.config.read_yaml_sections`); ``{}`` without one."""
+    from cellgan.config import read_yaml_sections
+
+    return {} if path is None else read_yaml_sections(path)
+
+
+def _given_over(section: dict | None, options: dict) -> dict:
+    """A ``--config`` section with the command-line options that were given laid over it."""
+    return {**(section or {}), **{name: value for name, value in options.items() if value is not None}}

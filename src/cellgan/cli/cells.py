@@ -71,7 +71,7 @@ def read_points(path: Path):
 
 def run_points(args) -> int:
     from cellgan.io.files import safe_image_id
-    from cellgan.io.images import ImageReadError, read_mpp, read_rgb
+    from cellgan.io.images import read_mpp, read_rgb
     from cellgan.segment import RunSummary, cells_at_points
 
     xy, labels = read_points(args.points)
@@ -80,10 +80,7 @@ def run_points(args) -> int:
     image_id = safe_image_id(args.image.stem)
     if store.has_image(image_id):
         return report(RunSummary((), (image_id,), {}), store, what="images")
-    try:
-        rgb = read_rgb(args.image)
-    except ImageReadError as err:
-        raise UsageError(str(err)) from err
+    rgb = read_rgb(args.image)
     if config.mpp is None:
         import dataclasses
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cellgan.errors import UsageError
-
 
 def register(subparsers) -> None:
-    from cellgan.cli.common import add_seed_option
+    from cellgan.cli.common import add_json_option, add_seed_option
 
     parser = subparsers.add_parser(
         "classify-images",
@@ -25,7 +23,7 @@ def register(subparsers) -> None:
     parser.add_argument("--labels", type=Path, metavar="CSV", help="image labels: CSV with columns image,label")
     parser.add_argument("--clusters", type=int, default=2, metavar="N", help="k-means clusters [2]")
     parser.add_argument("--folds", type=int, default=4, metavar="F", help="cross-validation folds [4]")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the full result as JSON")
+    add_json_option(parser, help="write the full result as JSON")
     add_seed_option(parser)
     parser.set_defaults(func=run)
 
@@ -33,16 +31,13 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import json
 
-    from cellgan.analysis.composition import CompositionError, read_composition
-    from cellgan.analysis.image_classification import ImageClassificationError, classify_images, read_image_labels
+    from cellgan.analysis.composition import read_composition
+    from cellgan.analysis.image_classification import classify_images, read_image_labels
     from cellgan.io.files import atomic_write
 
-    try:
-        table = read_composition(args.composition)
-        labels = None if args.labels is None else read_image_labels(args.labels)
-        result = classify_images(table, labels=labels, n_clusters=args.clusters, folds=args.folds, seed=args.seed)
-    except (CompositionError, ImageClassificationError) as err:
-        raise UsageError(str(err)) from err
+    table = read_composition(args.composition)
+    labels = None if args.labels is None else read_image_labels(args.labels)
+    result = classify_images(table, labels=labels, n_clusters=args.clusters, folds=args.folds, seed=args.seed)
     kmeans = result["kmeans"]
     print(f"{result['images']} images, {result['categories']} categories")
     print(f"k-means ({kmeans['n_clusters']} clusters): sizes {kmeans['cluster_sizes']}")

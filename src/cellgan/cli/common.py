@@ -1,10 +1,22 @@
-"""Options shared by several commands, defined once."""
+"""Options shared by several commands, defined once; each command words its own help where it differs."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from cellgan.errors import UsageError
+from cellgan.segment.config import PATCH_MODES
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
@@ -19,27 +31,30 @@ def add_seed_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed [0]")
 
 
-def add_pair_neighbours_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--pair-neighbours",
-        type=int,
-        default=None,
-        metavar="K",
-        help="pair each real cell with one of its K nearest cells in the same image instead of a second view "
-        "of itself (TrainConfig.pair_neighbours) [--config's, else 0]",
-    )
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def config_sections(path) -> dict:
-    """The checked sections of a ``--config`` file (:func:`cellgan.config.read_yaml_sections`).
+def add_config_option(parser: argparse.ArgumentParser, *, help: str, metavar: str = "YAML") -> None:
+    """``--config YAML``: a configuration file (read by :mod:`cellgan.config`)."""
+    parser.add_argument("--config", type=Path, metavar=metavar, help=help)
 
-    ``{}`` when ``path`` is None; a bad file becomes a UsageError naming it.
-    """
-    from cellgan.config import ConfigError, read_yaml_sections
 
-    if path is None:
-        return {}
-    try:
-        return read_yaml_sections(path)
-    except ConfigError as err:
-        raise UsageError(str(err)) from err
+def add_data_root_option(parser: argparse.ArgumentParser, *, help: str) -> None:
+    """``--data-root DIR``: the folder holding the public datasets (required)."""
+    parser.add_argument("--data-root", type=Path, required=True, help=help)
+
+
+def add_json_option(parser: argparse.ArgumentParser, *, help: str, required: bool = False) -> None:
+    """``--json OUT``: where to write a result as JSON."""
+    parser.add_argument("--json", type=Path, required=required, metavar="OUT", help=help)
+
+
+def add_patch_mode_option(parser: argparse.ArgumentParser, *, default: str | None, help: str) -> None:
+    """``--patch-mode``: one of :data:`cellgan.segment.config.PATCH_MODES`."""
+    parser.add_argument("--patch-mode", choices=PATCH_MODES, default=default, help=help)
+
+
+def add_reinhard_reference_option(parser: argparse.ArgumentParser, *, help: str) -> None:
+    """``--reinhard-reference IMG|typical``: the image to normalise colours to, off by default."""
+    parser.add_argument("--reinhard-reference", default=None, metavar="IMG|typical", help=help)

@@ -21,10 +21,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from cellgan.analysis.composition import CompositionError, composition, read_assignments, write_composition
 
-    try:
-        table, meta = read_assignments(args.assignments)
-    except CompositionError as err:
-        raise UsageError(str(err)) from err
+    table, meta = read_assignments(args.assignments)
     try:
         result = composition(table, categories=int(meta["categories"]))
     except CompositionError as err:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cellgan.errors import UsageError
+from cellgan.cli.common import add_json_option
 
 
 def register(subparsers) -> None:
@@ -26,20 +26,18 @@ def register(subparsers) -> None:
         metavar="LABELS",
         help="CSV or Parquet with columns image, cell_id, label [default: the cell table's label column]",
     )
-    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results here as JSON")
-    parser.add_argument("--folds", type=int, default=5, help="folds of the linear probe, split by image (by cell when a class is in one image only) [5]")
+    add_json_option(parser, help="also write the results here as JSON")
+    parser.add_argument(
+        "--folds", type=int, default=5, help="folds of the linear probe, split by image (by cell when a class is in one image only) [5]"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from cellgan.analysis.assign import AssignmentError, evaluate_assignments
-    from cellgan.analysis.composition import CompositionError
+    from cellgan.analysis.assign import evaluate_assignments
     from cellgan.io.files import atomic_write
 
-    try:
-        result = evaluate_assignments(args.assignments, labels=args.labels, probe_folds=args.folds)
-    except (AssignmentError, CompositionError) as err:
-        raise UsageError(str(err)) from err
+    result = evaluate_assignments(args.assignments, labels=args.labels, probe_folds=args.folds)
     print(format_evaluation(result))
     if args.json is not None:
         atomic_write(args.json, lambda p: p.write_text(json.dumps(result, indent=2)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cellgan.cli.common import add_device_option
+from cellgan.cli.common import add_config_option, add_device_option
 from cellgan.device import resolve_device
 from cellgan.errors import UsageError
 
@@ -19,15 +19,13 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a directory written by `cellgan run`")
-    parser.add_argument(
-        "--config", type=Path, metavar="FILE.yaml", help="take the report: section from this file [RUN_DIR/config.yaml]"
-    )
+    add_config_option(parser, metavar="FILE.yaml", help="take the report: section from this file [RUN_DIR/config.yaml]")
     add_device_option(parser)
     parser.set_defaults(func=main)
 
 
 def main(args) -> int:
-    from cellgan.config import ConfigError, ReportConfig, read_config
+    from cellgan.config import ReportConfig, read_config
     from cellgan.io.cellstore import CellStoreError
     from cellgan.pipeline import RunFiles
     from cellgan.report.html import write_report
@@ -35,10 +33,7 @@ def main(args) -> int:
     if not args.run_dir.is_dir():
         raise UsageError(f"{args.run_dir}: no such run directory")
     source = args.config if args.config is not None else RunFiles(args.run_dir).config
-    try:
-        config = read_config(source).report if source.is_file() or args.config else ReportConfig()
-    except ConfigError as err:
-        raise UsageError(str(err)) from err
+    config = read_config(source).report if source.is_file() or args.config else ReportConfig()
     device = resolve_device(args.device)
     try:
         path = write_report(args.run_dir, config=config, device=device)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cellgan.cli.common import add_patch_mode_option, add_quiet_option, add_reinhard_reference_option
 from cellgan.errors import UsageError
 
 
@@ -21,9 +22,8 @@ def add_segment_options(parser: argparse.ArgumentParser) -> None:
         metavar="MICRONS_PER_PIXEL",
         help="pixel size; default: read from the file (TIFF tags), else estimated from the nuclei",
     )
-    parser.add_argument(
-        "--patch-mode",
-        choices=("masked", "context", "faded"),
+    add_patch_mode_option(
+        parser,
         default="masked",
         help="masked: the nucleus alone on white (the paper's); context: a crop around it; "
         "faded: that crop with all but the nucleus faded toward white [masked]",
@@ -35,21 +35,19 @@ def add_segment_options(parser: argparse.ArgumentParser) -> None:
         metavar="W",
         help="faded patches: share of the surroundings' contrast kept, 0 (white) to 1 [0.35]",
     )
-    parser.add_argument(
-        "--reinhard-reference",
-        default=None,
-        metavar="IMG|typical",
+    add_reinhard_reference_option(
+        parser,
         help="normalise colours first (Reinhard) to this image, or to the most typical of "
         "the input images ('typical') [off]",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(parser)
 
 
 def segment_config(args, images):
     """The ``SegmentConfig`` the shared options describe for these image files.
 
     ``--reinhard-reference typical`` picks the reference among ``images``
-    (:func:`cellgan.segment.reference.typical_image`). Bad values become a UsageError.
+    (:func:`cellgan.segment.reference.typical_image`); a bad reference becomes a UsageError.
     """
     from cellgan.io.images import ImageReadError, read_rgb
     from cellgan.segment import SegmentConfig
@@ -63,24 +61,18 @@ def segment_config(args, images):
         raise UsageError(f"--reinhard-reference: {err}") from err
     if reference is not None and args.reinhard_reference != reference:
         print(f"Reinhard reference: {reference}, the most typical of the {len(images)} images")
-    try:
-        return SegmentConfig(
-            mpp=args.mpp,
-            patch_mode=args.patch_mode,
-            context_weight=args.context_weight,
-            reinhard_reference=reference,
-        )
-    except ValueError as err:
-        raise UsageError(str(err)) from err
+    return SegmentConfig(
+        mpp=args.mpp, patch_mode=args.patch_mode, context_weight=args.context_weight, reinhard_reference=reference
+    )
 
 
 def open_store(args):
-    """The cell store ``RUN_DIR/cells`` for ``args.patch_mode``; a mismatch becomes a UsageError."""
-    from cellgan.io.cellstore import CellStore, CellStoreError
+    """The cell store ``RUN_DIR/cells`` for ``args.patch_mode``; one it cannot create becomes a UsageError."""
+    from cellgan.io.cellstore import CellStore
 
     try:
         return CellStore.create(args.out / "cells", patch_mode=args.patch_mode)
-    except (CellStoreError, OSError) as err:
+    except OSError as err:
         raise UsageError(str(err)) from err
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cellgan.cli.common import add_device_option, add_pair_neighbours_option, add_seed_option
+from cellgan.cli.common import add_config_option, add_device_option, add_quiet_option, add_seed_option
+from cellgan.cli.experimental import add_pair_neighbours_option
 from cellgan.errors import UsageError
 
 
@@ -20,9 +21,8 @@ def register(subparsers) -> None:
     parser.add_argument("cells", metavar="CELLS", help="a cell store directory, or the run directory above it")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to write the model")
     parser.add_argument("--categories", type=int, metavar="K", help="number of cell categories (required unless in --config)")
-    parser.add_argument(
-        "--config",
-        metavar="YAML",
+    add_config_option(
+        parser,
         help="a YAML/JSON file of TrainConfig options, flat or under a train: section (as in run and benchmark configs)",
     )
     parser.add_argument("--width", type=int, metavar="W", help="channels of the networks")
@@ -40,7 +40,7 @@ def register(subparsers) -> None:
         help="CPU threads for torch (default: the cores not busy with other programs)",
     )
     parser.add_argument("--resume", action="store_true", help="continue MODEL_DIR's run from its last checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(parser)
     parser.set_defaults(func=run, seed=None)
 
 
@@ -48,21 +48,13 @@ def run(args) -> int:
     from pathlib import Path
 
     import torch
-    import yaml
 
+    from cellgan.config import read_train_options
     from cellgan.device import resolve_device
-    from cellgan.io.cellstore import CellStore, CellStoreError
-    from cellgan.model import CheckpointError, ConfigError, NeighbourError, PatchError, TrainConfig, train
+    from cellgan.io.cellstore import CellStore
+    from cellgan.model import TrainConfig, train
 
-    options: dict = {}
-    if args.config:
-        path = Path(args.config)
-        try:
-            options = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise UsageError(f"{path}: cannot read the config ({err})") from err
-        if isinstance(options, dict) and isinstance(options.get("train"), dict):
-            options = dict(options["train"])  # a run or benchmark config: its train section
+    options = read_train_options(args.config) if args.config else {}
     given = {
         "categories": args.categories,
         "width": args.width,
@@ -75,28 +67,19 @@ def run(args) -> int:
         options.update(iterations=args.iterations, minutes=args.minutes)
     if "categories" not in options:
         raise UsageError("--categories K is required (or set categories in --config)")
-    try:
-        config = TrainConfig.from_dict(options, source=args.config or "options")
-    except ConfigError as err:
-        raise UsageError(str(err)) from err
+    config = TrainConfig.from_dict(options, source=args.config or "options")
     device = resolve_device(args.device)
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    try:
-        store = CellStore.open(Path(args.cells))
-        patches, table = store.read_patches(), store.read_table()
-    except CellStoreError as err:
-        raise UsageError(str(err)) from err
+    store = CellStore.open(Path(args.cells))
+    patches, table = store.read_patches(), store.read_table()
     if len(patches) == 0:
         raise UsageError(f"{args.cells}: the cell store holds no cells")
-    try:
-        result = train(
-            patches, Path(args.out), config, device=device, resume=args.resume, progress=not args.quiet, table=table
-        )
-    except (CheckpointError, PatchError, ConfigError, NeighbourError) as err:
-        raise UsageError(str(err)) from err
+    result = train(
+        patches, Path(args.out), config, device=device, resume=args.resume, progress=not args.quiet, table=table
+    )
     print(
         f"trained {result.step} iterations in {result.elapsed_seconds / 60:.1f} min on {device} "
         f"(stopped by {result.stopped_by}); model in {result.model_dir}"

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from cellgan.errors import ConfigError
+from cellgan.fields import as_dict, check_types
 
 __all__ = ["TrainConfig", "ConfigError", "RUN_LENGTH_FIELDS"]
 
@@ -122,32 +123,24 @@ class TrainConfig:
     checkpoint_seconds: float | None = 300.0
 
     def __post_init__(self):
-        try:
-            betas = tuple(float(b) for b in self.betas)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"betas must be two numbers, got {self.betas!r}") from err
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        check_types(self)
+        if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        object.__setattr__(self, "betas", betas)
         for name in ("categories", "width", "noise_dim", "batch_size", "critic_steps", "sample_every"):
-            _check_int(name, getattr(self, name), minimum=2 if name == "categories" else 1)
-        _check_int("seed", self.seed, minimum=0)
-        _check_int("pair_neighbours", self.pair_neighbours, minimum=0)
-        _check_int("self_label_neighbours", self.self_label_neighbours, minimum=0)
+            _check_minimum(name, getattr(self, name), minimum=2 if name == "categories" else 1)
+        _check_minimum("seed", self.seed, minimum=0)
+        _check_minimum("pair_neighbours", self.pair_neighbours, minimum=0)
+        _check_minimum("self_label_neighbours", self.self_label_neighbours, minimum=0)
         for name in ("iterations", "checkpoint_every"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), minimum=1)
+                _check_minimum(name, getattr(self, name), minimum=1)
         for name in ("lr", "lr_critic", "minutes", "checkpoint_seconds"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            if value is not None and not value > 0:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
         for name in ("lambda_gp", "lambda_mi", "lambda_im", "lambda_pair", "lambda_self_label"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value >= 0):
-                raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
-        for name in ("augment", "separate_q"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be a non-negative number, got {getattr(self, name)!r}")
         if self.pair_neighbours and not self.lambda_pair:
             raise ConfigError("pair_neighbours needs the pair term: set lambda_pair > 0")
         if self.iterations is None and self.minutes is None:
@@ -167,9 +160,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         """A JSON/YAML-ready dict; ``TrainConfig(**config.to_dict()) == config``."""
-        out = dataclasses.asdict(self)
-        out["betas"] = list(self.betas)
-        return out
+        return as_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict, *, source: str = "config") -> "TrainConfig":
@@ -190,6 +181,6 @@ class TrainConfig:
         return {k: v for k, v in self.to_dict().items() if k not in RUN_LENGTH_FIELDS}
 
 
-def _check_int(name: str, value, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def _check_minimum(name: str, value: int, *, minimum: int) -> None:
+    if value < minimum:
         raise ConfigError(f"{name} must be an integer ≥ {minimum}, got {value!r}")

@@ -8,46 +8,48 @@ The public API. The algorithms are pure functions over arrays (:mod:`~cellgan.se
 crops) and :mod:`~cellgan.segment.batch` (image files into a cell store).
 """
 
-from cellgan.io.images import ImageReadError, read_mpp, read_rgb
-from cellgan.segment.batch import RunSummary, image_ids, segment_images
-from cellgan.segment.config import PATCH_MODES, SegmentConfig
-from cellgan.segment.features import cell_table, region_measurements
-from cellgan.segment.folder import cells_from_folder
-from cellgan.segment.image import OUTLINE_COLOUR, CellResult, SegmentationError, segment_image
-from cellgan.segment.nuclei import estimate_nucleus_radius, find_nuclei, segment_nuclei
-from cellgan.segment.patches import context_patches, masked_patches
-from cellgan.segment.points import cells_at_points
-from cellgan.segment.stain import (
-    StainEstimate,
-    estimate_stains,
-    reinhard_normalise,
-    separate_stains,
-)
+import importlib
 
-__all__ = [
-    "OUTLINE_COLOUR",
-    "PATCH_MODES",
-    "CellResult",
-    "ImageReadError",
-    "RunSummary",
-    "SegmentConfig",
-    "SegmentationError",
-    "StainEstimate",
-    "cell_table",
-    "cells_at_points",
-    "cells_from_folder",
-    "context_patches",
-    "estimate_nucleus_radius",
-    "estimate_stains",
-    "find_nuclei",
-    "image_ids",
-    "masked_patches",
-    "read_mpp",
-    "read_rgb",
-    "reinhard_normalise",
-    "region_measurements",
-    "segment_image",
-    "segment_images",
-    "segment_nuclei",
-    "separate_stains",
-]
+#: Where each public name lives; imported on first use (PEP 562), so that importing
+#: the package (or its light ``config`` module, as the CLI does for ``--help``) stays fast.
+_WHERE = {
+    "CellResult": "cellgan.segment.image",
+    "ImageReadError": "cellgan.io.images",
+    "OUTLINE_COLOUR": "cellgan.segment.image",
+    "PATCH_MODES": "cellgan.segment.config",
+    "RunSummary": "cellgan.segment.batch",
+    "SegmentConfig": "cellgan.segment.config",
+    "SegmentationError": "cellgan.segment.image",
+    "StainEstimate": "cellgan.segment.stain",
+    "cell_table": "cellgan.segment.features",
+    "cells_at_points": "cellgan.segment.points",
+    "cells_from_folder": "cellgan.segment.folder",
+    "context_patches": "cellgan.segment.patches",
+    "estimate_nucleus_radius": "cellgan.segment.nuclei",
+    "estimate_stains": "cellgan.segment.stain",
+    "find_nuclei": "cellgan.segment.nuclei",
+    "image_ids": "cellgan.segment.batch",
+    "masked_patches": "cellgan.segment.patches",
+    "read_mpp": "cellgan.io.images",
+    "read_rgb": "cellgan.io.images",
+    "region_measurements": "cellgan.segment.features",
+    "reinhard_normalise": "cellgan.segment.stain",
+    "segment_image": "cellgan.segment.image",
+    "segment_images": "cellgan.segment.batch",
+    "segment_nuclei": "cellgan.segment.nuclei",
+    "separate_stains": "cellgan.segment.stain",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

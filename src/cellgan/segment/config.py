@@ -6,6 +6,9 @@ import math
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from cellgan.errors import ConfigError
+from cellgan.fields import check_types
+
 __all__ = ["PATCH_MODES", "SegmentConfig"]
 
 #: Ways to cut a cell's 32×32 patch (see :mod:`cellgan.segment.patches`).
@@ -96,7 +99,7 @@ class SegmentConfig:
     """
 
     mpp: float | None = None
-    patch_mode: Literal["masked", "context", "faded"] = "masked"
+    patch_mode: Literal[PATCH_MODES] = "masked"
     context_um: float = 16.0
     context_px: int = 32
     context_weight: float = 0.35
@@ -120,10 +123,7 @@ class SegmentConfig:
     max_stain_angle_deg: float = 12.0
 
     def __post_init__(self) -> None:
-        if self.patch_mode not in PATCH_MODES:
-            raise ValueError(f"patch_mode must be one of {PATCH_MODES}, got {self.patch_mode!r}")
-        if self.stain_vectors not in ("macenko", "reference"):
-            raise ValueError(f"stain_vectors must be 'macenko' or 'reference', got {self.stain_vectors!r}")
+        check_types(self)
         positive = (
             "context_um",
             "context_px",
@@ -149,20 +149,20 @@ class SegmentConfig:
             value = getattr(self, f.name)
             if value is None or isinstance(value, str):
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
             if f.name in positive and value <= 0:
-                raise ValueError(f"{f.name} must be positive, got {value!r}")
+                raise ConfigError(f"{f.name} must be positive, got {value!r}")
             if f.name in non_negative and value < 0:
-                raise ValueError(f"{f.name} must not be negative, got {value!r}")
+                raise ConfigError(f"{f.name} must not be negative, got {value!r}")
         if self.mpp is not None and self.mpp <= 0:
-            raise ValueError(f"mpp must be positive, got {self.mpp!r}")
+            raise ConfigError(f"mpp must be positive, got {self.mpp!r}")
         for name in ("min_area_px", "max_area_px"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)!r}")
         if self.max_area_um2 <= self.min_area_um2:
-            raise ValueError(f"max_area_um2 ({self.max_area_um2}) must exceed min_area_um2 ({self.min_area_um2})")
+            raise ConfigError(f"max_area_um2 ({self.max_area_um2}) must exceed min_area_um2 ({self.min_area_um2})")
         if self.context_weight > 1:
-            raise ValueError(f"context_weight must be at most 1, got {self.context_weight!r}")
+            raise ConfigError(f"context_weight must be at most 1, got {self.context_weight!r}")
         if self.min_tissue_fraction >= 1:
-            raise ValueError(f"min_tissue_fraction must be below 1, got {self.min_tissue_fraction!r}")
+            raise ConfigError(f"min_tissue_fraction must be below 1, got {self.min_tissue_fraction!r}")

@@ -1,0 +1,141 @@
+"""The fields of the settings dataclasses: their type checks and their plain-data form.
+
+Every settings dataclass (``SegmentConfig``, ``TrainConfig``, the run stages'
+configurations in :mod:`cellgan.config`) calls :func:`check_types` first in its
+``__post_init__``, so that the types written in its annotations are the only
+type checks; ``__post_init__`` itself checks only ranges and relations between
+fields. :func:`as_dict` turns any of them into YAML- and JSON-ready data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from cellgan.errors import ConfigError
+
+__all__ = ["as_dict", "check_types", "coerce", "field_hints", "type_name"]
+
+
+def field_hints(cls: type) -> dict[str, Any]:
+    """The annotation of each init field of dataclass ``cls``, ``Any`` where it cannot be resolved."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except NameError:  # an annotation that names a type its module cannot see
+        hints = {}
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+
+
+def check_types(instance) -> None:
+    """Check every field of a (frozen) dataclass against its annotation, in place.
+
+    Lists become tuples where the annotation is a tuple, and integers floats where
+    it is a float.
+
+    Raises
+    ------
+    ConfigError
+        ``"<field> must be <type>, got <value>"`` for the first field of the wrong type.
+    """
+    for name, hint in field_hints(type(instance)).items():
+        value = getattr(instance, name)
+        try:
+            checked = coerce(value, hint)
+        except TypeError:
+            raise ConfigError(f"{name} must be {type_name(hint)}, got {value!r}") from None
+        object.__setattr__(instance, name, checked)
+
+
+def coerce(value: Any, hint: Any) -> Any:
+    """Return ``value`` if it fits the type ``hint`` (ints pass as floats, lists as tuples).
+
+    Raises
+    ------
+    TypeError
+        ``"expected <type>, got <value>"``.
+    """
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return _coerce_union(value, hint)
+    if origin is typing.Literal:
+        if value in typing.get_args(hint):
+            return value
+        raise TypeError(f"expected {type_name(hint)}, got {value!r}")
+    if origin in (tuple, list):
+        return _coerce_sequence(value, hint)
+    if hint in _CHECKS:
+        if _CHECKS[hint](value):
+            return float(value) if hint is float else value
+        raise TypeError(f"expected {type_name(hint)}, got {value!r}")
+    if isinstance(hint, type) and (isinstance(value, hint) or hint.__module__ != "builtins"):
+        return value  # a type of its own: its class checks it
+    raise TypeError(f"expected {type_name(hint)}, got {value!r}")
+
+
+def _coerce_union(value: Any, hint: Any) -> Any:
+    for option in typing.get_args(hint):
+        try:
+            return coerce(value, option)
+        except TypeError:
+            continue
+    raise TypeError(f"expected {type_name(hint)}, got {value!r}")
+
+
+def _coerce_sequence(value: Any, hint: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"expected a list, got {value!r}")
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise TypeError(f"expected a list of {len(args)} values, got {value!r}")
+        items = [coerce(v, a) for v, a in zip(value, args)]
+    else:
+        items = [coerce(v, args[0] if args else Any) for v in value]
+    return tuple(items) if origin is tuple else items
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_CHECKS = {
+    type(None): lambda value: value is None,
+    bool: lambda value: isinstance(value, bool),
+    int: lambda value: isinstance(value, int) and not isinstance(value, bool),
+    float: _is_number,
+    str: lambda value: isinstance(value, str),
+}
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+
+
+def type_name(hint: Any) -> str:
+    """How a type reads in an error message: ``float | None`` -> "a number or null"."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(option) for option in typing.get_args(hint))
+    if origin is typing.Literal:
+        return f"one of {list(typing.get_args(hint))}"
+    if origin in (tuple, list):
+        return "a list"
+    return _TYPE_NAMES.get(hint) or getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def as_dict(instance) -> dict[str, Any]:
+    """A dataclass as plain data: nested dicts, tuples as lists, paths as strings."""
+    return _plain(dataclasses.asdict(instance))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
