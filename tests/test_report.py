@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
-import html
 import re
 import shutil
 
@@ -34,9 +34,9 @@ def make_small_run(data_root, tmp_path, *, yaml_text=SMALL_RUN_YAML):
     import torch
     from PIL import Image
 
-    from cellgan.pipeline import run_pipeline
     from cellgan.config import resolve_config
     from cellgan.io.images import read_rgb
+    from cellgan.pipeline import run_pipeline
 
     sources = sorted((data_root / "bm_graz" / "source").glob("*.png"))[:2]
     folder = tmp_path / "images"

@@ -15,8 +15,8 @@ import pytest
 from test_report import SMALL_RUN_YAML, shared_small_run
 
 from cellgan.cli.main import main
-from cellgan.pipeline import StageConflict, default_images, run_pipeline
 from cellgan.config import resolve_config
+from cellgan.pipeline import StageConflict, default_images, run_pipeline
 
 STAGES = ("segment", "train", "assign", "compose", "export", "report")
 
@@ -151,8 +151,8 @@ def test_default_input_is_the_bone_marrow_data(data_root, monkeypatch):
 
 
 def test_default_input_is_downloaded_when_absent(tmp_path, monkeypatch):
-    import cellgan.pipeline as run_module
     import cellgan.io.download as download
+    import cellgan.pipeline as run_module
 
     fetched = tmp_path / "cache" / "bm_graz"
     (fetched / "source").mkdir(parents=True)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellgan.model.self_labels import neighbourhood_average, neighbourhood_clusters, pixel_pca
+from cellgan.model.self_labels import neighbourhood_clusters
+from cellgan.neighbourhood import neighbourhood_average, pixel_pca
 
 
 def _two_tissues(n_per=30, seed=0):

@@ -58,7 +58,7 @@ STAGES = ("segment", "train", "assign", "compose", "export", "report")
 #: Where ``cellgan run`` departs from a stage's own defaults. Ten minutes of
 #: training keeps the whole default run (11 bone-marrow images) within about a
 #: quarter of an hour on a 2-core CPU; the paper's schedule takes hours there
-#: (FINDINGS.md).
+#: (benchmarks/README.md, training speed).
 RUN_DEFAULTS: dict[str, dict[str, Any]] = {"train": {"minutes": 10.0}}
 
 

@@ -68,7 +68,7 @@ def kmeans_pixels(patches_uint8, *, clusters: int, seed: int = 0, components: in
     components : int
         PCA dimensions, reduced when there are fewer cells or pixels.
     """
-    from cellgan.model.self_labels import pixel_pca
+    from cellgan.neighbourhood import pixel_pca
 
     reduced = pixel_pca(_checked_patches(patches_uint8, clusters), seed=seed, components=components)
     return _kmeans(reduced, clusters=clusters, seed=seed)
@@ -84,7 +84,7 @@ def kmeans_neighbourhood_pixels(
     the other baselines. ``table`` places the cells (``image``, ``centroid_x``,
     ``centroid_y``; row i describes patch i).
     """
-    from cellgan.model.self_labels import neighbourhood_pixels
+    from cellgan.neighbourhood import neighbourhood_pixels
 
     patches = _checked_patches(patches_uint8, clusters)
     if len(table) != len(patches):

@@ -23,6 +23,7 @@ from cellgan.cli.common import (
 from cellgan.cli.experimental import add_pair_neighbours_option
 from cellgan.errors import UsageError
 
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmarks on the public datasets (write JSON)")
     benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)

@@ -17,7 +17,6 @@ from cellgan.model.losses import (
     mutual_information_loss,
     pair_mutual_information_loss,
 )
-from cellgan.model.neighbours import NeighbourError, nearest_cells
 from cellgan.model.trainer import TrainedModel, TrainResult, build_models, load_trained, read_log, sample_grid, train
 
 __all__ = [
@@ -26,7 +25,6 @@ __all__ = [
     "Critic",
     "CriticOutput",
     "Generator",
-    "NeighbourError",
     "PatchError",
     "PatchSampler",
     "TrainConfig",
@@ -40,7 +38,6 @@ __all__ = [
     "information_maximisation_loss",
     "load_trained",
     "mutual_information_loss",
-    "nearest_cells",
     "pair_mutual_information_loss",
     "patches_to_tensor",
     "read_log",

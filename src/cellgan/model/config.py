@@ -24,7 +24,7 @@ class TrainConfig:
     that learns more per CPU-minute (narrower networks, 2 critic steps, larger
     learning rates, the pair term on real cells), chosen without labels' say in
     training (labels scored the candidate recipes on CRCHistoPhenotypes only).
-    The value of the authors' code (PAPER.md, Stage 2) is given in brackets;
+    The value of the authors' code (Hu et al. 2019, bohu615/nu_gan) is given in brackets;
     ``TrainConfig.paper()`` returns that recipe.
 
     Parameters
@@ -67,7 +67,7 @@ class TrainConfig:
     pair_neighbours : int
         What the pair term pairs [not in the paper]: 0, two views of one cell;
         k ≥ 1, a cell and one of its k nearest cells in the same image
-        (:mod:`cellgan.model.neighbours`), so the categories follow what a
+        (:mod:`cellgan.neighbourhood`), so the categories follow what a
         tissue neighbourhood shares. Needs the cell table (``train(table=...)``).
     lambda_self_label : float
         Weight of the cross-entropy between Q on real cells and their

@@ -110,7 +110,7 @@ class PatchSampler:
         (for :func:`cellgan.model.losses.pair_mutual_information_loss`).
     partners : np.ndarray or None
         With ``pairs``, int (n, k) rows of candidate partners per cell (such as
-        :func:`cellgan.model.neighbours.nearest_cells`): the second view is then
+        :func:`cellgan.neighbourhood.nearest_cells`): the second view is then
         a partner drawn at random each epoch instead of the cell itself, under
         its own symmetry, shift and stain gain.
     device : torch.device or str

@@ -27,56 +27,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cellgan.model.neighbours import nearest_cells
+from cellgan.neighbourhood import neighbourhood_pixels
 
-__all__ = ["PIXEL_COMPONENTS", "pixel_pca", "neighbourhood_average", "neighbourhood_pixels", "neighbourhood_clusters"]
-
-#: PCA dimensions of the pixel description (as the pixel k-means baseline).
-PIXEL_COMPONENTS = 50
-
-
-def pixel_pca(patches_uint8: np.ndarray, *, seed: int, components: int = PIXEL_COMPONENTS) -> np.ndarray:
-    """The PCA scores of the patches' pixels (scaled to [0, 1]): float (n, components).
-
-    ``components`` shrinks to what the number of patches and pixels allow; the
-    randomised solver is seeded by ``seed``.
-    """
-    from sklearn.decomposition import PCA
-
-    pixels = np.asarray(patches_uint8).reshape(len(patches_uint8), -1).astype(np.float32) / 255.0
-    components = min(components, len(pixels) - 1, pixels.shape[1])
-    return PCA(n_components=components, svd_solver="randomized", random_state=seed).fit_transform(pixels)
-
-
-def neighbourhood_average(embedding: np.ndarray, partners: np.ndarray | None) -> np.ndarray:
-    """Each row averaged with the rows ``partners[i]`` lists (itself alone when None)."""
-    if partners is None:
-        return embedding
-    return (embedding + embedding[partners].sum(axis=1)) / (partners.shape[1] + 1)
-
-
-def neighbourhood_pixels(
-    patches_uint8: np.ndarray,
-    table: pd.DataFrame | None,
-    *,
-    neighbours: int,
-    seed: int,
-    components: int = PIXEL_COMPONENTS,
-) -> np.ndarray:
-    """:func:`pixel_pca` averaged over each cell and its ``neighbours`` nearest cells in its image.
-
-    (:func:`~cellgan.model.neighbours.nearest_cells`; 0: the cell alone.)
-    ``table`` (row i: patch i) places the cells; it may be None when
-    ``neighbours`` is 0.
-    """
-    partners = None
-    if neighbours:
-        if table is None or len(table) != len(patches_uint8):
-            rows = "no cell table" if table is None else f"a cell table of {len(table)} rows"
-            raise ValueError(f"neighbourhoods need the table of the {len(patches_uint8)} cells, got {rows}")
-        partners = nearest_cells(table, neighbours)
-    return neighbourhood_average(pixel_pca(patches_uint8, seed=seed, components=components), partners)
-
+__all__ = ["neighbourhood_clusters"]
 
 def neighbourhood_clusters(
     patches_uint8: np.ndarray, table: pd.DataFrame | None, *, clusters: int, neighbours: int, seed: int

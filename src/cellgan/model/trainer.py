@@ -54,8 +54,8 @@ from cellgan.model.losses import (
     mutual_information_loss,
     pair_mutual_information_loss,
 )
-from cellgan.model.neighbours import nearest_cells
 from cellgan.model.self_labels import neighbourhood_clusters
+from cellgan.neighbourhood import nearest_cells
 
 __all__ = [
     "TrainResult",

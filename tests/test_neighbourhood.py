@@ -1,4 +1,4 @@
-"""cellgan.model.neighbours: each cell's nearest cells in its own image."""
+"""cellgan.neighbourhood: each cell's nearest cells in its own image."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellgan.model import NeighbourError, nearest_cells
+from cellgan.neighbourhood import NeighbourError, nearest_cells
 
 
 def _table(rows):

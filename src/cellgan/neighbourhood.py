@@ -1,4 +1,10 @@
-"""Each cell's nearest cells in its own image: the partners of spatial pairs.
+"""Each cell's nearest cells in its own image, and descriptions of its neighbourhood.
+
+:func:`nearest_cells` gives the partners of spatial pairs (the pair term) and the
+neighbourhoods over which :func:`neighbourhood_pixels` averages each cell's pixel
+description (the self-labels of :mod:`cellgan.model.self_labels`, and the
+neighbourhood k-means baseline of :mod:`cellgan.analysis.baselines`). Nothing
+here needs torch.
 
 Cell types in tissue come in neighbourhoods (glands of epithelial cells, stroma
 of fibroblasts, lymphoid aggregates): on CRCHistoPhenotypes a cell and its
@@ -20,7 +26,14 @@ from scipy.spatial import cKDTree
 
 from cellgan.errors import CellganError
 
-__all__ = ["NeighbourError", "nearest_cells"]
+__all__ = [
+    "PIXEL_COMPONENTS",
+    "NeighbourError",
+    "nearest_cells",
+    "neighbourhood_average",
+    "neighbourhood_pixels",
+    "pixel_pca",
+]
 
 #: The cell-table columns that place a cell (see docs/ARCHITECTURE.md).
 POSITION_COLUMNS = ("image", "centroid_x", "centroid_y")
@@ -81,3 +94,50 @@ def _drop_self(idx: np.ndarray) -> np.ndarray:
     has_own = own.any(axis=1)
     own[~has_own, -1] = True  # a duplicate point listed first: drop the farthest instead
     return idx[~own].reshape(len(idx), idx.shape[1] - 1)
+
+
+#: PCA dimensions of the pixel description (as the pixel k-means baseline).
+PIXEL_COMPONENTS = 50
+
+
+def pixel_pca(patches_uint8: np.ndarray, *, seed: int, components: int = PIXEL_COMPONENTS) -> np.ndarray:
+    """The PCA scores of the patches' pixels (scaled to [0, 1]): float (n, components).
+
+    ``components`` shrinks to what the number of patches and pixels allow; the
+    randomised solver is seeded by ``seed``.
+    """
+    from sklearn.decomposition import PCA
+
+    pixels = np.asarray(patches_uint8).reshape(len(patches_uint8), -1).astype(np.float32) / 255.0
+    components = min(components, len(pixels) - 1, pixels.shape[1])
+    return PCA(n_components=components, svd_solver="randomized", random_state=seed).fit_transform(pixels)
+
+
+def neighbourhood_average(embedding: np.ndarray, partners: np.ndarray | None) -> np.ndarray:
+    """Each row averaged with the rows ``partners[i]`` lists (itself alone when None)."""
+    if partners is None:
+        return embedding
+    return (embedding + embedding[partners].sum(axis=1)) / (partners.shape[1] + 1)
+
+
+def neighbourhood_pixels(
+    patches_uint8: np.ndarray,
+    table: pd.DataFrame | None,
+    *,
+    neighbours: int,
+    seed: int,
+    components: int = PIXEL_COMPONENTS,
+) -> np.ndarray:
+    """:func:`pixel_pca` averaged over each cell and its ``neighbours`` nearest cells in its image.
+
+    (:func:`nearest_cells`; 0: the cell alone.)
+    ``table`` (row i: patch i) places the cells; it may be None when
+    ``neighbours`` is 0.
+    """
+    partners = None
+    if neighbours:
+        if table is None or len(table) != len(patches_uint8):
+            rows = "no cell table" if table is None else f"a cell table of {len(table)} rows"
+            raise ValueError(f"neighbourhoods need the table of the {len(patches_uint8)} cells, got {rows}")
+        partners = nearest_cells(table, neighbours)
+    return neighbourhood_average(pixel_pca(patches_uint8, seed=seed, components=components), partners)
