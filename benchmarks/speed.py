@@ -12,6 +12,7 @@ self-labels use random targets (the speed does not depend on them).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from cellgan.config import resolve_config
 from cellgan.device import resolve_device
 from cellgan.io.cellstore import CellStore
 from cellgan.io.files import atomic_write
@@ -33,9 +35,10 @@ WARM_UP = 5
 def recipes(categories: int) -> dict[str, TrainConfig]:
     """The timed recipes: the paper's at widths 128 and 64, the default and own-Q ones at 32 and 128."""
     own_q = dict(lambda_self_label=1.0, self_label_neighbours=0, separate_q=True)
+    paper = resolve_config(recipe="paper", overrides={"train": {"categories": categories}}).train
     return {
-        "paper_w128_5critic": TrainConfig.paper(categories=categories),
-        "paper_w64_5critic": TrainConfig.paper(categories=categories, width=64),
+        "paper_w128_5critic": paper,
+        "paper_w64_5critic": dataclasses.replace(paper, width=64),
         "default_w32": TrainConfig(categories=categories),
         "default_w128": TrainConfig(categories=categories, width=128),
         "own_q_w32": TrainConfig(categories=categories, **own_q),

@@ -107,6 +107,17 @@ def test_cells_from_points_keeps_labels_and_checks_the_csv(tmp_path, bm_crop, ca
 
 
 @pytest.mark.realdata
+def test_segment_takes_the_recipe_under_the_options(tmp_path, bm_crop):
+    Image.fromarray(bm_crop).save(tmp_path / "a.png")
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "r1"), "--recipe", "paper", "--quiet"]) == 0
+    assert CellStore.open(tmp_path / "r1").info.patch_mode == "masked"
+    faded = ["--recipe", "paper", "--patch-mode", "faded", "--reinhard-reference", "none", "--quiet"]
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "r2"), *faded]) == 0
+    assert CellStore.open(tmp_path / "r2").info.patch_mode == "faded"
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "r3"), "--patch-mode", "crop"]) == 2
+
+
+@pytest.mark.realdata
 def test_cells_from_folder_exit_status(tmp_path, bm_crop, capsys):
     crops = tmp_path / "crops" / "blast"
     crops.mkdir(parents=True)
@@ -114,8 +125,14 @@ def test_cells_from_folder_exit_status(tmp_path, bm_crop, capsys):
         Image.fromarray(bm_crop[i * 40 : i * 40 + 40, :40]).save(crops / f"c{i}.png")
     run = tmp_path / "run"
     assert main(["cells", "from-folder", str(tmp_path / "crops"), "--out", str(run), "--quiet"]) == 0
-    table = CellStore.open(run).read_table()
+    store = CellStore.open(run)
+    table = store.read_table()
     assert len(table) == 3 and set(table["label"]) == {"blast"}
+    assert store.info.patch_mode == "crop"  # the whole crop is the cell unless --patch-mode says otherwise
+    from cellgan.segment.patches import whole_crop_patch
+
+    first = np.asarray(Image.open(crops / "c0.png").convert("RGB"))
+    assert np.array_equal(store.read_patches()[table.index[table["file"] == "blast/c0.png"][0]], whole_crop_patch(first))
     (crops / "c3.png").write_bytes(b"")
     (tmp_path / "crops" / "other").mkdir()
     (tmp_path / "crops" / "other" / "z.png").write_bytes(b"")

@@ -104,3 +104,31 @@ def test_the_written_config_is_complete_and_reads_back_equal(tmp_path):
         for key in values:
             assert f"  {key}:" in text  # every key of every stage is on record
     assert not list(out.parent.glob(".*tmp*"))  # written atomically, no temporary left
+
+
+def test_the_shipped_recipes():
+    """``default`` is the stage dataclasses' defaults; ``paper`` is Hu et al.'s recipe exactly."""
+    from cellgan.config import recipe_names, resolve_config
+    from cellgan.segment import SegmentConfig
+
+    assert {"default", "paper"} <= set(recipe_names())
+    default = resolve_config(recipe="default")
+    assert default.segment == SegmentConfig() and default.train.recipe() == TrainConfig().recipe()
+    paper = resolve_config(recipe="paper")
+    authors = dict(width=128, batch_size=64, lr=1e-4, lr_critic=None, critic_steps=5, lambda_pair=0.0)
+    assert paper.train.recipe() == TrainConfig(**authors, lambda_self_label=0.0, separate_q=False).recipe()
+    assert paper.segment.patch_mode == "masked" and paper.segment.reinhard_reference == "typical"
+    assert paper.train.minutes == RUN_DEFAULTS["train"]["minutes"]  # a recipe says what to train, not how long
+
+
+def test_recipe_layers_under_the_file_and_the_command_line(tmp_path):
+    from cellgan.config import ConfigError, recipe_path, resolve_config
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("train: {width: 64, critic_steps: 3}\n")
+    config = resolve_config(path, {"train": {"critic_steps": 4}}, recipe="paper")
+    assert (config.train.width, config.train.critic_steps, config.train.lr) == (64, 4, 1e-4)
+    assert resolve_config(recipe=path).train.width == 64  # a recipe may also be a file
+    assert recipe_path("paper").name == "paper.yaml"
+    with pytest.raises(ConfigError, match="unknown recipe 'nope'.*default"):
+        resolve_config(recipe="nope")

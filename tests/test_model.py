@@ -250,7 +250,9 @@ def test_config_from_yaml_dict_round_trip():
     assert TrainConfig(**yaml.safe_load(text)) == config
     assert TrainConfig(lr=3e-4, lr_critic=None).critic_lr == 3e-4
     assert TrainConfig(lr_critic=5e-4).critic_lr == 5e-4
-    paper = TrainConfig.paper(categories=5)
+    from cellgan.config import resolve_config
+
+    paper = resolve_config(overrides={"train": {"categories": 5}}, recipe="paper").train
     assert (paper.width, paper.lr, paper.critic_lr, paper.critic_steps, paper.lambda_pair) == (128, 1e-4, 1e-4, 5, 0)
 
 

@@ -13,9 +13,11 @@ A configuration file for ``cellgan run --config FILE.yaml`` looks like::
       overlay_images: 2
 
 Every section is optional and so is every key in it. A value comes from, in
-order of precedence: the command line, the file, the run's own defaults
-(:data:`RUN_DEFAULTS`, a training time that suits a first run on a CPU) and the
-stage's dataclass defaults. An unknown section or key, or a value of the wrong
+order of precedence: the command line, the file, the *recipe* (a named file of
+the same form shipped with cellgan, :func:`recipe_sections`; ``default`` unless
+``--recipe`` names another), the run's own defaults (:data:`RUN_DEFAULTS`, a
+training time that suits a first run on a CPU) and the stage's dataclass
+defaults, which are the ``default`` recipe. An unknown section or key, or a value of the wrong
 type, is an error naming the file and the key. A run writes the configuration it
 resolved to ``RUN_DIR/config.yaml``, which :func:`read_config` reads back with
 the same checks, so a run can be repeated from its own record.
@@ -43,7 +45,14 @@ __all__ = [
     "ReportConfig",
     "RunConfig",
     "config_to_dict",
+    "DEFAULT_RECIPE",
+    "RECIPES_DIR",
+    "given_options",
+    "layered_sections",
     "read_config",
+    "recipe_names",
+    "recipe_path",
+    "recipe_sections",
     "read_train_options",
     "read_yaml",
     "read_yaml_sections",
@@ -217,6 +226,53 @@ def read_yaml_sections(path: Path, *, stage_types: dict[str, type] | None = None
     return sections
 
 
+#: The recipes shipped with cellgan, one ``NAME.yaml`` each (``--recipe NAME``).
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+
+#: The recipe a command uses when none is named.
+DEFAULT_RECIPE = "default"
+
+
+def recipe_names() -> list[str]:
+    """The names of the shipped recipes, sorted."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def recipe_path(recipe: str | Path) -> Path:
+    """The file of a recipe: a shipped recipe's name, or the path of a YAML file of the same form.
+
+    Raises
+    ------
+    ConfigError
+        Neither a shipped recipe nor an existing file; the message lists the shipped ones.
+    """
+    if str(recipe) in recipe_names():
+        return RECIPES_DIR / f"{recipe}.yaml"
+    path = Path(recipe)
+    if path.suffix in (".yaml", ".yml", ".json") and path.is_file():
+        return path
+    raise ConfigError(f"unknown recipe {str(recipe)!r}: name one of {', '.join(recipe_names())}, or a YAML file")
+
+
+def recipe_sections(recipe: str | Path | None = DEFAULT_RECIPE, **kwargs) -> dict[str, dict]:
+    """The checked sections of a recipe (:func:`recipe_path`, :func:`read_yaml_sections`); ``{}`` for None."""
+    return {} if recipe is None else read_yaml_sections(recipe_path(recipe), **kwargs)
+
+
+def layered_sections(*layers: dict[str, dict]) -> dict[str, dict]:
+    """Sections laid over each other, later layers winning key by key."""
+    merged: dict[str, dict] = {}
+    for layer in layers:
+        for section, values in layer.items():
+            merged.setdefault(section, {}).update(values or {})
+    return merged
+
+
+def given_options(options: dict) -> dict:
+    """The command-line options that were given: those not None."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def read_yaml(path: Path) -> Any:
     """The parsed content of a YAML (or JSON) file: the one place a configuration file is read.
 
@@ -252,14 +308,18 @@ def resolve_config(
     config_file: Path | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
     *,
+    recipe: str | Path | None = DEFAULT_RECIPE,
     stage_types: dict[str, type] | None = None,
 ) -> RunConfig:
-    """Build the run configuration: command line over file over run defaults over stage defaults.
+    """Build the run configuration: command line over file over recipe over run defaults over stage defaults.
 
     Parameters
     ----------
     config_file : Path, optional
         A YAML file read by :func:`read_yaml_sections`.
+    recipe : str or Path or None
+        A shipped recipe's name or a recipe file (:func:`recipe_path`); None, the
+        stage defaults alone.
     overrides : dict, optional
         Section name to ``{key: value}`` from the command line; ``None`` values
         are ignored (an option the user did not give).
@@ -272,6 +332,8 @@ def resolve_config(
     """
     stage_types = stage_config_types() if stage_types is None else stage_types
     layers: list[tuple[str, dict[str, dict]]] = [("run defaults", RUN_DEFAULTS)]
+    if recipe is not None:
+        layers.append((f"recipe {recipe}", recipe_sections(recipe, stage_types=stage_types)))
     if config_file is not None:
         layers.append((str(config_file), read_yaml_sections(config_file, stage_types=stage_types)))
     if overrides:

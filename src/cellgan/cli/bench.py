@@ -16,6 +16,7 @@ from cellgan.cli.common import (
     add_device_option,
     add_json_option,
     add_patch_mode_option,
+    add_recipe_option,
     add_reinhard_reference_option,
     add_seed_option,
     positive_int,
@@ -94,14 +95,14 @@ def _register_clustering(subparsers) -> None:
     parser.add_argument("--iterations", type=positive_int, default=None, help="also stop after N generator iterations")
     parser.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 [3]")
     parser.add_argument(
-        "--width", type=positive_int, default=None, help="width of both networks [--config's, else the training default]"
+        "--width", type=positive_int, default=None, help="width of both networks [--config's, else the recipe's]"
     )
     parser.add_argument("--categories", type=positive_int, default=4, help="K [4]")
-    add_patch_mode_option(parser, default=None, help="patches cut at the centres [--config's, else masked: the paper's]")
+    add_patch_mode_option(parser, default=None, help="patches cut at the centres [--config's, else the recipe's]")
     add_reinhard_reference_option(
         parser,
         help="normalise colours first (Reinhard) to this image, or to the dataset's most typical "
-        "image ('typical') [--config's, else off]",
+        "image ('typical') [--config's, else the recipe's]",
     )
     add_pair_neighbours_option(parser)
     parser.add_argument(
@@ -110,7 +111,8 @@ def _register_clustering(subparsers) -> None:
     parser.add_argument(
         "--limit-images", type=positive_int, default=None, metavar="N", help="use only the first N images"
     )
-    add_config_option(parser, help="run configuration file; its train and segment sections set the other options")
+    add_recipe_option(parser)
+    add_config_option(parser, help="run configuration file; its train and segment sections override the recipe's")
     parser.add_argument(
         "--work-dir",
         type=Path,
@@ -127,7 +129,7 @@ def run_clustering(args) -> int:
     from cellgan.device import resolve_device
 
     device = resolve_device(args.device)
-    sections = _config_sections(args.config)
+    sections = _recipe_and_config(args)
     if args.minutes is not None and args.minutes <= 0:
         raise UsageError(f"--minutes must be positive, got {args.minutes}")
     segment_options = {"patch_mode": args.patch_mode, "reinhard_reference": args.reinhard_reference}
@@ -172,11 +174,8 @@ def _register_composition(subparsers) -> None:
     parser.add_argument("--width", type=int, help="network width [the training default]")
     parser.add_argument("--folds", type=int, default=4, help="image-level SVM cross-validation folds [4]")
     parser.add_argument("--work-dir", type=Path, help="keep the cell store, model and assignments here")
-    add_config_option(
-        parser,
-        help="run configuration file; its segment and train sections set the recipe (e.g. "
-        "benchmarks/configs/reinhard_own_q.yaml) [masked patches, the training defaults]",
-    )
+    add_recipe_option(parser)
+    add_config_option(parser, help="run configuration file; its segment and train sections override the recipe's")
     add_seed_option(parser)
     add_device_option(parser)
     parser.set_defaults(func=run_composition)
@@ -190,7 +189,7 @@ def run_composition(args) -> int:
     if not (args.data_root / "crchistophenotypes").is_dir():
         raise UsageError(f"{args.data_root}: no crchistophenotypes/ folder here")
     device = resolve_device(args.device)
-    sections = _config_sections(args.config)
+    sections = _recipe_and_config(args)
     try:
         result = composition.run_composition_benchmark(
             args.data_root,
@@ -218,13 +217,15 @@ def run_composition(args) -> int:
     return 0
 
 
-def _config_sections(path: Path | None) -> dict:
-    """The checked sections of a ``--config`` file (:func:`cellgan.config.read_yaml_sections`); ``{}`` without one."""
-    from cellgan.config import read_yaml_sections
+def _recipe_and_config(args) -> dict:
+    """The checked sections of ``--recipe`` with those of ``--config`` laid over them."""
+    from cellgan.config import layered_sections, read_yaml_sections, recipe_sections
 
-    return {} if path is None else read_yaml_sections(path)
+    return layered_sections(recipe_sections(args.recipe), {} if args.config is None else read_yaml_sections(args.config))
 
 
 def _given_over(section: dict | None, options: dict) -> dict:
-    """A ``--config`` section with the command-line options that were given laid over it."""
-    return {**(section or {}), **{name: value for name, value in options.items() if value is not None}}
+    """A recipe/``--config`` section with the command-line options that were given laid over it."""
+    from cellgan.config import given_options
+
+    return {**(section or {}), **given_options(options)}

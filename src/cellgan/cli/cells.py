@@ -34,7 +34,8 @@ def register(subparsers) -> None:
         help="one cell per image file of a folder of pre-cropped single cells",
         description=(
             "Write one cell per crop into RUN_DIR/cells, one shard per folder; a sub-folder's "
-            "name becomes the cells' label (for scoring only)."
+            "name becomes the cells' label (for scoring only). Each patch is the whole crop, scaled "
+            "to 32x32 keeping its aspect ratio (--patch-mode crop), unless --patch-mode asks for another."
         ),
     )
     folder.add_argument("folder", type=Path, metavar="DIR")
@@ -76,7 +77,7 @@ def run_points(args) -> int:
 
     xy, labels = read_points(args.points)
     config = segment_config(args, [args.image])
-    store = open_store(args)
+    store = open_store(args, config)
     image_id = safe_image_id(args.image.stem)
     if store.has_image(image_id):
         return report(RunSummary((), (image_id,), {}), store, what="images")
@@ -99,8 +100,8 @@ def run_folder(args) -> int:
 
     if not args.folder.is_dir():
         raise UsageError(f"{args.folder}: not a directory")
-    config = segment_config(args, find_images([args.folder]))
-    store = open_store(args)
+    config = segment_config(args, find_images([args.folder]), defaults={"patch_mode": "crop"})
+    store = open_store(args, config)
     summary = cells_from_folder(args.folder, store, config, progress=not args.quiet)
     if not summary.done and not summary.skipped and not summary.failed:
         raise UsageError(f"{args.folder}: no image files found")

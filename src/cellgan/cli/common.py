@@ -40,6 +40,19 @@ def add_config_option(parser: argparse.ArgumentParser, *, help: str, metavar: st
     parser.add_argument("--config", type=Path, metavar=metavar, help=help)
 
 
+def add_recipe_option(parser: argparse.ArgumentParser) -> None:
+    """``--recipe NAME|FILE.yaml``: the shipped recipe (or recipe file) under the other options."""
+    from cellgan.config import DEFAULT_RECIPE, recipe_names
+
+    parser.add_argument(
+        "--recipe",
+        default=DEFAULT_RECIPE,
+        metavar="NAME",
+        help=f"the recipe: {', '.join(recipe_names())}, or a YAML file of the same form; --config and the "
+        f"options given here override it [{DEFAULT_RECIPE}]",
+    )
+
+
 def add_data_root_option(parser: argparse.ArgumentParser, *, help: str) -> None:
     """``--data-root DIR``: the folder holding the public datasets (required)."""
     parser.add_argument("--data-root", type=Path, required=True, help=help)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from cellgan.cli.common import add_device_option, add_seed_option
+from cellgan.cli.common import add_device_option, add_recipe_option, add_seed_option
 from cellgan.device import resolve_device
 from cellgan.errors import CellganError, UsageError
 
@@ -28,7 +28,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("images", nargs="*", type=Path, metavar="IMAGES", help="image files or directories")
     parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run directory")
-    parser.add_argument("--config", type=Path, metavar="FILE.yaml", help="stage options (see cellgan.config)")
+    add_recipe_option(parser)
+    parser.add_argument("--config", type=Path, metavar="FILE.yaml", help="stage options over the recipe's (see cellgan.config)")
     parser.add_argument("--categories", type=int, metavar="K", help="number of cell categories [train.categories]")
     parser.add_argument("--minutes", type=float, metavar="M", help="training time in minutes [10]")
     add_device_option(parser)
@@ -37,15 +38,12 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from cellgan.config import ConfigError, resolve_config
+    from cellgan.config import resolve_config
     from cellgan.pipeline import RunFiles, default_images, run_pipeline
 
     overrides = _seed_overrides(args.seed) if args.seed is not None else {}
     overrides.setdefault("train", {}).update(categories=args.categories, minutes=args.minutes)
-    try:
-        config = resolve_config(args.config, overrides)
-    except ConfigError as err:
-        raise UsageError(str(err)) from err
+    config = resolve_config(args.config, overrides, recipe=args.recipe)
     device = resolve_device(args.device)
     files = RunFiles(args.out)
     try:

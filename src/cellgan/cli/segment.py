@@ -6,7 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from cellgan.cli.common import add_patch_mode_option, add_quiet_option, add_reinhard_reference_option
+from cellgan.cli.common import (
+    add_patch_mode_option,
+    add_quiet_option,
+    add_recipe_option,
+    add_reinhard_reference_option,
+)
 from cellgan.errors import UsageError
 
 
@@ -22,56 +27,68 @@ def add_segment_options(parser: argparse.ArgumentParser) -> None:
         metavar="MICRONS_PER_PIXEL",
         help="pixel size; default: read from the file (TIFF tags), else estimated from the nuclei",
     )
+    add_recipe_option(parser)
     add_patch_mode_option(
         parser,
-        default="masked",
+        default=None,
         help="masked: the nucleus alone on white (the paper's); context: a crop around it; "
-        "faded: that crop with all but the nucleus faded toward white [masked]",
+        "faded: that crop with all but the nucleus faded toward white; crop: a whole pre-cropped cell "
+        "(cells from-folder) [the recipe's]",
     )
     parser.add_argument(
         "--context-weight",
         type=float,
-        default=0.35,
+        default=None,
         metavar="W",
-        help="faded patches: share of the surroundings' contrast kept, 0 (white) to 1 [0.35]",
+        help="faded patches: share of the surroundings' contrast kept, 0 (white) to 1 [the recipe's]",
     )
     add_reinhard_reference_option(
         parser,
         help="normalise colours first (Reinhard) to this image, or to the most typical of "
-        "the input images ('typical') [off]",
+        "the input images ('typical'), or 'none' [the recipe's]",
     )
     add_quiet_option(parser)
 
 
-def segment_config(args, images):
-    """The ``SegmentConfig`` the shared options describe for these image files.
+def segment_config(args, images, *, defaults: dict | None = None):
+    """The ``SegmentConfig`` of the recipe and the options given, for these image files.
 
-    ``--reinhard-reference typical`` picks the reference among ``images``
-    (:func:`cellgan.segment.reference.typical_image`); a bad reference becomes a UsageError.
+    ``defaults`` lie between the recipe and the command line (``cells from-folder``
+    defaults to crop patches). ``--reinhard-reference typical`` picks the reference
+    among ``images`` (:func:`cellgan.segment.reference.typical_image`), ``none``
+    turns the recipe's off; a bad reference becomes a UsageError.
     """
+    import dataclasses
+
+    from cellgan.config import given_options, layered_sections, recipe_sections
     from cellgan.io.images import ImageReadError, read_rgb
     from cellgan.segment import SegmentConfig
     from cellgan.segment.reference import resolve_reference
 
+    given = {"mpp": args.mpp, "patch_mode": args.patch_mode, "context_weight": args.context_weight}
+    options = layered_sections(
+        recipe_sections(args.recipe), {"segment": defaults or {}}, {"segment": given_options(given)}
+    ).get("segment", {})
+    asked = args.reinhard_reference if args.reinhard_reference is not None else options.get("reinhard_reference")
+    asked = None if asked == "none" else asked
     try:
-        reference = resolve_reference(args.reinhard_reference, images)
+        reference = resolve_reference(asked, images)
         if reference is not None:
             read_rgb(reference)
     except (ImageReadError, ValueError) as err:
-        raise UsageError(f"--reinhard-reference: {err}") from err
-    if reference is not None and args.reinhard_reference != reference:
+        where = "--reinhard-reference" if args.reinhard_reference is not None else "the recipe's reinhard_reference"
+        raise UsageError(f"{where}: {err}") from err
+    if reference is not None and asked != reference:
         print(f"Reinhard reference: {reference}, the most typical of the {len(images)} images")
-    return SegmentConfig(
-        mpp=args.mpp, patch_mode=args.patch_mode, context_weight=args.context_weight, reinhard_reference=reference
-    )
+    return dataclasses.replace(SegmentConfig(**options), reinhard_reference=reference)
 
 
-def open_store(args):
-    """The cell store ``RUN_DIR/cells`` for ``args.patch_mode``; one it cannot create becomes a UsageError."""
+def open_store(args, config):
+    """The cell store ``RUN_DIR/cells`` for ``config.patch_mode``; one it cannot create becomes a UsageError."""
     from cellgan.io.cellstore import CellStore
 
     try:
-        return CellStore.create(args.out / "cells", patch_mode=args.patch_mode)
+        return CellStore.create(args.out / "cells", patch_mode=config.patch_mode)
     except OSError as err:
         raise UsageError(str(err)) from err
 
@@ -114,6 +131,6 @@ def run(args) -> int:
     if not files:
         raise UsageError(f"no image files found in {', '.join(map(str, args.images))}")
     config = segment_config(args, files)
-    store = open_store(args)
+    store = open_store(args, config)
     summary = segment_images(files, store, config, progress=not args.quiet)
     return report(summary, store, what="images")

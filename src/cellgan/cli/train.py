@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from cellgan.cli.common import add_config_option, add_device_option, add_quiet_option, add_seed_option
+from cellgan.cli.common import (
+    add_config_option,
+    add_device_option,
+    add_quiet_option,
+    add_recipe_option,
+    add_seed_option,
+)
 from cellgan.cli.experimental import add_pair_neighbours_option
 from cellgan.errors import UsageError
 
@@ -15,12 +21,13 @@ def register(subparsers) -> None:
             "Train the generator, critic and Q head of Hu et al. 2019 on every patch of a cell store. "
             "Writes MODEL_DIR/config.json, checkpoint.safetensors + checkpoint.json, log.csv and "
             "samples/latest.png (rows = categories, columns = fixed noise). Options not given take "
-            "their values from --config, else the defaults of cellgan.model.TrainConfig."
+            "their values from --config, else from the recipe (--recipe, default: default)."
         ),
     )
     parser.add_argument("cells", metavar="CELLS", help="a cell store directory, or the run directory above it")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to write the model")
-    parser.add_argument("--categories", type=int, metavar="K", help="number of cell categories (required unless in --config)")
+    parser.add_argument("--categories", type=int, metavar="K", help="number of cell categories [the recipe's: 4]")
+    add_recipe_option(parser)
     add_config_option(
         parser,
         help="a YAML/JSON file of TrainConfig options, flat or under a train: section (as in run and benchmark configs)",
@@ -49,12 +56,14 @@ def run(args) -> int:
 
     import torch
 
-    from cellgan.config import read_train_options
+    from cellgan.config import given_options, layered_sections, read_train_options, recipe_sections
     from cellgan.device import resolve_device
     from cellgan.io.cellstore import CellStore
     from cellgan.model import TrainConfig, train
 
-    options = read_train_options(args.config) if args.config else {}
+    from_file = read_train_options(args.config) if args.config else {}
+    if not isinstance(from_file, dict):
+        raise UsageError(f"{args.config}: expected a mapping of training options, got {type(from_file).__name__}")
     given = {
         "categories": args.categories,
         "width": args.width,
@@ -62,11 +71,9 @@ def run(args) -> int:
         "seed": args.seed,
         "pair_neighbours": args.pair_neighbours,
     }
-    options.update({k: v for k, v in given.items() if v is not None})
+    options = layered_sections(recipe_sections(args.recipe), {"train": from_file}, {"train": given_options(given)})["train"]
     if args.iterations is not None or args.minutes is not None:  # a budget flag replaces both budgets
         options.update(iterations=args.iterations, minutes=args.minutes)
-    if "categories" not in options:
-        raise UsageError("--categories K is required (or set categories in --config)")
     config = TrainConfig.from_dict(options, source=args.config or "options")
     device = resolve_device(args.device)
     if args.threads is not None:

@@ -25,7 +25,7 @@ class TrainConfig:
     learning rates, the pair term on real cells), chosen without labels' say in
     training (labels scored the candidate recipes on CRCHistoPhenotypes only).
     The value of the authors' code (Hu et al. 2019, bohu615/nu_gan) is given in brackets;
-    ``TrainConfig.paper()`` returns that recipe.
+    the shipped recipe ``paper`` (``cellgan.config.resolve_config(recipe="paper")``) sets them all.
 
     Parameters
     ----------
@@ -145,13 +145,6 @@ class TrainConfig:
             raise ConfigError("pair_neighbours needs the pair term: set lambda_pair > 0")
         if self.iterations is None and self.minutes is None:
             raise ConfigError("set iterations, minutes or both: the run needs a stopping rule")
-
-    @classmethod
-    def paper(cls, **overrides) -> "TrainConfig":
-        """The recipe of the authors' code and paper (width 128, batch 64, lr 1e-4, 5 critic steps)."""
-        options = dict(width=128, lr=1e-4, lr_critic=None, critic_steps=5)
-        options.update(lambda_im=0.0, lambda_pair=0.0, pair_neighbours=0, lambda_self_label=0.0, separate_q=False)
-        return cls(**{**options, **overrides})
 
     @property
     def critic_lr(self) -> float:

@@ -14,7 +14,7 @@ from pathlib import Path
 from cellgan.io.files import safe_image_id
 from cellgan.io.images import find_images, read_mpp, read_rgb
 from cellgan.segment.config import SegmentConfig
-from cellgan.segment.image import reinhard_target, segment_image
+from cellgan.segment.image import refuse_crop_patches, reinhard_target, segment_image
 from cellgan.segment.reference import resolve_reference
 
 __all__ = ["RunSummary", "image_ids", "segment_images"]
@@ -103,6 +103,7 @@ def segment_images(paths, store, config: SegmentConfig | None = None, *, progres
     from tqdm.auto import tqdm
 
     config = SegmentConfig() if config is None else config
+    refuse_crop_patches(config)
     check_patch_mode(store, config)
     files = find_images(paths)
     if config.reinhard_reference is not None:

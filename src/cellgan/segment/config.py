@@ -12,7 +12,7 @@ from cellgan.fields import check_types
 __all__ = ["PATCH_MODES", "SegmentConfig"]
 
 #: Ways to cut a cell's 32×32 patch (see :mod:`cellgan.segment.patches`).
-PATCH_MODES = ("masked", "context", "faded")
+PATCH_MODES = ("masked", "context", "faded", "crop")
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,13 @@ class SegmentConfig:
     ----------
     mpp : float or None
         Micrometres per pixel; None reads it from the file (TIFF tags) or estimates it.
-    patch_mode : {"masked", "context", "faded"}
+    patch_mode : {"masked", "context", "faded", "crop"}
         ``masked``: the paper's patch, the nucleus alone on white, scaled down only
         when larger than 32 px; ``context``: a square crop of ``context_um`` centred
         on the nucleus, scaled to 32 px; ``faded``: that crop with everything but the
-        nucleus faded toward white (``context_weight``).
+        nucleus faded toward white (``context_weight``); ``crop``: for pre-cropped
+        single-cell images only (:func:`cellgan.segment.cells_from_folder`), the
+        whole crop, scaled to fit keeping its aspect ratio.
     context_um : float
         Side of a context patch when the pixel size is known.
     context_px : int

@@ -15,6 +15,7 @@ from cellgan.segment.config import SegmentConfig
 from cellgan.segment.features import cell_table
 from cellgan.segment.image import SegmentationError, cell_patches, finish_table, prepare, prepared_nuclei
 from cellgan.segment.nuclei import nucleus_near
+from cellgan.segment.patches import whole_crop_patch
 
 __all__ = ["cells_from_folder"]
 
@@ -37,8 +38,11 @@ def _shard_and_label(parent: Path, folder: Path) -> tuple[str, str | None]:
 def cells_from_folder(folder, store, config: SegmentConfig | None = None, *, progress: bool = True) -> RunSummary:
     """Cells from a folder of pre-cropped single-cell images of any size.
 
-    Each crop gives one cell. Masked patches: the nucleus segmented in the crop
-    nearest its centre, or the whole crop when none is found, then the masked rule
+    Each crop gives one cell. Crop patches (the default): the whole crop is the cell,
+    scaled to 32×32 keeping its aspect ratio (:func:`~cellgan.segment.patches.whole_crop_patch`):
+    nothing of the cell is lost to a missed or fragmented nucleus, whatever the crop's
+    scale. The table still measures the nucleus found nearest the crop's centre (the
+    whole crop when none is). Masked patches: that nucleus, then the masked rule
     (scaled down keeping the aspect ratio if larger than 32 px). Context patches: a
     crop of ``context_um`` (or ``context_px``) around the crop's centre, white beyond
     it. The crops of each folder form one shard, named after the folder's path under
@@ -50,6 +54,7 @@ def cells_from_folder(folder, store, config: SegmentConfig | None = None, *, pro
     folder : str or Path
     store : cellgan.io.cellstore.CellStore
     config : SegmentConfig, optional
+        Default: ``SegmentConfig(patch_mode="crop")``.
     progress : bool
 
     Returns
@@ -59,7 +64,7 @@ def cells_from_folder(folder, store, config: SegmentConfig | None = None, *, pro
     """
     from tqdm.auto import tqdm
 
-    config = SegmentConfig() if config is None else config
+    config = SegmentConfig(patch_mode="crop") if config is None else config
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: not a directory")
@@ -116,5 +121,7 @@ def _crop_cell(rgb: np.ndarray, config: SegmentConfig) -> tuple[pd.DataFrame, np
     else:
         stains = np.zeros((height, width, 3), np.float32)
     row = cell_table(mask, stains, mpp=config.mpp, source="folder")
+    if config.patch_mode == "crop":
+        return row, whole_crop_patch(rgb)[None]
     patch = cell_patches(rgb, mask, row, config, centres=centre)
     return row, patch

@@ -164,6 +164,15 @@ def context_side(config: SegmentConfig) -> int:
     return config.context_px if config.mpp is None else max(1, int(round(config.context_um / config.mpp)))
 
 
+def refuse_crop_patches(config: SegmentConfig) -> None:
+    """SegmentationError when ``config`` asks for crop patches, which only pre-cropped single cells have."""
+    if config.patch_mode == "crop":
+        raise SegmentationError(
+            "crop patches are for pre-cropped single-cell images (cellgan cells from-folder); "
+            "choose masked, context or faded patches for whole images"
+        )
+
+
 def cell_patches(rgb, label_mask, table, config: SegmentConfig, *, centres=None, cell_labels=None) -> np.ndarray:
     """One patch per table row, cut by ``config.patch_mode`` (masked, faded or context).
 
@@ -182,7 +191,13 @@ def cell_patches(rgb, label_mask, table, config: SegmentConfig, *, centres=None,
     Returns
     -------
     ndarray of uint8, shape (n, 32, 32, 3)
+
+    Raises
+    ------
+    SegmentationError
+        ``patch_mode`` is ``crop``, which only pre-cropped single cells have.
     """
+    refuse_crop_patches(config)
     if config.patch_mode == "masked":
         bboxes = table[["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].to_numpy()
         return masked_patches(rgb, label_mask, bboxes, cell_labels=cell_labels)
