@@ -112,7 +112,9 @@ class RunFiles:
         return self.done("segment")
 
 
-def run_pipeline(images: list[Path], run_dir: Path, config, *, device, progress: bool = True, log=print) -> dict:
+def run_pipeline(
+    images: list[Path], run_dir: Path, config=None, *, device="auto", progress: bool = True, log=print
+) -> dict:
     """Run every stage not yet done; return the images segmentation failed on (name -> reason).
 
     Parameters
@@ -121,10 +123,12 @@ def run_pipeline(images: list[Path], run_dir: Path, config, *, device, progress:
         The image files.
     run_dir : Path
         The run directory; created if needed.
-    config : cellgan.config.RunConfig
-        Resolved options of every stage; written to ``RUN_DIR/config.yaml``.
-    device : torch.device
-        Where training, assignment and the report's generator sweep run.
+    config : cellgan.config.RunConfig, optional
+        Resolved options of every stage (:func:`cellgan.config.resolve_config`);
+        written to ``RUN_DIR/config.yaml``. Default: the default recipe.
+    device : str or torch.device
+        Where training, assignment and the report's generator sweep run
+        (``auto``: CUDA when available).
     progress : bool
         Show the stages' progress bars.
     log : callable
@@ -136,8 +140,11 @@ def run_pipeline(images: list[Path], run_dir: Path, config, *, device, progress:
         The run directory holds a finished or half-done segmentation or model made
         from other images or options.
     """
-    from cellgan.config import config_to_dict, write_config
+    from cellgan.config import config_to_dict, resolve_config, write_config
+    from cellgan.device import resolve_device
 
+    config = resolve_config() if config is None else config
+    device = resolve_device(device, set_threads=False)
     files = RunFiles(Path(run_dir))
     plain = config_to_dict(config)
     sources = sorted(str(Path(p).resolve()) for p in images)

@@ -7,6 +7,7 @@ configuration and calls :func:`cellgan.pipeline.run_pipeline`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import fields
 from pathlib import Path
 
@@ -31,7 +32,12 @@ def register(subparsers) -> None:
     add_recipe_option(parser)
     parser.add_argument("--config", type=Path, metavar="FILE.yaml", help="stage options over the recipe's (see cellgan.config)")
     parser.add_argument("--categories", type=int, metavar="K", help="number of cell categories [train.categories]")
-    parser.add_argument("--minutes", type=float, metavar="M", help="training time in minutes [10]")
+    parser.add_argument(
+        "--mpp", type=float, metavar="MICRONS_PER_PIXEL", help="pixel size [segment.mpp; else the TIFF tags, else estimated]"
+    )
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--iterations", type=int, metavar="N", help="train for N generator iterations")
+    budget.add_argument("--minutes", type=float, metavar="M", help="train for M minutes [10]")
     add_device_option(parser)
     add_seed_option(parser)
     parser.set_defaults(func=main, seed=None)
@@ -42,8 +48,12 @@ def main(args) -> int:
     from cellgan.pipeline import RunFiles, default_images, run_pipeline
 
     overrides = _seed_overrides(args.seed) if args.seed is not None else {}
-    overrides.setdefault("train", {}).update(categories=args.categories, minutes=args.minutes)
+    overrides.setdefault("train", {}).update(categories=args.categories)
+    overrides.setdefault("segment", {}).update(mpp=args.mpp)
     config = resolve_config(args.config, overrides, recipe=args.recipe)
+    if args.iterations is not None or args.minutes is not None:  # a length given replaces both lengths
+        length = {"iterations": args.iterations, "minutes": args.minutes}
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, **length))
     device = resolve_device(args.device)
     files = RunFiles(args.out)
     try:

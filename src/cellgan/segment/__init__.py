@@ -8,7 +8,7 @@ The public API. The algorithms are pure functions over arrays (:mod:`~cellgan.se
 crops) and :mod:`~cellgan.segment.batch` (image files into a cell store).
 """
 
-import importlib
+from cellgan.lazy import lazy_attributes
 
 #: Where each public name lives; imported on first use (PEP 562), so that importing
 #: the package (or its light ``config`` module, as the CLI does for ``--help``) stays fast.
@@ -42,14 +42,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(_WHERE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, globals())
