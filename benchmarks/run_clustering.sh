@@ -12,15 +12,27 @@
 # PATCH_MODES=faded RECIPES=self_labels_own_q for Q on a trunk of its own, and
 # PATCH_MODES=faded RECIPES=reinhard_own_q for that on colour-normalised images, the best),
 # extra options via $BENCH_OPTIONS (e.g. BENCH_OPTIONS="--width 32 --minutes 10").
+# consep is the held-out set that confirms, once, the recipe chosen on crchistophenotypes:
+# it runs only with one patch mode and one recipe, e.g. PATCH_MODES=masked RECIPES=default
+# benchmarks/run_clustering.sh consep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data_root="${CELLGAN_DATA_ROOT:-../shared/data}"
 python="${PYTHON:-.venv/bin/python}"
 datasets=("$@")
 [ ${#datasets[@]} -eq 0 ] && datasets=(crchistophenotypes bm_graz)
+read -r -a modes <<< "${PATCH_MODES:-masked faded}"
+read -r -a recipes <<< "${RECIPES:-default self_labels}"
 for dataset in "${datasets[@]}"; do
-    for mode in ${PATCH_MODES:-masked faded}; do
-        for recipe in ${RECIPES:-default self_labels}; do
+    if [ "$dataset" = consep ] && [ $((${#modes[@]} * ${#recipes[@]})) -ne 1 ]; then
+        echo "consep is the held-out confirmation set: set PATCH_MODES and RECIPES to the one" \
+            "patch mode and recipe chosen on crchistophenotypes" >&2
+        exit 2
+    fi
+done
+for dataset in "${datasets[@]}"; do
+    for mode in "${modes[@]}"; do
+        for recipe in "${recipes[@]}"; do
             suffix="" config=()
             [ "$mode" != masked ] && suffix="_$mode"
             if [ "$recipe" != default ]; then

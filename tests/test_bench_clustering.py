@@ -102,6 +102,28 @@ def test_bench_trains_seeds_in_parallel_on_faded_patches_with_neighbour_pairs(da
     assert (patches.min(axis=-1) >= 250).mean() < 0.5 and patches.mean() > 200  # faded surroundings: light, not white
 
 
+@pytest.mark.slow
+def test_bench_on_two_consep_patches_scores_their_cell_types(data_root, tmp_path):
+    from cellgan.io.datasets import CONSEP_CELL_TYPES, load_consep
+
+    out = tmp_path / "consep.json"
+    argv = ["bench", "clustering", "--dataset", "consep", "--data-root", str(data_root), "--json", str(out)]
+    argv += ["--iterations", "2", "--seeds", "1", "--width", "8", "--limit-images", "2"]
+    argv += ["--work-dir", str(tmp_path / "work"), "--device", "cpu"]
+    assert main(argv) == 0
+    summary = json.loads(out.read_text())
+    typed = sum(len(i.labelled_centres) for i in load_consep(data_root / "consep", splits=("train",))[:2])
+    cells = summary["cells"]
+    assert summary["dataset"] == "consep" and cells["images"] == 2 and cells["skipped_images"] == []
+    assert cells["cells"] == sum(cells["class_sizes"].values()) == typed
+    assert set(cells["class_sizes"]) <= set(CONSEP_CELL_TYPES)
+    assert summary["config"]["segment"]["mpp"] == 0.25 and summary["config"]["segment"]["patch_mode"] == "masked"
+    for method in METHODS:
+        assert set(summary[method]["mean"]) >= set(SCORE_KEYS) | {"linear_probe_acc", "largest_category_share"}
+        assert sum(summary[method]["per_seed"][0]["cells_per_category"]) == typed
+    assert summary["gan"]["mean"]["generator_iterations"] == 2
+
+
 def test_bench_on_bm_graz_reports_only_unsupervised_figures(data_root, tmp_path):
     summary = run_clustering_benchmark(
         "bm_graz",

@@ -10,10 +10,13 @@ from PIL import Image
 from scipy.io import savemat
 
 from cellgan.io.datasets import (
+    CONSEP_CELL_TYPES,
+    CRC_CELL_TYPES,
     DATASETS,
     AnnotatedImage,
     DatasetError,
     load_bm_graz,
+    load_consep,
     load_crchistophenotypes,
     load_kather2016,
     load_monuseg,
@@ -124,6 +127,79 @@ def test_crc_malformed_mat_names_the_file(tmp_path):
     (tmp_path / "train" / "img1" / "img1_others.mat").write_bytes(b"not a mat file")
     with pytest.raises(DatasetError, match="img1_others.mat"):
         load_crchistophenotypes(tmp_path, splits=("train",))
+
+
+# -- consep ---------------------------------------------------------------------------
+
+
+def _consep_patch(root: Path, split: str, name: str, types, centroids, instances: np.ndarray) -> Path:
+    """Write one CoNSeP patch (image, 16-bit instance map, labels .mat); return the .mat."""
+    _png(root / split / "images" / "x.png", instances.shape)
+    Image.open(root / split / "images" / "x.png").save(root / split / "images" / f"{name}.jpg")
+    (root / split / "images" / "x.png").unlink()
+    (root / split / "instances").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(instances.astype(np.uint16)).save(root / split / "instances" / f"{name}.png")
+    mat = root / split / "labels" / f"{name}.mat"
+    mat.parent.mkdir(parents=True, exist_ok=True)
+    savemat(mat, {"inst_type": np.asarray(types).reshape(-1, 1), "inst_centroid": np.asarray(centroids, float)})
+    return mat
+
+
+def _two_nuclei() -> np.ndarray:
+    instances = np.zeros((20, 30), np.uint16)
+    instances[2:5, 3:8] = 1  # centroid (5, 3)
+    instances[10:15, 20:26] = 2  # centroid (22.5, 12)
+    return instances
+
+
+def test_consep_types_centres_instances_and_splits(tmp_path):
+    _consep_patch(tmp_path, "train", "train_1_000", [2, 4], [(5, 3), (22.5, 12)], _two_nuclei())
+    _consep_patch(tmp_path, "test", "test_1_000", np.zeros((0, 1)), np.zeros((0, 0)), np.zeros((20, 30)))
+    images = load_consep(tmp_path)
+    assert [(i.split, i.image_id) for i in images] == [("train", "train_1_000"), ("test", "test_1_000")]
+    first, empty = images
+    assert first.dataset == "consep" and first.mpp == 0.25
+    np.testing.assert_allclose(first.centres, [[5, 3], [22.5, 12]])
+    np.testing.assert_array_equal(first.labelled_centres, first.centres)
+    assert first.cell_labels.tolist() == ["inflammatory", "spindle"]
+    np.testing.assert_array_equal(first.label_mask(), _two_nuclei())
+    assert empty.centres.shape == (0, 2) and empty.cell_labels.shape == (0,)
+    assert len(load_consep(tmp_path, splits=("test",))) == 1
+    assert DATASETS["consep"].cell_types == CONSEP_CELL_TYPES
+    assert DATASETS["crchistophenotypes"].cell_types == CRC_CELL_TYPES and DATASETS["bm_graz"].cell_types == ()
+
+
+@pytest.mark.parametrize(
+    ("contents", "message"),
+    [
+        ({"inst_type": np.array([[2]])}, "no 'inst_centroid'"),
+        ({"inst_type": np.array([[2], [4], [1]]), "inst_centroid": np.ones((2, 2))}, "3 rows but 'inst_centroid' 2"),
+        ({"inst_type": np.array([[2], [5]]), "inst_centroid": np.ones((2, 2))}, r"\[5\], expected 1-4"),
+        ({"inst_type": np.array([[2], [4]]), "inst_centroid": np.ones((2, 3))}, "N×2"),
+        ({"inst_type": np.array([[2]]), "inst_centroid": np.ones((1, 2))}, "ids up to 2"),
+        ({"inst_type": np.array([[2], [4]]), "inst_centroid": [(5, 3), (30, 12)]}, "outside the 30×20"),
+    ],
+)
+def test_consep_malformed_labels_name_the_file(tmp_path, contents, message):
+    mat = _consep_patch(tmp_path, "train", "train_3_007", [2, 4], [(5, 3), (22.5, 12)], _two_nuclei())
+    savemat(mat, contents)
+    with pytest.raises(DatasetError, match=message) as info:
+        load_consep(tmp_path, splits=("train",))
+    assert "train_3_007.mat" in str(info.value)
+
+
+def test_consep_unreadable_or_missing_files_are_named(tmp_path):
+    mat = _consep_patch(tmp_path, "train", "train_3_007", [2, 4], [(5, 3), (22.5, 12)], _two_nuclei())
+    mat.write_bytes(b"not a mat file")
+    with pytest.raises(DatasetError, match="train_3_007.mat.*cannot read"):
+        load_consep(tmp_path, splits=("train",))
+    mat.unlink()
+    with pytest.raises(DatasetError, match="train_3_007.mat"):
+        load_consep(tmp_path, splits=("train",))
+    _consep_patch(tmp_path, "train", "train_3_007", [2, 4], [(5, 3), (22.5, 12)], _two_nuclei())
+    (tmp_path / "train" / "instances" / "train_3_007.png").unlink()
+    with pytest.raises(DatasetError, match="train_3_007.png.*not found"):
+        load_consep(tmp_path, splits=("train",))
 
 
 # -- monuseg --------------------------------------------------------------------------
@@ -284,3 +360,25 @@ def test_real_kather2016(data_root):
     assert labels.tolist() == sorted(["TUMOR", "STROMA", "COMPLEX", "LYMPHO", "DEBRIS", "MUCOSA", "ADIPOSE", "EMPTY"])
     assert (counts == 100).all()
     assert images[0].read_rgb().shape == (150, 150, 3)
+
+
+@pytest.mark.realdata
+def test_real_consep(data_root):
+    from scipy.io import loadmat
+
+    images = _load(data_root, "consep")
+    assert len(images) == 656 and len({i.image_id for i in images}) == 656
+    assert [len(_load(data_root, "consep", splits=(split,))) for split in ("train", "test")] == [432, 224]
+    assert sum(len(i.centres) for i in images) == 28546
+    assert set(np.concatenate([i.cell_labels for i in images])) == set(CONSEP_CELL_TYPES)
+    for image in [i for i in images if len(i.centres) > 20][:2]:
+        mat = loadmat(data_root / "consep" / image.split / "labels" / f"{image.image_id}.mat")
+        assert len(image.centres) == len(image.cell_labels) == len(mat["inst_type"]) == len(mat["inst_centroid"])
+        assert set(image.cell_labels) <= set(CONSEP_CELL_TYPES)
+        assert image.read_rgb().shape == (256, 256, 3)
+        mask = image.label_mask()
+        assert mask.shape == (256, 256) and mask.max() == len(image.centres)
+        assert ((image.centres >= 0) & (image.centres <= 255)).all()
+        # Row i - 1 is nucleus i, x the column: the centroids fall on their own nucleus.
+        x, y = np.round(image.centres).astype(int).T
+        assert (mask[y, x] == np.arange(1, len(x) + 1)).mean() > 0.9

@@ -1,10 +1,14 @@
 """``cellgan bench clustering``: how well the GAN's categories find cell types.
 
-On crchistophenotypes (22,444 nuclei typed as epithelial / fibroblast / inflammatory
-/ others), one patch (masked, as the paper, unless the segment options ask for
-another ``patch_mode``) is cut at every labelled nucleus centre with
-:func:`cellgan.segment.cells_at_points`, so that the score measures the
-representation and not the detection. Then, for each seed, without labels:
+On a dataset with cell types (crchistophenotypes: 22,444 nuclei typed as epithelial
+/ fibroblast / inflammatory / others; consep: 28,546 typed as other / inflammatory /
+epithelial / spindle, the held-out set on which a recipe chosen on
+crchistophenotypes is confirmed once), one patch (masked, as the paper, unless the
+segment options ask for another ``patch_mode``) is cut at every labelled nucleus
+centre with :func:`cellgan.segment.cells_at_points`, so that the score measures the
+representation and not the detection. The pixel size is the one the dataset states
+(consep: 0.25 µm), else the one the benchmarks assume
+(:data:`cellgan.bench.segmentation.ASSUMED_MPP`). Then, for each seed, without labels:
 
 - ``gan``: the InfoGAN-style WGAN-GP is trained with K = 4 on every cell and each
   cell gets argmax Q (Hu et al., JBHI 2019);
@@ -28,7 +32,7 @@ the date.
 On bm_graz (Hu et al.'s own images, one dot per cell and no published type) only
 the unsupervised figures are reported: cells per category, the share of the
 largest category, the number of categories used and the agreement between seeds
-(ARI of each pair of seeds' clusterings, also reported for crchistophenotypes).
+(ARI of each pair of seeds' clusterings, also reported with cell types).
 
 Intermediate files live in a work directory: the cell store (built once per
 dataset, image subset and segmentation setting, reused by every seed), each seed's
@@ -58,8 +62,9 @@ __all__ = [
     "run_clustering_benchmark",
 ]
 
-#: Datasets with one annotated centre per cell; only crchistophenotypes has types.
-CLUSTERING_DATASETS = ("crchistophenotypes", "bm_graz")
+#: Datasets with one annotated centre per cell; those whose
+#: :attr:`~cellgan.io.datasets.DatasetSpec.cell_types` are not empty are scored against them.
+CLUSTERING_DATASETS = ("crchistophenotypes", "consep", "bm_graz")
 
 #: Clustering methods, in reporting order.
 METHODS = ("gan", "kmeans_pixels", "kmeans_features", "kmeans_neighbourhood")
@@ -94,7 +99,7 @@ def run_clustering_benchmark(
 
     Parameters
     ----------
-    dataset : {"crchistophenotypes", "bm_graz"}
+    dataset : {"crchistophenotypes", "consep", "bm_graz"}
     data_root : path
         The folder holding the datasets' folders.
     work_dir : path
@@ -146,7 +151,7 @@ def run_clustering_benchmark(
     store, skipped = build_point_store(dataset, images, work_dir, config=segment_config)
     table = store.read_table()
     patches = store.read_patches()
-    labels = _labels(table) if dataset == "crchistophenotypes" else None
+    labels = _labels(table) if _has_cell_types(dataset) else None
     groups = table["image"].astype(str).to_numpy()
     options = {**(train_options or {}), "categories": categories}
     if width is not None:
@@ -236,10 +241,11 @@ def dataset_images(dataset: str, data_root, limit_images: int | None = None) -> 
 def build_point_store(dataset: str, images: list, work_dir, *, config):
     """The cell store of one patch per annotated centre of ``images``, built once and reused.
 
-    crchistophenotypes contributes its labelled centres with their type as ``label``,
-    bm_graz its dots without a label. The store lives in ``work_dir`` under a name
-    that fixes the dataset, the images and the segmentation settings, so a later run
-    with the same ones reuses it and an interrupted build goes on where it stopped.
+    A dataset with cell types (crchistophenotypes, consep) contributes its labelled
+    centres with their type as ``label``, bm_graz its dots without a label. The store
+    lives in ``work_dir`` under a name that fixes the dataset, the images and the
+    segmentation settings, so a later run with the same ones reuses it and an
+    interrupted build goes on where it stopped.
 
     Returns
     -------
@@ -257,7 +263,7 @@ def build_point_store(dataset: str, images: list, work_dir, *, config):
     for image in images:
         if store.has_image(image.image_id):
             continue
-        if dataset == "crchistophenotypes":
+        if _has_cell_types(dataset):
             xy, labels = image.labelled_centres, image.cell_labels
         else:
             xy, labels = image.centres, None
@@ -398,7 +404,7 @@ def _over_seeds(rows: list[dict], key: str, statistic) -> float | None:
 
 
 def _labels(table) -> np.ndarray:
-    """The cells' types as strings; every cell of a crchistophenotypes store has one."""
+    """The cells' types as strings; every cell of a store of a dataset with cell types has one."""
     missing = table["label"].isna()
     if missing.any():
         raise BenchmarkError(f"{int(missing.sum())} cells of the store have no label")
@@ -441,18 +447,32 @@ def _gallery(path: Path, patches, clusters, score, labels, *, categories: int, t
 
 
 def _segment_config(dataset: str, options: dict, images: list):
-    """The segmentation settings: masked patches and the dataset's assumed pixel size unless given.
+    """The segmentation settings: masked patches and the dataset's pixel size (:func:`_pixel_size`) unless given.
 
     ``reinhard_reference: typical`` becomes the most typical of ``images``
     (:func:`cellgan.segment.reference.typical_image`).
     """
-    from cellgan.bench.segmentation import ASSUMED_MPP
     from cellgan.segment import SegmentConfig
     from cellgan.segment.reference import resolve_reference
 
-    values = {"mpp": ASSUMED_MPP.get(dataset), "patch_mode": "masked", **options}
+    values = {"mpp": _pixel_size(dataset, images), "patch_mode": "masked", **options}
     values["reinhard_reference"] = resolve_reference(values.get("reinhard_reference"), [i.path for i in images])
     return SegmentConfig(**values)
+
+
+def _pixel_size(dataset: str, images: list) -> float | None:
+    """The microns per pixel the images state (consep), else the one assumed for the dataset, else None."""
+    from cellgan.bench.segmentation import ASSUMED_MPP
+
+    stated = next((image.mpp for image in images if image.mpp is not None), None)
+    return stated if stated is not None else ASSUMED_MPP.get(dataset)
+
+
+def _has_cell_types(dataset: str) -> bool:
+    """Whether the dataset's spec names cell types (its labelled centres then carry them)."""
+    from cellgan.io.datasets import DATASETS
+
+    return bool(DATASETS[dataset].cell_types)
 
 
 def _brief(row: dict) -> str:

@@ -23,6 +23,7 @@ from cellgan.cli.common import (
 )
 from cellgan.cli.experimental import add_pair_neighbours_option
 from cellgan.errors import UsageError
+from cellgan.io.datasets import DATASETS
 
 
 def register(subparsers) -> None:
@@ -86,10 +87,10 @@ def _register_clustering(subparsers) -> None:
     parser = _benchmark_parser(
         subparsers,
         "clustering",
-        help="cell-type clustering of the GAN and two k-means baselines (crchistophenotypes, bm_graz)",
+        help=f"cell-type clustering of the GAN and the k-means baselines ({', '.join(clustering.CLUSTERING_DATASETS)})",
         description=clustering.__doc__.split("\n\n")[0],
         datasets=clustering.CLUSTERING_DATASETS,
-        data_root_help="folder holding crchistophenotypes/, bm_graz/",
+        data_root_help="folder holding " + ", ".join(f"{DATASETS[d].folder}/" for d in clustering.CLUSTERING_DATASETS),
     )
     parser.add_argument("--minutes", type=float, default=30.0, help="training minutes per seed [30]")
     parser.add_argument("--iterations", type=positive_int, default=None, help="also stop after N generator iterations")

@@ -13,10 +13,12 @@ bm_graz              ``bm_graz``             one dot per cell (Kainz et al., MIC
 crchistophenotypes   ``crchistophenotypes``  nucleus centres; 4 cell types for 22,444 of them
                                              (Sirinukunwattana et al., IEEE TMI 2016)
 monuseg              ``monuseg_test``        nucleus outlines, pixel size (Kumar et al., 2017)
+consep               ``consep``              instance maps; 4 cell types for all 28,546 nuclei
+                                             (Graham et al., Medical Image Analysis 2019)
 kather2016           ``kather2016``          one tissue class per tile (Kather et al., 2016)
 ==================== ======================= =============================================
 
-``DATASETS`` maps each name to its loader and default folder.
+``DATASETS`` maps each name to its loader, default folder and cell types.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import numpy as np
 from cellgan.errors import CellganError
 
 __all__ = [
+    "CONSEP_CELL_TYPES",
+    "CONSEP_MPP",
     "CRC_CELL_TYPES",
     "DATASETS",
     "KATHER2016_MPP",
@@ -39,6 +43,7 @@ __all__ = [
     "DatasetError",
     "DatasetSpec",
     "load_bm_graz",
+    "load_consep",
     "load_crchistophenotypes",
     "load_kather2016",
     "load_monuseg",
@@ -48,6 +53,12 @@ __all__ = [
 
 #: The four nucleus types of CRCHistoPhenotypes, in the order of its file names.
 CRC_CELL_TYPES = ("epithelial", "fibroblast", "inflammatory", "others")
+
+#: The four nucleus types of CoNSeP as HoVer-Net merges them; ``inst_type`` k is entry k - 1.
+CONSEP_CELL_TYPES = ("other", "inflammatory", "epithelial", "spindle")
+
+#: Pixel size of the CoNSeP patches (40×, as the dataset's README states).
+CONSEP_MPP = 0.25
 
 #: Pixel size of the Kather et al. 2016 tiles (150 px = 74 µm, stated by the dataset).
 KATHER2016_MPP = 0.495
@@ -75,16 +86,20 @@ class AnnotatedImage:
         ``(x, y)`` of every annotated nucleus; None when the dataset has no cell-level
         annotation (kather2016).
     labelled_centres : ndarray of float, shape (m, 2), or None
-        crchistophenotypes only: the centres that carry a cell type.
+        Datasets with cell types (crchistophenotypes, consep): the centres that
+        carry a type (on consep all of ``centres``).
     cell_labels : ndarray of str, shape (m,), or None
-        crchistophenotypes only: the type of each of ``labelled_centres``.
+        Datasets with cell types: the type of each of ``labelled_centres``.
     outlines : tuple of ndarray, or None
         monuseg only: one ``(k, 2)`` float array of ``(x, y)`` vertices per nucleus,
         in the order of the annotation file; ``centres`` are their centroids.
+    instances : Path or None
+        consep only: the 16-bit instance map, nucleus i (``centres[i - 1]``) = value i.
     image_label : str or None
         kather2016 only: the tissue class of the tile.
     split : str or None
-        crchistophenotypes only: ``"train"``, ``"validation"`` or ``"test"``.
+        crchistophenotypes and consep: the split the image belongs to
+        (``"train"``, ``"validation"`` or ``"test"``).
     """
 
     dataset: str
@@ -95,6 +110,7 @@ class AnnotatedImage:
     labelled_centres: np.ndarray | None = None
     cell_labels: np.ndarray | None = None
     outlines: tuple[np.ndarray, ...] | None = None
+    instances: Path | None = None
     image_label: str | None = None
     split: str | None = None
 
@@ -105,35 +121,50 @@ class AnnotatedImage:
         return read_rgb(self.path)
 
     def label_mask(self, shape: tuple[int, int] | None = None) -> np.ndarray:
-        """The outlines rasterised to a label mask (nucleus i has label i + 1).
+        """The nuclei as an int32 label mask: nucleus i (``centres[i - 1]``) has label i.
+
+        monuseg's outlines are rasterised (a later outline wins where two overlap);
+        consep's instance map is read as it is.
 
         Parameters
         ----------
         shape : (int, int), optional
             ``(H, W)`` of the mask; by default the image's size, read from its header.
+            An instance map must have this size.
 
         Raises
         ------
         DatasetError
-            If the record has no outlines (only monuseg has them).
+            If the record has neither outlines nor an instance map, or its instance map
+            is not of ``shape``.
         """
-        if self.outlines is None:
-            raise DatasetError(f"{self.path}: dataset {self.dataset!r} has no nucleus outlines")
+        if self.outlines is None and self.instances is None:
+            raise DatasetError(f"{self.path}: dataset {self.dataset!r} has no nucleus outlines or instance map")
         if shape is None:
             from PIL import Image
 
             with Image.open(self.path) as image:
                 width, height = image.size
             shape = (height, width)
-        return rasterise_outlines(self.outlines, shape)
+        if self.outlines is not None:
+            return rasterise_outlines(self.outlines, shape)
+        mask = read_instance_map(self.instances)
+        if mask.shape != tuple(shape):
+            raise DatasetError(f"{self.instances}: instance map is {mask.shape}, expected {tuple(shape)}")
+        return mask
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset's loader and the name of its folder under a data root."""
+    """A dataset's loader, the name of its folder under a data root, and its cell types.
+
+    ``cell_types`` is empty for a dataset without them; a dataset with cell types gives
+    every image ``labelled_centres`` and their ``cell_labels``.
+    """
 
     loader: Callable[..., list[AnnotatedImage]]
     folder: str
+    cell_types: tuple[str, ...] = ()
 
 
 # -- bm_graz -------------------------------------------------------------------------
@@ -222,18 +253,8 @@ def load_crchistophenotypes(
 
 def read_crc_centres(path: str | Path) -> np.ndarray:
     """Read one CRCHistoPhenotypes ``.mat``; return ``(N, 2)`` float ``(x, y)``, 0-based."""
-    from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
-
     path = Path(path)
-    try:
-        contents = loadmat(path)
-    except (OSError, ValueError, TypeError, MatReadError) as err:
-        raise DatasetError(f"{path}: cannot read MATLAB file ({err})") from err
-    if "detection" not in contents:
-        keys = sorted(k for k in contents if not k.startswith("__"))
-        raise DatasetError(f"{path}: no 'detection' array (keys: {keys})")
-    array = np.asarray(contents["detection"])
+    array = _mat_array(_loadmat(path), "detection", path)
     if array.size == 0:
         return np.zeros((0, 2))
     if array.ndim != 2 or array.shape[1] != 2 or not np.issubdtype(array.dtype, np.number):
@@ -242,6 +263,114 @@ def read_crc_centres(path: str | Path) -> np.ndarray:
     if not np.isfinite(xy).all():
         raise DatasetError(f"{path}: 'detection' holds non-finite coordinates")
     return xy
+
+
+# -- consep ---------------------------------------------------------------------------
+
+
+def load_consep(root: str | Path, *, splits: tuple[str, ...] = ("train", "test")) -> list[AnnotatedImage]:
+    """Load CoNSeP (Graham et al., Medical Image Analysis 2019) as cut into 256×256 patches.
+
+    ``root/<split>/images/NAME.jpg`` is the patch, ``instances/NAME.png`` its 16-bit
+    instance map (0 background, nucleus i = value i) and ``labels/NAME.mat`` its
+    ``inst_type`` (N×1, 1-4, :data:`CONSEP_CELL_TYPES`) and ``inst_centroid`` (N×2,
+    0-based ``(x, y)``), row i - 1 for nucleus i. Every nucleus is typed, so
+    ``labelled_centres`` are the ``centres``. The patches are at 40×, ``mpp``
+    :data:`CONSEP_MPP`. Patches of one original tile overlap: a nucleus on a patch
+    border can appear in two of them.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file, when a label or instance file is missing or unreadable, the
+        ``.mat``'s arrays disagree in length, a type is outside 1-4, a centre lies
+        outside the instance map, or the instance map's largest id is not N.
+    """
+    root = _require_dir(root)
+    images = []
+    for split in splits:
+        split_dir = _require_dir(root / split)
+        for path in _files(split_dir / "images", (".jpg",)):
+            mat = split_dir / "labels" / f"{path.stem}.mat"
+            centres, types = read_consep_labels(mat)
+            instances = _require_file(split_dir / "instances" / f"{path.stem}.png")
+            _check_consep_instances(instances, centres, mat)
+            images.append(
+                AnnotatedImage(
+                    dataset="consep",
+                    image_id=path.stem,
+                    path=path,
+                    mpp=CONSEP_MPP,
+                    centres=centres,
+                    labelled_centres=centres,
+                    cell_labels=types,
+                    instances=instances,
+                    split=split,
+                )
+            )
+    return images
+
+
+def read_consep_labels(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CoNSeP ``labels/NAME.mat``.
+
+    Returns
+    -------
+    centres : ndarray of float, shape (N, 2)
+        ``inst_centroid``, 0-based ``(x, y)``.
+    types : ndarray of str, shape (N,)
+        ``inst_type`` as names (:data:`CONSEP_CELL_TYPES`).
+    """
+    path = Path(path)
+    types, xy = _consep_arrays(path)
+    if len(types) != len(xy):
+        raise DatasetError(f"{path}: 'inst_type' has {len(types)} rows but 'inst_centroid' {len(xy)}")
+    unknown = sorted(set(types.tolist()) - set(range(1, len(CONSEP_CELL_TYPES) + 1)))
+    if unknown:
+        raise DatasetError(f"{path}: 'inst_type' holds {unknown}, expected 1-{len(CONSEP_CELL_TYPES)}")
+    if not np.isfinite(xy).all():
+        raise DatasetError(f"{path}: 'inst_centroid' holds non-finite coordinates")
+    return xy.astype(float), np.array(CONSEP_CELL_TYPES)[types.astype(int) - 1]
+
+
+def _consep_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``inst_type`` as ``(N,)`` and ``inst_centroid`` as ``(M, 2)`` numeric arrays (an empty one as ``(0, 2)``)."""
+    contents = _loadmat(path)
+    types = _mat_array(contents, "inst_type", path)
+    xy = _mat_array(contents, "inst_centroid", path)
+    if not (np.issubdtype(types.dtype, np.number) and np.issubdtype(xy.dtype, np.number)):
+        raise DatasetError(f"{path}: 'inst_type' and 'inst_centroid' must be numeric, got {types.dtype}, {xy.dtype}")
+    types = types.reshape(-1) if types.ndim == 2 and types.shape[1] == 1 else types
+    xy = xy.reshape(0, 2) if xy.size == 0 else xy
+    if types.ndim != 1 or xy.ndim != 2 or xy.shape[1] != 2:
+        raise DatasetError(f"{path}: 'inst_type' must be N×1 and 'inst_centroid' N×2, got {types.shape}, {xy.shape}")
+    return types, xy
+
+
+def read_instance_map(path: str | Path) -> np.ndarray:
+    """Read an instance map (a 2-D integer image, 0 = background); return it as int32 ``(H, W)``."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            mask = np.asarray(image)
+    except (OSError, UnidentifiedImageError) as err:
+        raise DatasetError(f"{path}: cannot read instance map ({err})") from err
+    if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer):
+        raise DatasetError(f"{path}: instance map must be a 2-D integer image, got {mask.dtype} {mask.shape}")
+    return mask.astype(np.int32)
+
+
+def _check_consep_instances(instances: Path, centres: np.ndarray, mat: Path) -> None:
+    """Check that the instance map numbers the ``.mat``'s N nuclei 1..N and holds their centres."""
+    mask = read_instance_map(instances)
+    largest = int(mask.max(initial=0))
+    if largest != len(centres):
+        raise DatasetError(f"{mat}: types {len(centres)} nuclei but instance map {instances} has ids up to {largest}")
+    height, width = mask.shape
+    if ((centres < 0) | (centres > [width - 1, height - 1])).any():
+        raise DatasetError(f"{mat}: 'inst_centroid' lies outside the {width}×{height} instance map")
 
 
 # -- monuseg --------------------------------------------------------------------------
@@ -342,11 +471,12 @@ def load_kather2016(root: str | Path) -> list[AnnotatedImage]:
     return images
 
 
-#: Dataset name -> loader and the folder it lives in under a data root.
+#: Dataset name -> loader, the folder it lives in under a data root, and its cell types.
 DATASETS: dict[str, DatasetSpec] = {
     "bm_graz": DatasetSpec(load_bm_graz, "bm_graz"),
-    "crchistophenotypes": DatasetSpec(load_crchistophenotypes, "crchistophenotypes"),
+    "crchistophenotypes": DatasetSpec(load_crchistophenotypes, "crchistophenotypes", CRC_CELL_TYPES),
     "monuseg": DatasetSpec(load_monuseg, "monuseg_test"),
+    "consep": DatasetSpec(load_consep, "consep", CONSEP_CELL_TYPES),
     "kather2016": DatasetSpec(load_kather2016, "kather2016"),
 }
 
@@ -359,6 +489,25 @@ def _require_dir(path: str | Path) -> Path:
     if not path.is_dir():
         raise DatasetError(f"{path}: dataset folder not found")
     return path
+
+
+def _loadmat(path: Path) -> dict:
+    """``scipy.io.loadmat`` of ``path``, any failure a :class:`DatasetError` naming it."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    try:
+        return loadmat(path)
+    except (OSError, ValueError, TypeError, MatReadError) as err:
+        raise DatasetError(f"{path}: cannot read MATLAB file ({err})") from err
+
+
+def _mat_array(contents: dict, key: str, path: Path) -> np.ndarray:
+    """The array ``key`` of a loaded ``.mat``, or a :class:`DatasetError` listing the keys it has."""
+    if key not in contents:
+        keys = sorted(k for k in contents if not k.startswith("__"))
+        raise DatasetError(f"{path}: no {key!r} array (keys: {keys})")
+    return np.asarray(contents[key])
 
 
 def _require_file(path: Path) -> Path:
