@@ -201,7 +201,7 @@ def tiny_model_and_store(tmp_path_factory):
         train(patches, root / "model", config, device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
-    store = CellStore.create(root / "cells")
+    store = CellStore.create(root / "cells", patch_mode="masked")
     for image, rows in (("img_a", slice(0, 12)), ("img_b", slice(12, 20))):
         n = rows.stop - rows.start
         table = pd.DataFrame(

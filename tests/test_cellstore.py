@@ -39,7 +39,7 @@ def _patches(n: int, value: int) -> np.ndarray:
 
 
 def test_write_and_read_back_in_image_order(tmp_path):
-    store = CellStore.create(tmp_path / "cells")
+    store = CellStore.create(tmp_path / "cells", patch_mode="masked")
     store.write_image("b", _table(3), _patches(3, 2))
     store.write_image("a", _table(2), _patches(2, 1), label_mask=np.arange(16).reshape(4, 4))
     reopened = CellStore.open(tmp_path)  # the run dir above the store works too
@@ -55,14 +55,14 @@ def test_write_and_read_back_in_image_order(tmp_path):
 
 
 def test_shard_without_table_is_not_done(tmp_path):
-    store = CellStore.create(tmp_path)
+    store = CellStore.create(tmp_path, patch_mode="masked")
     np.save(store.patches_path("x"), _patches(1, 0))  # as if killed before the table
     assert not store.has_image("x")
     assert store.image_ids() == []
 
 
 def test_rejects_misaligned_or_malformed_shards(tmp_path):
-    store = CellStore.create(tmp_path)
+    store = CellStore.create(tmp_path, patch_mode="masked")
     with pytest.raises(ValueError, match="2 table rows but 3 patches"):
         store.write_image("x", _table(2), _patches(3, 0))
     with pytest.raises(ValueError, match="uint8"):
@@ -85,18 +85,18 @@ def test_patch_mode_mismatch_and_missing_store(tmp_path):
 
 
 def test_store_of_an_older_format_names_the_file_and_asks_to_resegment(tmp_path):
-    CellStore.create(tmp_path)
+    CellStore.create(tmp_path, patch_mode="masked")
     meta = tmp_path / "store.json"
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "format_version": 1}))
     with pytest.raises(CellStoreError, match="format version 1.*re-run segmentation") as err:
         CellStore.open(tmp_path)
     assert str(meta) in str(err.value)
     with pytest.raises(CellStoreError, match="re-run segmentation"):
-        CellStore.create(tmp_path)
+        CellStore.create(tmp_path, patch_mode="masked")
 
 
 def test_empty_store_reads_empty_aligned_arrays(tmp_path):
-    store = CellStore.create(tmp_path)
+    store = CellStore.create(tmp_path, patch_mode="masked")
     assert store.read_table().empty
     assert store.read_patches().shape == (0, 32, 32, 3)
 

@@ -48,7 +48,7 @@ def _cell_table(image: str, mask: np.ndarray) -> pd.DataFrame:
 
 def _make_run(tmp_path, *, with_mask_b: bool = True):
     """A cell store with two images (b's mask optional) and an ASSIGNMENTS directory."""
-    store = CellStore.create(tmp_path / "cells")
+    store = CellStore.create(tmp_path / "cells", patch_mode="masked")
     masks = {}
     mask = np.zeros((30, 30), np.uint32)
     mask[2:8, 2:9] = 1

@@ -184,7 +184,7 @@ def test_segment_images_reports_failures_goes_on_and_resumes(tmp_path, bm_crop):
     Image.fromarray(bm_crop[:128]).save(images / "good1.png")
     Image.fromarray(bm_crop[128:]).save(images / "sub" / "good2.tif")
     reasons = _write_bad_files(images)
-    store = CellStore.create(tmp_path / "run" / "cells")
+    store = CellStore.create(tmp_path / "run" / "cells", patch_mode="masked")
     summary = segment_images([images], store, SegmentConfig(), progress=False)
     assert sorted(summary.done) == ["good1", "good2"] and summary.skipped == ()
     assert {Path(k).name for k in summary.failed} == set(reasons)
@@ -208,7 +208,7 @@ def test_segment_images_to_the_typical_image_leaves_unreadable_files_to_fail_alo
     for name, tint in (("pale", 1.15), ("mid", 1.0), ("dark", 0.85)):
         Image.fromarray(np.clip(bm_crop * tint, 0, 255).astype(np.uint8)).save(images / f"{name}.png")
     (images / "broken.png").write_text("not an image")
-    store = CellStore.create(tmp_path / "cells")
+    store = CellStore.create(tmp_path / "cells", patch_mode="masked")
     summary = segment_images([images], store, SegmentConfig(reinhard_reference="typical"), progress=False)
     assert sorted(summary.done) == ["dark", "mid", "pale"]
     assert [Path(k).name for k in summary.failed] == ["broken.png"]
@@ -229,7 +229,7 @@ def test_cells_from_folder_keeps_subfolder_labels(tmp_path, crc_record):
         Image.fromarray(rgb[y - 12 : y + 13, x - 12 : x + 13]).save(folder / f"cell{i}.png")
     Image.fromarray(rgb[:80, :50]).save(crops / "big.png")  # a crop larger than a patch, no label
     (crops / "epithelial" / "broken.png").write_text("nope")
-    store = CellStore.create(tmp_path / "run" / "cells")
+    store = CellStore.create(tmp_path / "run" / "cells", patch_mode="masked")
     summary = cells_from_folder(crops, store, SegmentConfig(mpp=0.5), progress=False)
     assert sorted(summary.done) == ["crops", "epithelial", "inflammatory"]
     assert [Path(k).name for k in summary.failed] == ["broken.png"]

@@ -447,7 +447,7 @@ def _gallery(path: Path, patches, clusters, score, labels, *, categories: int, t
 
 
 def _segment_config(dataset: str, options: dict, images: list):
-    """The segmentation settings: masked patches and the dataset's pixel size (:func:`_pixel_size`) unless given.
+    """The segmentation settings: the recipe's (``options``) over the dataset's pixel size (:func:`_pixel_size`).
 
     ``reinhard_reference: typical`` becomes the most typical of ``images``
     (:func:`cellgan.segment.reference.typical_image`).
@@ -455,7 +455,7 @@ def _segment_config(dataset: str, options: dict, images: list):
     from cellgan.segment import SegmentConfig
     from cellgan.segment.reference import resolve_reference
 
-    values = {"mpp": _pixel_size(dataset, images), "patch_mode": "masked", **options}
+    values = {"mpp": _pixel_size(dataset, images), **options}
     values["reinhard_reference"] = resolve_reference(values.get("reinhard_reference"), [i.path for i in images])
     return SegmentConfig(**values)
 

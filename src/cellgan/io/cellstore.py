@@ -81,7 +81,7 @@ class CellStore:
 
     # -- opening ---------------------------------------------------------------
     @classmethod
-    def create(cls, root: Path, *, patch_mode: str = "masked") -> "CellStore":
+    def create(cls, root: Path, *, patch_mode: str) -> "CellStore":
         """Open the store at ``root``, creating it if needed.
 
         An existing store must have been made with the same ``patch_mode``: mixing
