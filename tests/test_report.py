@@ -88,7 +88,8 @@ def test_report_is_one_self_contained_file(small_run):
     sources = _images(text)
     cells = pd.read_parquet(small_run / "assignments" / "assignments.parquet")
     galleries = cells["category"].nunique()  # an empty category has no gallery
-    assert len(sources) == 3 + galleries + 2 + 2  # sweeps, galleries, 2 overlays, curves, composition
+    # sweeps, galleries, random members with their surroundings, 2 overlays, curves, composition
+    assert len(sources) == 3 + galleries + galleries + 2 + 2
     from PIL import Image
 
     for source in sources:
@@ -114,6 +115,25 @@ def test_report_shows_each_category_with_its_share(small_run):
     for heading in ("Categories", "Images", "Training", "Composition per image"):
         assert f"<h2>{heading}</h2>" in text
     assert "Scores against the labels" not in text  # segmented cells carry no label
+
+
+@pytest.mark.realdata
+def test_report_shows_random_members_with_their_surroundings(small_run):
+    text = (small_run / "report.html").read_text(encoding="utf-8")
+    cells = pd.read_parquet(small_run / "assignments" / "assignments.parquet")
+    assert "<h2>Random members of each category</h2>" in text
+    shown = re.findall(r'alt="random members of ([^"]*)"', text)
+    assert len(shown) == cells["category"].nunique()
+
+
+def test_surroundings_mark_the_cell_and_pad_with_white():
+    from cellgan.report.figures import surroundings
+
+    rgb = np.full((50, 50, 3), 100, np.uint8)
+    windows = surroundings(rgb, np.array([[25.0, 25.0], [0.0, 0.0]]), side_px=40, size=32, ring=(255, 0, 0))
+    assert windows.shape == (2, 32, 32, 3)
+    assert (windows[0, 16, 16] == 100).all() and (windows[0, 16, 8] == [255, 0, 0]).all()
+    assert (windows[1, 2, 2] == 255).all()  # beyond the image's corner
 
 
 @pytest.mark.realdata

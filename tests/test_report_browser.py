@@ -50,7 +50,7 @@ def test_report_renders_in_chromium(data_root, tmp_path_factory, tmp_path):
         pixels = np.asarray(image.convert("RGB"))
     assert pixels.shape[:2] == (2000, 1200)
     coloured = (np.abs(pixels.astype(int) - 255).sum(axis=2) > 60).mean()
-    assert coloured > 0.10 and pixels.std() > 20  # text, cells and overlays, not a blank page
+    assert coloured > 0.05 and pixels.std() > 20  # text and cells (a blank page: 0), the checks' text first
 
     checked = tmp_path / "checked.html"
     checked.write_text(text.replace("</body>", _IMAGE_CHECK + "\n</body>"), encoding="utf-8")

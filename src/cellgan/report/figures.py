@@ -80,6 +80,37 @@ def tile_patches(patches: np.ndarray, *, columns: int, scale: int = 2, gap: int 
     return canvas
 
 
+def surroundings(
+    rgb: np.ndarray, centres_xy: np.ndarray, *, side_px: int, size: int = 64, ring: tuple[int, int, int] = (0, 0, 0)
+) -> np.ndarray:
+    """A square window around each cell, scaled to ``size``, with a thin ring marking the cell.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (H, W, 3)
+    centres_xy : ndarray of float, shape (n, 2)
+        ``(x, y)`` of each cell.
+    side_px : int
+        Window side in the image's pixels; white beyond the image.
+    size : int
+        Side of each returned window.
+    ring : tuple of int
+        RGB colour of the ring (radius a quarter of the window) around the centre.
+
+    Returns
+    -------
+    ndarray of uint8, shape (n, size, size, 3)
+    """
+    from cellgan.segment.patches import context_patches
+
+    windows = context_patches(rgb, np.asarray(centres_xy, dtype=np.float64), side_px=side_px, size=size).copy()
+    yy, xx = np.mgrid[:size, :size]
+    distance = np.hypot(yy - (size - 1) / 2, xx - (size - 1) / 2)
+    on_ring = np.abs(distance - size / 4) < 0.7
+    windows[:, on_ring] = np.asarray(ring, dtype=np.uint8)
+    return windows
+
+
 def generator_sweep(generator, *, columns: int, seed: int, device=None) -> np.ndarray:
     """Generate the category sweep: one row per category, one column per fixed noise vector.
 

@@ -42,6 +42,12 @@ _MORPHOLOGY = (
     ("mean_eosin", "eosin OD"),
 )
 
+#: Side of the window around each random member: about three nucleus diameters of tissue
+#: on each side, when the pixel size is known; else in pixels.
+_SURROUNDINGS_UM = 32.0
+_SURROUNDINGS_PX = 64
+_TILE = 80  #: pixels of each window in the report
+
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto;
        max-width: 1150px; padding: 1em 1.5em 3em; color: #1d1d1f; background: #fff; line-height: 1.4; }
@@ -124,6 +130,7 @@ def build_report(run_dir: Path, *, config=None, device="cpu") -> str:
         _header(files, cells, k, log, store.info.patch_mode),
         _diagnostics_section(meta.get("diagnostics")),
         _category_sections(cells, patches, sweep, colors, names, config),
+        _random_members_section(store, cells, sources, colors, names, config),
         _overlay_section(store, cells, sources, colors, config),
         _training_section(log, colors, names),
         _composition_section(composition, sources, colors, names),
@@ -239,6 +246,57 @@ def _category_sections(
         block.append("</div>")
         out.append("\n".join(block))
     return "\n".join(out)
+
+
+def _random_members_section(store, cells: pd.DataFrame, sources: dict[str, str], colors, names, config) -> str:
+    """Random members of each category with their surroundings: what a category holds, not only its best."""
+    from cellgan.report.figures import png_bytes, surroundings, tile_patches
+
+    rng = np.random.default_rng(config.seed)
+    category = cells["category"].to_numpy(dtype=np.int64)
+    chosen = {
+        q: np.sort(rng.choice(members, size=min(config.gallery_cells, len(members)), replace=False))
+        for q in range(len(names))
+        if len(members := np.flatnonzero(category == q))
+    }
+    if not chosen:
+        return ""
+    windows = {q: np.full((len(rows), _TILE, _TILE, 3), 255, np.uint8) for q, rows in chosen.items()}
+    missing = 0
+    for image_id in pd.unique(cells.loc[np.concatenate(list(chosen.values())), "image"]):
+        rgb, _ = _base_image(store, str(image_id), sources.get(str(image_id)))
+        for q, rows in chosen.items():
+            here = np.flatnonzero(cells["image"].to_numpy()[rows] == image_id)
+            if not len(here):
+                continue
+            if rgb is None:
+                missing += len(here)
+                continue
+            xy = cells.loc[rows[here], ["centroid_x", "centroid_y"]].to_numpy(dtype=np.float64)
+            side = _surroundings_side(cells[cells["image"] == image_id])
+            windows[q][here] = surroundings(rgb, xy, side_px=side, size=_TILE, ring=tuple(int(c) for c in colors[q]))
+    extent = f"{_SURROUNDINGS_UM:.0f} µm (or {_SURROUNDINGS_PX} px where the pixel size is unknown)"
+    out = [
+        "<h2>Random members of each category</h2>",
+        f"<p class=\"note\">Up to {config.gallery_cells} cells drawn at random from each category (not the most "
+        f"confident), each in a {extent} window of its image with a ring around it: do they look alike, "
+        "surroundings included?"
+        + (f" {missing} cells are blank: their image file was not found." if missing else "")
+        + "</p>",
+    ]
+    for q, tiles in windows.items():
+        out.append(f"<h3>{_swatch(colors[q])}{_esc(names[q])}</h3>")
+        out.append(_img(png_bytes(tile_patches(tiles, columns=8, scale=1)), f"random members of {names[q]}"))
+    return "\n".join(out)
+
+
+def _surroundings_side(cells: pd.DataFrame) -> int:
+    """Pixels of :data:`_SURROUNDINGS_UM` at the image's pixel size (from its cells' areas), else the fallback."""
+    if "area_um2" not in cells.columns:
+        return _SURROUNDINGS_PX
+    ratio = (cells["area_um2"] / cells["area_px"]).to_numpy(dtype=np.float64)
+    ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+    return int(round(_SURROUNDINGS_UM / np.sqrt(np.median(ratio)))) if len(ratio) else _SURROUNDINGS_PX
 
 
 def _overlay_section(store, cells: pd.DataFrame, sources: dict[str, str], colors, config) -> str:
