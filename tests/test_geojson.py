@@ -139,6 +139,13 @@ def test_feature_collection_schema_as_qupath_reads_it(tmp_path):
     circle = np.asarray(features[3]["geometry"]["coordinates"][0])
     assert len(circle) == 17 and _signed_area(circle) == pytest.approx(50.0, rel=0.03)
     assert features[1]["properties"]["measurements"]["Area px^2"] == 240.0
+    cells = _cells()
+    for feature, (image, cell_id) in zip(features, zip(cells["image"], cells["cell_id"])):  # to join QuPath edits back
+        assert (feature["properties"]["image"], feature["properties"]["cell_id"]) == (image, cell_id)
+        assert feature["id"] == cell_id_uuid(image, cell_id)
+        values = feature["properties"]["measurements"].values()
+        digits = [repr(v).split("e")[0].replace("-", "").replace(".", "").strip("0") for v in values]
+        assert all(len(d) <= 6 for d in digits)  # 6 significant digits, not 16
     path = tmp_path / "img1.geojson"
     write_geojson(collection, path)
     loaded = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))

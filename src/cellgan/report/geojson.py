@@ -207,9 +207,9 @@ def feature_collection(
         ring = outlines.get(int(cell["cell_id"]) + 1)
         if ring is None:
             ring = circle_ring(cell["centroid_x"], cell["centroid_y"], _radius(cell.get("area_px")))
-        measurements = {MEASUREMENTS[c]: float(cell[c]) for c in measured if _finite(cell[c])}
-        measurements["Probability"] = float(prob[category])
-        measurements.update({f"Probability {labels[k]}": float(p) for k, p in enumerate(prob)})
+        measurements = {MEASUREMENTS[c]: _short(cell[c]) for c in measured if _finite(cell[c])}
+        measurements["Probability"] = _short(prob[category])
+        measurements.update({f"Probability {labels[k]}": _short(p) for k, p in enumerate(prob)})
         features.append(
             {
                 "type": "Feature",
@@ -220,10 +220,18 @@ def feature_collection(
                     "classification": {"name": labels[category], "color": colours[category]},
                     "measurements": measurements,
                     "isLocked": False,
+                    # to join edits made in QuPath back to the cell table (image, cell_id) and the UUID
+                    "image": str(cell["image"]),
+                    "cell_id": int(cell["cell_id"]),
                 },
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+def _short(value) -> float:
+    """A measurement to 6 significant digits: finer is noise, and 16-digit floats a third of the file."""
+    return float(f"{float(value):.6g}")
 
 
 def _finite(value) -> bool:
