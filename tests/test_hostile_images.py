@@ -6,16 +6,129 @@ never by a traceback, an exhausted memory or a silent 0 cells.
 
 from __future__ import annotations
 
+import json
+import struct
+import subprocess
+import sys
+import textwrap
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
 from cellgan.io.cellstore import CellStore
 from cellgan.io.files import safe_image_id
-from cellgan.io.images import read_rgb
+from cellgan.io.images import DEFAULT_MAX_PIXELS, ImageReadError, ImageTooLargeError, read_rgb
 from cellgan.segment import SegmentConfig, image_ids, segment_image, segment_images
+
+#: The peak resident memory allowed to a process refusing a bomb.
+_ONE_GB = 1 << 30
+
+
+# -- files that claim far more pixels than they hold ------------------------------------
+
+
+def _tiff_bomb(path: Path, side: int, *, tile: int = 1024) -> Path:
+    """An RGB TIFF of ``side``² zero pixels, written as one zlib tile repeated (a few MB)."""
+    encoded = zlib.compress(bytes(tile * tile * 3), 9)
+    count = (-(-side // tile)) ** 2
+    tifffile.imwrite(
+        path,
+        (encoded for _ in range(count)),
+        shape=(side, side, 3),
+        dtype=np.uint8,
+        tile=(tile, tile),
+        compression="zlib",
+        photometric="rgb",
+    )
+    return path
+
+
+def _white_png(path: Path, side: int) -> Path:
+    """A white 8-bit RGB PNG of ``side``² pixels, compressed row by row (about 0.4 MB for 12000²)."""
+    row = b"\x00" + b"\xff" * (3 * side)
+    packer = zlib.compressobj(9)
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+_REFUSE = textwrap.dedent(
+    """
+    import json, resource, sys, warnings
+    warnings.simplefilter("error")  # a DecompressionBombWarning must not reach the user
+    from cellgan.cli.main import main
+    status = main(["segment", *sys.argv[2:], "--out", sys.argv[1], "--quiet"])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"status": status, "peak": peak}))
+    """
+)
+
+
+def _segment_in_subprocess(tmp_path: Path, *args) -> tuple[dict, str]:
+    """``cellgan segment ARGS`` in a fresh interpreter: its exit status, peak RSS (bytes) and stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", _REFUSE, str(tmp_path / "run"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def test_bombs_are_refused_from_their_header_under_one_gigabyte(tmp_path):
+    bombs = tmp_path / "bombs"
+    bombs.mkdir()
+    claims = {
+        _tiff_bomb(bombs / "claims20k.tif", 20_000): 20_000,
+        _tiff_bomb(bombs / "claims60k.tif", 60_000): 60_000,
+        _white_png(bombs / "white12k.png", 12_000): 12_000,
+    }
+    assert all(path.stat().st_size < 12e6 for path in claims)
+    result, stderr = _segment_in_subprocess(tmp_path, bombs)
+    assert result["status"] == 1
+    assert result["peak"] < _ONE_GB, f"peak RSS {result['peak'] / 2**20:.0f} MiB"
+    assert "DecompressionBomb" not in stderr and "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("failed: ")]
+    assert len(lines) == 3
+    for path, side in claims.items():
+        (line,) = [line for line in lines if path.name in line]
+        assert f"{side}×{side}" in line and f"{side * side:,} pixels" in line
+        assert f"{DEFAULT_MAX_PIXELS:,}" in line and "--max-pixels" in line
+
+
+def test_the_pixel_budget_is_checked_before_decoding_and_can_be_raised(tmp_path):
+    rgb = np.full((120, 100, 3), (200, 150, 190), np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    tifffile.imwrite(tmp_path / "a.tif", rgb)
+    for name in ("a.png", "a.tif"):
+        with pytest.raises(ImageTooLargeError, match=rf"{name}: image is 100×120 px \(12,000 pixels\), over the budget of 11,999"):
+            read_rgb(tmp_path / name, max_pixels=11_999)
+        np.testing.assert_array_equal(read_rgb(tmp_path / name, max_pixels=12_000), rgb)
+    assert issubclass(ImageTooLargeError, ImageReadError)
+
+
+def test_max_pixels_option_reaches_the_reader(tmp_path, capsys):
+    from cellgan.cli.main import build_parser, main
+
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(tmp_path / "a.png")
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "run"), "--quiet", "--max-pixels", "4000"]) == 1
+    assert "over the budget of 4,000 pixels" in capsys.readouterr().err
+    parser = build_parser()
+    for argv in (["run", "--out", "r"], ["cells", "from-folder", "d", "--out", "r"], ["segment", "a", "--out", "r"]):
+        assert parser.parse_args([*argv, "--max-pixels", "2.5e8"]).max_pixels == 250_000_000
+        assert parser.parse_args(argv).max_pixels == DEFAULT_MAX_PIXELS
+    with pytest.raises(SystemExit):
+        parser.parse_args(["segment", "a", "--out", "r", "--max-pixels", "0"])
 
 
 # -- images without nuclei at fine pixel sizes (IndexError in find_nuclei) -------------
@@ -30,6 +143,14 @@ def test_no_nucleus_at_a_fine_pixel_size_gives_no_cell(shape, mpp):
     rgb = np.full((*shape, 3), (200, 140, 190), np.uint8)  # pink stroma, no nucleus
     result = segment_image(rgb, SegmentConfig(mpp=mpp), image_id="pink")
     assert len(result.table) == 0 and result.label_mask.shape == shape and result.overlay.shape == (*shape, 3)
+
+
+def test_a_tiff_at_0_03_microns_per_pixel_is_segmented_without_error(tmp_path):
+    rgb = np.full((200, 200, 3), (200, 140, 190), np.uint8)
+    tifffile.imwrite(tmp_path / "fine.tif", rgb, description="Aperio Image|MPP = 0.03")
+    store = CellStore.create(tmp_path / "cells", patch_mode="masked")
+    summary = segment_images([tmp_path / "fine.tif"], store, progress=False)
+    assert summary.failed == {} and summary.done == ("fine",)
 
 
 # -- file names without ASCII letters ---------------------------------------------------
@@ -62,3 +183,11 @@ def test_an_overlong_file_name_gives_an_id_that_fits_a_file_name():
     long_id = safe_image_id("细胞" * 100)
     assert len(long_id.encode()) <= 120 and long_id.startswith("细胞细胞")
     assert long_id != safe_image_id("细胞" * 101) and long_id == safe_image_id("细胞" * 100)
+
+
+def test_the_run_pipeline_segment_stage_takes_the_budget(tmp_path):
+    from cellgan.pipeline import StageError, segment_stage
+
+    Image.fromarray(np.full((64, 64, 3), (200, 140, 190), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(StageError, match="over the budget of 4,000 pixels"):
+        segment_stage([tmp_path / "a.png"], tmp_path / "cells", SegmentConfig(mpp=0.5), max_pixels=4000, progress=False)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cellgan.cli.common import (
+    add_max_pixels_option,
     add_patch_mode_option,
     add_quiet_option,
     add_recipe_option,
@@ -47,6 +48,7 @@ def add_segment_options(parser: argparse.ArgumentParser) -> None:
         help="normalise colours first (Reinhard) to this image, or to the most typical of "
         "the input images ('typical'), or 'none' [the recipe's]",
     )
+    add_max_pixels_option(parser)
     add_quiet_option(parser)
 
 
@@ -132,5 +134,5 @@ def run(args) -> int:
         raise UsageError(f"no image files found in {', '.join(map(str, args.images))}")
     config = segment_config(args, files)
     store = open_store(args, config)
-    summary = segment_images(files, store, config, progress=not args.quiet)
+    summary = segment_images(files, store, config, max_pixels=args.max_pixels, progress=not args.quiet)
     return report(summary, store, what="images")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cellgan.io.files import safe_image_id
-from cellgan.io.images import find_images, read_mpp, read_rgb
+from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rgb
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.image import refuse_crop_patches, reinhard_target, segment_image
 from cellgan.segment.reference import resolve_reference
@@ -75,13 +75,21 @@ def check_patch_mode(store, config: SegmentConfig) -> None:
         )
 
 
-def segment_images(paths, store, config: SegmentConfig | None = None, *, progress: bool = True) -> RunSummary:
+def segment_images(
+    paths,
+    store,
+    config: SegmentConfig | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+) -> RunSummary:
     """Segment image files into a cell store, one shard per image; resumable.
 
     Images already in the store (``store.has_image``) are skipped. An image that
-    fails (unreadable, empty, blank, smaller than a patch, ...) is reported with the
-    reason and the others go on. The pixel size is ``config.mpp`` or, when None,
-    the file's own (:func:`cellgan.io.images.read_mpp`), else estimated. A
+    fails (unreadable, empty, over the pixel budget, blank, smaller than a patch,
+    ...) is reported with the reason and the others go on. The pixel size is
+    ``config.mpp`` or, when None, the file's own
+    (:func:`cellgan.io.images.read_mpp`), else estimated. A
     ``config.reinhard_reference`` of ``"typical"`` is the most typical of these
     images (:func:`cellgan.segment.reference.typical_image`).
 
@@ -92,6 +100,8 @@ def segment_images(paths, store, config: SegmentConfig | None = None, *, progres
     store : cellgan.io.cellstore.CellStore
         Must hold ``config.patch_mode`` patches.
     config : SegmentConfig, optional
+    max_pixels : int
+        The pixel budget of each image (:func:`cellgan.io.images.read_rgb`).
     progress : bool
         Show a tqdm progress bar.
 
@@ -119,7 +129,7 @@ def segment_images(paths, store, config: SegmentConfig | None = None, *, progres
             continue
         bar.set_postfix_str(path.name, refresh=False)
         try:
-            rgb = read_rgb(path)
+            rgb = read_rgb(path, max_pixels=max_pixels)
             mpp = config.mpp if config.mpp is not None else read_mpp(path)
             result = segment_image(rgb, dataclasses.replace(config, mpp=mpp), image_id=image_id)
             store.write_image(
