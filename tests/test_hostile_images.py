@@ -22,7 +22,7 @@ from PIL import Image
 from cellgan.io.cellstore import CellStore
 from cellgan.io.files import safe_image_id
 from cellgan.io.images import DEFAULT_MAX_PIXELS, ImageReadError, ImageTooLargeError, read_rgb
-from cellgan.segment import SegmentConfig, image_ids, segment_image, segment_images
+from cellgan.segment import SegmentConfig, SegmentationError, image_ids, segment_image, segment_images
 
 #: The peak resident memory allowed to a process refusing a bomb.
 _ONE_GB = 1 << 30
@@ -151,6 +151,7 @@ def test_a_tiff_at_0_03_microns_per_pixel_is_segmented_without_error(tmp_path):
     store = CellStore.create(tmp_path / "cells", patch_mode="masked")
     summary = segment_images([tmp_path / "fine.tif"], store, progress=False)
     assert summary.failed == {} and summary.done == ("fine",)
+    assert summary.empty == {str(tmp_path / "fine.tif"): "no nucleus found"}
 
 
 # -- file names without ASCII letters ---------------------------------------------------
@@ -179,6 +180,93 @@ def test_a_batch_with_a_chinese_file_name_segments_every_image(tmp_path, data_ro
     assert len(store.read_table(["细胞"])) > 10
 
 
+# -- pixel formats that gave wrong results silently ------------------------------------
+
+
+def _pink_and_purple(shape=(64, 64)) -> np.ndarray:
+    """Pink stroma with purple discs: an H&E-like uint8 RGB image."""
+    rgb = np.empty((*shape, 3), np.uint8)
+    rgb[:] = (230, 170, 210)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    rgb[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 16] = (90, 50, 140)
+    return rgb
+
+
+def test_twelve_bit_data_in_sixteen_bit_files_is_scaled_by_its_range(tmp_path):
+    rgb = _pink_and_purple()
+    twelve = (rgb.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "12bit.tif", twelve)
+    np.testing.assert_allclose(read_rgb(tmp_path / "12bit.tif"), rgb, atol=1)
+    full = (rgb.astype(np.uint16) * 257).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "16bit.tif", full)
+    np.testing.assert_array_equal(read_rgb(tmp_path / "16bit.tif"), rgb)
+
+
+def test_float_images_in_0_to_255_are_scaled_like_8_bit(tmp_path):
+    rgb = _pink_and_purple()
+    tifffile.imwrite(tmp_path / "f255.tif", rgb.astype(np.float32), photometric="rgb")
+    np.testing.assert_array_equal(read_rgb(tmp_path / "f255.tif"), rgb)
+    tifffile.imwrite(tmp_path / "f1.tif", rgb.astype(np.float32) / 255, photometric="rgb")
+    np.testing.assert_array_equal(read_rgb(tmp_path / "f1.tif"), rgb)
+    tifffile.imwrite(tmp_path / "huge.tif", np.full((8, 8, 3), 1e6, np.float32), photometric="rgb")
+    with pytest.raises(ImageReadError, match=r"huge.tif: floating-point values up to 1e\+06"):
+        read_rgb(tmp_path / "huge.tif")
+
+
+def test_cmyk_tiff_is_converted_to_rgb(tmp_path):
+    cmyk = np.zeros((16, 16, 4), np.uint8)
+    cmyk[..., 1] = 128  # magenta ink only: (255, 127, 255)
+    cmyk[8:, ..., 3] = 255  # black ink in the lower half
+    tifffile.imwrite(tmp_path / "cmyk.tif", cmyk, photometric="separated")
+    rgb = read_rgb(tmp_path / "cmyk.tif")
+    np.testing.assert_allclose(rgb[:8], np.broadcast_to([255, 127, 255], (8, 16, 3)), atol=1)
+    assert rgb[8:].max() == 0
+
+
+def test_four_channels_without_alpha_are_rgb_plus_an_ignored_sample(tmp_path):
+    rgb = _pink_and_purple()
+    extra = np.concatenate([rgb, np.zeros((*rgb.shape[:2], 1), np.uint8)], axis=2)  # as alpha: all transparent
+    tifffile.imwrite(tmp_path / "rgbx.tif", extra, photometric="rgb", extrasamples=[0])
+    np.testing.assert_array_equal(read_rgb(tmp_path / "rgbx.tif"), rgb)
+    tifffile.imwrite(tmp_path / "rgba.tif", extra, photometric="rgb", extrasamples=[2])
+    assert read_rgb(tmp_path / "rgba.tif").min() == 255  # true alpha 0: transparent, white
+    tifffile.imwrite(tmp_path / "four.tif", extra, photometric="minisblack", planarconfig="contig")
+    with pytest.raises(ImageReadError, match=r"four.tif: 4 channels .*not an RGB"):
+        read_rgb(tmp_path / "four.tif")
+
+
+def test_two_channel_tiff_is_refused_with_the_reason(tmp_path):
+    two = np.zeros((32, 32, 2), np.uint8)
+    tifffile.imwrite(tmp_path / "two.tif", two, photometric="minisblack", planarconfig="contig")
+    with pytest.raises(ImageReadError, match=r"two.tif: 2 channels.*H&E needs three colour channels"):
+        read_rgb(tmp_path / "two.tif")
+
+
+def test_greyscale_and_dark_background_images_are_refused_as_not_h_and_e():
+    grey = _pink_and_purple().mean(axis=2).astype(np.uint8)
+    with pytest.raises(SegmentationError, match="greyscale"):
+        segment_image(grey, SegmentConfig(mpp=0.5), image_id="grey")
+    fluorescence = np.zeros((64, 64, 3), np.uint8)
+    fluorescence[_pink_and_purple()[..., 0] < 100] = (20, 40, 230)  # blue nuclei on black
+    with pytest.raises(SegmentationError, match=r"not H&E-like \(dark background"):
+        segment_image(fluorescence, SegmentConfig(mpp=0.5), image_id="dapi")
+
+
+def test_every_image_without_cells_is_named_in_the_summary_with_its_reason(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(_pink_and_purple().mean(axis=2).astype(np.uint8), "L").save(images / "grey.png")
+    dark = np.zeros((64, 64, 3), np.uint8)
+    dark[_pink_and_purple()[..., 0] < 100] = (20, 40, 230)
+    Image.fromarray(dark).save(images / "dapi.png")
+    Image.fromarray(np.full((64, 64, 3), (200, 140, 190), np.uint8)).save(images / "stroma.png")
+    store = CellStore.create(tmp_path / "cells", patch_mode="masked")
+    summary = segment_images([images], store, SegmentConfig(mpp=0.5), progress=False)
+    failed = {Path(k).name: v for k, v in summary.failed.items()}
+    assert "greyscale" in failed["grey.png"] and "not H&E-like (dark background" in failed["dapi.png"]
+    assert summary.empty == {str(images / "stroma.png"): "no nucleus found"}
+
+
 def test_an_overlong_file_name_gives_an_id_that_fits_a_file_name():
     long_id = safe_image_id("细胞" * 100)
     assert len(long_id.encode()) <= 120 and long_id.startswith("细胞细胞")
@@ -188,6 +276,6 @@ def test_an_overlong_file_name_gives_an_id_that_fits_a_file_name():
 def test_the_run_pipeline_segment_stage_takes_the_budget(tmp_path):
     from cellgan.pipeline import StageError, segment_stage
 
-    Image.fromarray(np.full((64, 64, 3), (200, 140, 190), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(_pink_and_purple()).save(tmp_path / "a.png")
     with pytest.raises(StageError, match="over the budget of 4,000 pixels"):
         segment_stage([tmp_path / "a.png"], tmp_path / "cells", SegmentConfig(mpp=0.5), max_pixels=4000, progress=False)

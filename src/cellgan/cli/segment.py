@@ -96,13 +96,16 @@ def open_store(args, config):
 
 
 def report(summary, store, *, what: str) -> int:
-    """Print what a run did, the failures to stderr; return 1 when something failed."""
+    """Print what a run did, the failures and the images without a cell to stderr; return 1 when something failed."""
+    empty = f" ({len(summary.empty)} without a cell)" if summary.empty else ""
     print(
-        f"{len(summary.done)} {what} done, {len(summary.skipped)} already done, "
+        f"{len(summary.done)} {what} done{empty}, {len(summary.skipped)} already done, "
         f"{len(summary.failed)} failed; {store.root} holds {len(store)} cells from {len(store.image_ids())} images"
     )
     for name, reason in summary.failed.items():
         print(f"failed: {name}: {reason}", file=sys.stderr)
+    for name, reason in summary.empty.items():
+        print(f"no cell: {name}: {reason}", file=sys.stderr)
     return 1 if summary.failed else 0
 
 

@@ -1,8 +1,8 @@
 """Reading H&E images of any common format into 8-bit RGB, and their pixel size.
 
 Every reader in cellgan goes through :func:`read_rgb`, so that PNG, TIFF, JPEG and
-BMP files, whether RGB, RGBA, greyscale, palette or 16-bit, reach the segmentation
-as one kind of array: ``uint8`` of shape ``(H, W, 3)``. A
+BMP files, whether RGB, RGBA, CMYK, greyscale, palette, 16-bit or floating point,
+reach the segmentation as one kind of array: ``uint8`` of shape ``(H, W, 3)``. A
 file is measured from its header before it is decoded: one larger than the pixel
 budget (:data:`DEFAULT_MAX_PIXELS`, or the ``max_pixels`` given) is refused
 without its pixels ever reaching memory (:class:`ImageTooLargeError`).
@@ -96,9 +96,12 @@ def to_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
     """Convert a decoded image array to ``uint8`` RGB of shape ``(H, W, 3)``.
 
     Greyscale is repeated into three channels; an alpha channel is composited onto
-    white (transparent areas are background, like the glass of a slide); 16-bit and
-    other integer types are scaled by their type's maximum; floating-point images are
-    taken as lying in [0, 1].
+    white (transparent areas are background, like the glass of a slide). Integer
+    types wider than 8 bits are scaled by the range of the bits in use, ``2**b - 1``
+    with ``b`` the bit length of the largest value (at least 8): 12-bit data stored in
+    16-bit files reaches 255 as 16-bit data does (a brightfield image's glass is near
+    the top of its range). Floating-point images are taken as lying in [0, 1], or in
+    [0, 255] or [0, 65535] when their largest value says so.
 
     Parameters
     ----------
@@ -110,7 +113,7 @@ def to_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
     Raises
     ------
     ImageReadError
-        For shapes or types that are not an image.
+        For shapes or types that are not an image, and floating-point values beyond 65535.
     """
     a = np.asarray(array)
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4):
@@ -126,13 +129,13 @@ def to_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating):
         if not np.all(np.isfinite(a)):
             raise ImageReadError(f"{name}: image holds NaN or infinite values")
-        scaled = np.clip(a.astype(np.float32), 0.0, 1.0)
+        scaled = np.clip(a.astype(np.float32) / _float_range(float(a.max()), name), 0.0, 1.0)
     elif np.issubdtype(a.dtype, np.integer):
         if a.dtype == np.uint8:
             scaled = None
         else:
-            info = np.iinfo(a.dtype)
-            scaled = np.clip(a.astype(np.float32), 0, None) / float(info.max)
+            bits = min(max(8, int(max(int(a.max()), 0)).bit_length()), np.iinfo(a.dtype).bits)
+            scaled = np.clip(a.astype(np.float32), 0, None) / float(2**bits - 1)
     else:
         raise ImageReadError(f"{name}: unsupported pixel type {a.dtype}")
     if scaled is not None:
@@ -146,6 +149,16 @@ def to_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
     if channels == 1:
         a = np.repeat(a, 3, axis=2)
     return np.ascontiguousarray(a)
+
+
+def _float_range(top: float, name: str) -> float:
+    """The full-scale value of a floating-point image whose largest value is ``top``."""
+    for full_scale in (1.0, 255.0, 65535.0):
+        if top <= full_scale:
+            return full_scale
+    raise ImageReadError(
+        f"{name}: floating-point values up to {top:.4g}; expected a range of 0–1, 0–255 or 0–65535"
+    )
 
 
 def _check_pixel_budget(path, width: int, height: int, max_pixels: int) -> None:
@@ -177,7 +190,10 @@ def read_rgb(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
     TIFF files are read with ``tifffile`` (first page); the other formats with
     Pillow. The size is read from the header first, and a file over ``max_pixels``
-    is not decoded. See :func:`to_rgb_uint8` for the conversions.
+    is not decoded. TIFF's photometric interpretation is followed: CMYK is converted
+    to RGB, a fourth sample is alpha only when the file says so (an unspecified extra
+    sample is ignored), and a file with 2, or more than 4, channels, or 4 that are
+    not RGB, is refused. See :func:`to_rgb_uint8` for the other conversions.
 
     Parameters
     ----------
@@ -223,7 +239,30 @@ def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
             raise ImageReadError(f"{path}: TIFF holds no image")
         page = tif.pages[0]
         _check_pixel_budget(path, page.imagewidth, page.imagelength * page.imagedepth, max_pixels)
-        return page.asarray()
+        samples, photometric = page.samplesperpixel, tifffile.PHOTOMETRIC(page.photometric)
+        cmyk = photometric == tifffile.PHOTOMETRIC.SEPARATED
+        if samples == 2 or samples > 4 or (samples == 4 and photometric != tifffile.PHOTOMETRIC.RGB and not cmyk):
+            raise ImageReadError(
+                f"{path}: {samples} channels ({photometric.name}), not an RGB or RGBA image; "
+                "H&E needs three colour channels"
+            )
+        array = page.asarray()
+        if samples > 1 and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE:
+            array = np.moveaxis(array, 0, -1)
+        if cmyk:
+            return _cmyk_to_rgb(array, path)
+        if samples == 4 and page.extrasamples[:1] not in ((1,), (2,)):  # not associated or unassociated alpha
+            return array[..., :3]
+        return array
+
+
+def _cmyk_to_rgb(array: np.ndarray, path: Path) -> np.ndarray:
+    """RGB in [0, 1] (float32) from CMYK ink coverage: each colour is (1 − ink)(1 − black)."""
+    if array.ndim != 3 or array.shape[2] != 4:
+        raise ImageReadError(f"{path}: separated (ink) image with {array.shape[-1]} inks, not CMYK")
+    full = np.iinfo(array.dtype).max if np.issubdtype(array.dtype, np.integer) else 1.0
+    ink = array.astype(np.float32) / float(full)
+    return (1.0 - ink[..., :3]) * (1.0 - ink[..., 3:])
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rg
 from cellgan.segment.batch import RunSummary, check_patch_mode, failure_reason
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.features import cell_table
-from cellgan.segment.image import SegmentationError, cell_patches, finish_table, prepare, prepared_nuclei
+from cellgan.segment.image import NotHAndEError, SegmentationError, cell_patches, finish_table, prepare, prepared_nuclei
 from cellgan.segment.nuclei import nucleus_near
 from cellgan.segment.patches import whole_crop_patch
 
@@ -64,7 +64,8 @@ def cells_from_folder(
     Returns
     -------
     RunSummary
-        Shard ids done and skipped; ``failed`` maps unreadable crops to the reason.
+        Shard ids done and skipped; ``failed`` maps unreadable crops, and those that
+        are not H&E (:class:`~cellgan.segment.image.NotHAndEError`), to the reason.
     """
     from tqdm.auto import tqdm
 
@@ -113,6 +114,8 @@ def _crop_cell(rgb: np.ndarray, config: SegmentConfig) -> tuple[pd.DataFrame, np
     prepared = None
     try:
         prepared = prepare(rgb, config, min_side=1)
+    except NotHAndEError:
+        raise
     except SegmentationError:  # a blank crop: no nucleus to find, keep the whole crop
         pass
     mask = np.ones((height, width), np.int32)
