@@ -113,7 +113,14 @@ class RunFiles:
 
 
 def run_pipeline(
-    images: list[Path], run_dir: Path, config=None, *, device="auto", progress: bool = True, log=print
+    images: list[Path],
+    run_dir: Path,
+    config=None,
+    *,
+    device="auto",
+    max_pixels: int | None = None,
+    progress: bool = True,
+    log=print,
 ) -> dict:
     """Run every stage not yet done; return the images segmentation failed on (name -> reason).
 
@@ -129,6 +136,10 @@ def run_pipeline(
     device : str or torch.device
         Where training, assignment and the report's generator sweep run
         (``auto``: CUDA when available).
+    max_pixels : int, optional
+        The pixel budget of an image (:func:`cellgan.io.images.read_rgb`); None: the
+        default. Another budget re-runs the segmentation, which tries the images that
+        failed again (the store's images stay): it is in the stage's key, not its lock.
     progress : bool
         Show the stages' progress bars.
     log : callable
@@ -149,7 +160,8 @@ def run_pipeline(
     plain = config_to_dict(config)
     sources = sorted(str(Path(p).resolve()) for p in images)
     segment_key = {"config": plain["segment"], "images": sources}
-    segment = _Stage(files, "segment", segment_key, locked=segment_key)
+    budget = {} if max_pixels is None else {"max_pixels": max_pixels}  # the default keeps the key it had
+    segment = _Stage(files, "segment", {**segment_key, **budget}, locked=segment_key)
     recipe = {"config": config.train.recipe(), "after": segment.fingerprint}
     length = {k: v for k, v in plain["train"].items() if k not in recipe["config"]}
     train = _Stage(files, "train", {**recipe, "length": length}, locked=recipe)
@@ -161,7 +173,10 @@ def run_pipeline(
         stage.check_lock()  # before anything is written, config.yaml included
     files.root.mkdir(parents=True, exist_ok=True)
     write_config(config, files.config)
-    segment.run(lambda: segment_stage(images, files.cells, config.segment, progress=progress), log=log)
+    segment.run(
+        lambda: segment_stage(images, files.cells, config.segment, max_pixels=max_pixels, progress=progress),
+        log=log,
+    )
     train.run(lambda: train_stage(files.cells, files.model, config.train, device=device, progress=progress), log=log)
     assign.run(
         lambda: assign_stage(files.model, files.cells, files.assignments, device=device, batch_size=config.assign.batch_size),
@@ -180,7 +195,9 @@ def run_pipeline(
 # segmentation, the image files and the failures.
 
 
-def segment_stage(images: list[Path], cells_dir: Path, config, *, progress: bool = True) -> dict:
+def segment_stage(
+    images: list[Path], cells_dir: Path, config, *, max_pixels: int | None = None, progress: bool = True
+) -> dict:
     """Segment the images into the cell store ``cells_dir``, skipping those already there.
 
     Parameters
@@ -191,6 +208,8 @@ def segment_stage(images: list[Path], cells_dir: Path, config, *, progress: bool
         The cell store; created if needed.
     config : cellgan.segment.SegmentConfig
         The segmentation options.
+    max_pixels : int, optional
+        The pixel budget of an image; None: the default.
     progress : bool
         Show a progress bar.
 
@@ -209,7 +228,8 @@ def segment_stage(images: list[Path], cells_dir: Path, config, *, progress: bool
     from cellgan.segment import image_ids, segment_images
 
     store = CellStore.create(cells_dir, patch_mode=config.patch_mode)
-    summary = segment_images(list(images), store, config, progress=progress)
+    budget = {} if max_pixels is None else {"max_pixels": max_pixels}
+    summary = segment_images(list(images), store, config, progress=progress, **budget)
     if not store.image_ids():
         reasons = "; ".join(f"{name}: {why}" for name, why in summary.failed.items()) or "no image given"
         raise StageError(f"no image could be segmented ({reasons})")

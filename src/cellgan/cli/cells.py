@@ -81,7 +81,7 @@ def run_points(args) -> int:
     image_id = safe_image_id(args.image.stem)
     if store.has_image(image_id):
         return report(RunSummary((), (image_id,), {}), store, what="images")
-    rgb = read_rgb(args.image)
+    rgb = read_rgb(args.image, max_pixels=args.max_pixels)
     if config.mpp is None:
         import dataclasses
 
@@ -102,7 +102,7 @@ def run_folder(args) -> int:
         raise UsageError(f"{args.folder}: not a directory")
     config = segment_config(args, find_images([args.folder]), defaults={"patch_mode": "crop"})
     store = open_store(args, config)
-    summary = cells_from_folder(args.folder, store, config, progress=not args.quiet)
+    summary = cells_from_folder(args.folder, store, config, max_pixels=args.max_pixels, progress=not args.quiet)
     if not summary.done and not summary.skipped and not summary.failed:
         raise UsageError(f"{args.folder}: no image files found")
     return report(summary, store, what="folders")

@@ -19,6 +19,31 @@ def positive_int(text: str) -> int:
     return value
 
 
+def pixel_count(text: str) -> int:
+    """An argparse type: a whole number of pixels, at least 1; ``2.5e8`` is accepted."""
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from err
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
+    return int(value)
+
+
+def add_max_pixels_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-pixels N``: the pixel budget of an image, checked from its header before decoding."""
+    from cellgan.io.images import DEFAULT_MAX_PIXELS
+
+    parser.add_argument(
+        "--max-pixels",
+        type=pixel_count,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="refuse images of more than N pixels (width x height) without decoding them; segmenting takes "
+        f"about 80 bytes of memory per pixel [{DEFAULT_MAX_PIXELS:.0e}]",
+    )
+
+
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",

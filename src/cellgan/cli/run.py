@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import fields
 from pathlib import Path
 
-from cellgan.cli.common import add_device_option, add_recipe_option, add_seed_option
+from cellgan.cli.common import add_device_option, add_max_pixels_option, add_recipe_option, add_seed_option
 from cellgan.device import resolve_device
 from cellgan.errors import CellganError, UsageError
 
@@ -38,6 +38,7 @@ def register(subparsers) -> None:
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--iterations", type=int, metavar="N", help="train for N generator iterations")
     budget.add_argument("--minutes", type=float, metavar="M", help="train for M minutes [10]")
+    add_max_pixels_option(parser)
     add_device_option(parser)
     add_seed_option(parser)
     parser.set_defaults(func=main, seed=None)
@@ -45,6 +46,7 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     from cellgan.config import resolve_config
+    from cellgan.io.images import DEFAULT_MAX_PIXELS
     from cellgan.pipeline import RunFiles, default_images, run_pipeline
 
     overrides = _seed_overrides(args.seed) if args.seed is not None else {}
@@ -58,7 +60,8 @@ def main(args) -> int:
     files = RunFiles(args.out)
     try:
         images = _expand(args.images) if args.images else default_images()
-        failed = run_pipeline(images, files.root, config, device=device)
+        budget = None if args.max_pixels == DEFAULT_MAX_PIXELS else args.max_pixels
+        failed = run_pipeline(images, files.root, config, device=device, max_pixels=budget)
     except CellganError:
         raise
     except (FileNotFoundError, ValueError) as err:  # plain input errors of the libraries the stages call

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cellgan.cli.common import (
+    add_max_pixels_option,
     add_patch_mode_option,
     add_quiet_option,
     add_recipe_option,
@@ -47,6 +48,7 @@ def add_segment_options(parser: argparse.ArgumentParser) -> None:
         help="normalise colours first (Reinhard) to this image, or to the most typical of "
         "the input images ('typical'), or 'none' [the recipe's]",
     )
+    add_max_pixels_option(parser)
     add_quiet_option(parser)
 
 
@@ -94,13 +96,16 @@ def open_store(args, config):
 
 
 def report(summary, store, *, what: str) -> int:
-    """Print what a run did, the failures to stderr; return 1 when something failed."""
+    """Print what a run did, the failures and the images without a cell to stderr; return 1 when something failed."""
+    empty = f" ({len(summary.empty)} without a cell)" if summary.empty else ""
     print(
-        f"{len(summary.done)} {what} done, {len(summary.skipped)} already done, "
+        f"{len(summary.done)} {what} done{empty}, {len(summary.skipped)} already done, "
         f"{len(summary.failed)} failed; {store.root} holds {len(store)} cells from {len(store.image_ids())} images"
     )
     for name, reason in summary.failed.items():
         print(f"failed: {name}: {reason}", file=sys.stderr)
+    for name, reason in summary.empty.items():
+        print(f"no cell: {name}: {reason}", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
@@ -132,5 +137,5 @@ def run(args) -> int:
         raise UsageError(f"no image files found in {', '.join(map(str, args.images))}")
     config = segment_config(args, files)
     store = open_store(args, config)
-    summary = segment_images(files, store, config, progress=not args.quiet)
+    summary = segment_images(files, store, config, max_pixels=args.max_pixels, progress=not args.quiet)
     return report(summary, store, what="images")

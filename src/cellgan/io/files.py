@@ -6,19 +6,50 @@ killed half-way) sees the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
+import unicodedata
 from pathlib import Path
 
 __all__ = ["atomic_write", "safe_image_id"]
 
+#: The longest image id, in UTF-8 bytes: room for a suffix, and for the
+#: ``parent_stem`` form of :func:`cellgan.segment.image_ids`, within 255 bytes.
+_MAX_ID_BYTES = 120
+
 
 def safe_image_id(name: str) -> str:
-    """Return ``name`` reduced to characters that are safe in a file name."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    """Return ``name`` reduced to characters that are safe in a file name.
+
+    Letters and digits of any script are kept (``细胞`` stays ``细胞``; the name is
+    first put in Unicode NFC form, so that a name spelt with combining accents gives
+    the same id), as are ``.``, ``_`` and ``-``; every other run of characters
+    becomes one ``_``, and leading or trailing dots and underscores go. A name with
+    nothing left (``★★★``) becomes ``image_`` and the first 10 hex digits of its
+    SHA-256: stable, and different for different names. An id longer than
+    :data:`_MAX_ID_BYTES` (UTF-8) is cut and ends in that hash instead, so that the
+    store's file names stay within the file system's 255 bytes.
+
+    Parameters
+    ----------
+    name : str
+        Usually a file's stem; may hold undecodable bytes as surrogate escapes.
+
+    Returns
+    -------
+    str
+        Non-empty, without path separators.
+    """
+    name = unicodedata.normalize("NFC", name)
+    cleaned = re.sub(r"[^\w.-]+", "_", name).strip("._")
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:10]
     if not cleaned:
-        raise ValueError(f"cannot make an image id from {name!r}")
+        return f"image_{digest}"
+    if len(cleaned.encode()) > _MAX_ID_BYTES:
+        cut = cleaned.encode()[: _MAX_ID_BYTES - 11].decode(errors="ignore")
+        return f"{cut}_{digest}"
     return cleaned
 
 

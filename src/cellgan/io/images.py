@@ -1,12 +1,16 @@
 """Reading H&E images of any common format into 8-bit RGB, and their pixel size.
 
 Every reader in cellgan goes through :func:`read_rgb`, so that PNG, TIFF, JPEG and
-BMP files, whether RGB, RGBA, greyscale, palette or 16-bit, reach the segmentation
-as one kind of array: ``uint8`` of shape ``(H, W, 3)``.
+BMP files, whether RGB, RGBA, CMYK, greyscale, palette, 16-bit or floating point,
+reach the segmentation as one kind of array: ``uint8`` of shape ``(H, W, 3)``. A
+file is measured from its header before it is decoded: one larger than the pixel
+budget (:data:`DEFAULT_MAX_PIXELS`, or the ``max_pixels`` given) is refused
+without its pixels ever reaching memory (:class:`ImageTooLargeError`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -15,8 +19,10 @@ import numpy as np
 from cellgan.errors import CellganError
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "ImageReadError",
+    "ImageTooLargeError",
     "find_images",
     "read_mpp",
     "read_rgb",
@@ -32,9 +38,22 @@ _TIFF_SUFFIXES = (".tif", ".tiff")
 #: e.g. the 72 dpi that many writers put in every file (352.8 µm per pixel).
 _MPP_RANGE = (0.02, 10.0)
 
+#: The pixel budget of :func:`read_rgb`: larger images are refused from their header.
+#: Just under Pillow's own decompression-bomb limit (89,478,485 pixels), so that an image
+#: cellgan accepts never trips Pillow's warning, and a round 8944²: the public H&E images
+#: and exported fields are 0.25–25 million pixels, while the 12000² images that Pillow
+#: only warns about are refused before they are decoded. Segmenting takes about 80 bytes
+#: per pixel (measured on bone-marrow images at 0.5 µm per pixel), so an image at the
+#: budget needs about 6.5 GB; a whole slide has to be cut into fields first.
+DEFAULT_MAX_PIXELS = 80_000_000
+
 
 class ImageReadError(CellganError, ValueError):
     """An image file that cannot be read as an H&E image; the message names the file."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image file whose header claims more pixels than the budget; it is not decoded."""
 
 
 def find_images(paths) -> list[Path]:
@@ -77,9 +96,12 @@ def to_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
     """Convert a decoded image array to ``uint8`` RGB of shape ``(H, W, 3)``.
 
     Greyscale is repeated into three channels; an alpha channel is composited onto
-    white (transparent areas are background, like the glass of a slide); 16-bit and
-    other integer types are scaled by their type's maximum; floating-point images are
-    taken as lying in [0, 1].
+    white (transparent areas are background, like the glass of a slide). Integer
+    types wider than 8 bits are scaled by the range of the bits in use, ``2**b - 1``
+    with ``b`` the bit length of the largest value (at least 8): 12-bit data stored in
+    16-bit files reaches 255 as 16-bit data does (a brightfield image's glass is near
+    the top of its range). Floating-point images are taken as lying in [0, 1], or in
+    [0, 255] or [0, 65535] when their largest value says so.
 
     Parameters
     ----------
@@ -91,7 +113,7 @@ def to_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
     Raises
     ------
     ImageReadError
-        For shapes or types that are not an image.
+        For shapes or types that are not an image, and floating-point values beyond 65535.
     """
     a = np.asarray(array)
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4):
@@ -107,13 +129,13 @@ def to_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating):
         if not np.all(np.isfinite(a)):
             raise ImageReadError(f"{name}: image holds NaN or infinite values")
-        scaled = np.clip(a.astype(np.float32), 0.0, 1.0)
+        scaled = np.clip(a.astype(np.float32) / _float_range(float(a.max()), name), 0.0, 1.0)
     elif np.issubdtype(a.dtype, np.integer):
         if a.dtype == np.uint8:
             scaled = None
         else:
-            info = np.iinfo(a.dtype)
-            scaled = np.clip(a.astype(np.float32), 0, None) / float(info.max)
+            bits = min(max(8, int(max(int(a.max()), 0)).bit_length()), np.iinfo(a.dtype).bits)
+            scaled = np.clip(a.astype(np.float32), 0, None) / float(2**bits - 1)
     else:
         raise ImageReadError(f"{name}: unsupported pixel type {a.dtype}")
     if scaled is not None:
@@ -129,18 +151,60 @@ def to_rgb_uint8(array: np.ndarray, *, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def read_rgb(path) -> np.ndarray:
-    """Read an image file as ``uint8`` RGB of shape ``(H, W, 3)``.
+def _float_range(top: float, name: str) -> float:
+    """The full-scale value of a floating-point image whose largest value is ``top``."""
+    for full_scale in (1.0, 255.0, 65535.0):
+        if top <= full_scale:
+            return full_scale
+    raise ImageReadError(
+        f"{name}: floating-point values up to {top:.4g}; expected a range of 0–1, 0–255 or 0–65535"
+    )
 
-    TIFF files are read with ``tifffile`` (first page, or first series level); the
-    other formats with Pillow. See :func:`to_rgb_uint8` for the conversions.
+
+def _check_pixel_budget(path, width: int, height: int, max_pixels: int) -> None:
+    """ImageTooLargeError when an image of ``width`` × ``height`` exceeds ``max_pixels``.
 
     Parameters
     ----------
     path : str or Path
+        Named in the message.
+    width, height : int
+        The size the file's header gives.
+    max_pixels : int
+        The budget.
 
     Raises
     ------
+    ImageTooLargeError
+    """
+    pixels = int(width) * int(height)
+    if pixels > max_pixels:
+        raise ImageTooLargeError(
+            f"{path}: image is {width}×{height} px ({pixels:,} pixels), over the budget of {max_pixels:,} "
+            "pixels; not decoded (raise the budget with --max-pixels to read it)"
+        )
+
+
+def read_rgb(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as ``uint8`` RGB of shape ``(H, W, 3)``.
+
+    TIFF files are read with ``tifffile`` (first page); the other formats with
+    Pillow. The size is read from the header first, and a file over ``max_pixels``
+    is not decoded. TIFF's photometric interpretation is followed: CMYK is converted
+    to RGB, a fourth sample is alpha only when the file says so (an unspecified extra
+    sample is ignored), and a file with 2, or more than 4, channels, or 4 that are
+    not RGB, is refused. See :func:`to_rgb_uint8` for the other conversions.
+
+    Parameters
+    ----------
+    path : str or Path
+    max_pixels : int
+        The pixel budget (width × height).
+
+    Raises
+    ------
+    ImageTooLargeError
+        The header claims more than ``max_pixels`` pixels.
     ImageReadError
         When the file is missing, empty, not an image, or not a 2-D colour or grey image.
     """
@@ -151,9 +215,9 @@ def read_rgb(path) -> np.ndarray:
         raise ImageReadError(f"{path}: file is empty (0 bytes)")
     try:
         if path.suffix.lower() in _TIFF_SUFFIXES or _looks_like_tiff(path):
-            array = _read_tiff(path)
+            array = _read_tiff(path, max_pixels)
         else:
-            array = _read_pillow(path)
+            array = _read_pillow(path, max_pixels)
     except ImageReadError:
         raise
     except Exception as err:  # decoders raise many types for corrupt files
@@ -167,20 +231,60 @@ def _looks_like_tiff(path: Path) -> bool:
     return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
         if not tif.pages:
             raise ImageReadError(f"{path}: TIFF holds no image")
-        return tif.pages[0].asarray()
+        page = tif.pages[0]
+        _check_pixel_budget(path, page.imagewidth, page.imagelength * page.imagedepth, max_pixels)
+        samples, photometric = page.samplesperpixel, tifffile.PHOTOMETRIC(page.photometric)
+        cmyk = photometric == tifffile.PHOTOMETRIC.SEPARATED
+        if samples == 2 or samples > 4 or (samples == 4 and photometric != tifffile.PHOTOMETRIC.RGB and not cmyk):
+            raise ImageReadError(
+                f"{path}: {samples} channels ({photometric.name}), not an RGB or RGBA image; "
+                "H&E needs three colour channels"
+            )
+        array = page.asarray()
+        if samples > 1 and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE:
+            array = np.moveaxis(array, 0, -1)
+        if cmyk:
+            return _cmyk_to_rgb(array, path)
+        if samples == 4 and page.extrasamples[:1] not in ((1,), (2,)):  # not associated or unassociated alpha
+            return array[..., :3]
+        return array
 
 
-def _read_pillow(path: Path) -> np.ndarray:
+def _cmyk_to_rgb(array: np.ndarray, path: Path) -> np.ndarray:
+    """RGB in [0, 1] (float32) from CMYK ink coverage: each colour is (1 − ink)(1 − black)."""
+    if array.ndim != 3 or array.shape[2] != 4:
+        raise ImageReadError(f"{path}: separated (ink) image with {array.shape[-1]} inks, not CMYK")
+    full = np.iinfo(array.dtype).max if np.issubdtype(array.dtype, np.integer) else 1.0
+    ink = array.astype(np.float32) / float(full)
+    return (1.0 - ink[..., :3]) * (1.0 - ink[..., 3:])
+
+
+@contextlib.contextmanager
+def _without_pillow_limit():
+    """Pillow's own decompression-bomb check off, for an ``Image.open`` whose size cellgan checks itself."""
+    from PIL import Image
+
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _read_pillow(path: Path, max_pixels: int) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with _without_pillow_limit():
+            im = Image.open(path)  # the header only
+        with im:
+            _check_pixel_budget(path, *im.size, max_pixels)
             im.load()
             if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
                 im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")

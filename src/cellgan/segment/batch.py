@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cellgan.io.files import safe_image_id
-from cellgan.io.images import find_images, read_mpp, read_rgb
+from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rgb
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.image import refuse_crop_patches, reinhard_target, segment_image
 from cellgan.segment.reference import resolve_reference
@@ -20,13 +20,30 @@ from cellgan.segment.reference import resolve_reference
 __all__ = ["RunSummary", "image_ids", "segment_images"]
 
 
+#: The reason :class:`RunSummary` gives for an image segmented without finding a cell.
+NO_NUCLEUS = "no nucleus found"
+
+
 @dataclass(frozen=True)
 class RunSummary:
-    """What a run over many images did: ids written, ids already done, failures (name → reason)."""
+    """What a run over many images did.
+
+    Attributes
+    ----------
+    done : tuple of str
+        Ids written.
+    skipped : tuple of str
+        Ids already done.
+    failed : dict
+        File (as given) → reason, for the images that could not be segmented.
+    empty : dict
+        File → reason, for the images written without a cell (among ``done``).
+    """
 
     done: tuple[str, ...]
     skipped: tuple[str, ...]
     failed: dict[str, str]
+    empty: dict[str, str] = field(default_factory=dict)
 
 
 def image_ids(paths) -> dict[Path, str]:
@@ -75,13 +92,22 @@ def check_patch_mode(store, config: SegmentConfig) -> None:
         )
 
 
-def segment_images(paths, store, config: SegmentConfig | None = None, *, progress: bool = True) -> RunSummary:
+def segment_images(
+    paths,
+    store,
+    config: SegmentConfig | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+) -> RunSummary:
     """Segment image files into a cell store, one shard per image; resumable.
 
     Images already in the store (``store.has_image``) are skipped. An image that
-    fails (unreadable, empty, blank, smaller than a patch, ...) is reported with the
-    reason and the others go on. The pixel size is ``config.mpp`` or, when None,
-    the file's own (:func:`cellgan.io.images.read_mpp`), else estimated. A
+    fails (unreadable, empty, over the pixel budget, blank, smaller than a patch, not
+    H&E, ...) is reported with the reason and the others go on; one segmented
+    without a nucleus is written and named in ``empty``. The pixel size is
+    ``config.mpp`` or, when None, the file's own
+    (:func:`cellgan.io.images.read_mpp`), else estimated. A
     ``config.reinhard_reference`` of ``"typical"`` is the most typical of these
     images (:func:`cellgan.segment.reference.typical_image`).
 
@@ -92,13 +118,16 @@ def segment_images(paths, store, config: SegmentConfig | None = None, *, progres
     store : cellgan.io.cellstore.CellStore
         Must hold ``config.patch_mode`` patches.
     config : SegmentConfig, optional
+    max_pixels : int
+        The pixel budget of each image (:func:`cellgan.io.images.read_rgb`).
     progress : bool
         Show a tqdm progress bar.
 
     Returns
     -------
     RunSummary
-        ``failed`` maps each failed file (as given) to its reason.
+        ``failed`` maps each failed file (as given) to its reason, ``empty`` each
+        file without a cell to :data:`NO_NUCLEUS`.
     """
     from tqdm.auto import tqdm
 
@@ -110,7 +139,7 @@ def segment_images(paths, store, config: SegmentConfig | None = None, *, progres
         config = dataclasses.replace(config, reinhard_reference=resolve_reference(config.reinhard_reference, files))
         reinhard_target(config.reinhard_reference)  # fail now, not once per image
     ids = image_ids(files)
-    done, skipped, failed = [], [], {}
+    done, skipped, failed, empty = [], [], {}, {}
     bar = tqdm(files, desc="segment", unit="image", disable=not progress)
     for path in bar:
         image_id = ids[path]
@@ -119,7 +148,7 @@ def segment_images(paths, store, config: SegmentConfig | None = None, *, progres
             continue
         bar.set_postfix_str(path.name, refresh=False)
         try:
-            rgb = read_rgb(path)
+            rgb = read_rgb(path, max_pixels=max_pixels)
             mpp = config.mpp if config.mpp is not None else read_mpp(path)
             result = segment_image(rgb, dataclasses.replace(config, mpp=mpp), image_id=image_id)
             store.write_image(
@@ -129,4 +158,6 @@ def segment_images(paths, store, config: SegmentConfig | None = None, *, progres
             failed[str(path)] = failure_reason(err, path)
             continue
         done.append(image_id)
-    return RunSummary(tuple(done), tuple(skipped), failed)
+        if result.table.empty:
+            empty[str(path)] = NO_NUCLEUS
+    return RunSummary(tuple(done), tuple(skipped), failed, empty)

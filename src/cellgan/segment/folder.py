@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 
 from cellgan.io.files import safe_image_id
-from cellgan.io.images import find_images, read_mpp, read_rgb
+from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rgb
 from cellgan.segment.batch import RunSummary, check_patch_mode, failure_reason
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.features import cell_table
-from cellgan.segment.image import SegmentationError, cell_patches, finish_table, prepare, prepared_nuclei
+from cellgan.segment.image import NotHAndEError, SegmentationError, cell_patches, finish_table, prepare, prepared_nuclei
 from cellgan.segment.nuclei import nucleus_near
 from cellgan.segment.patches import whole_crop_patch
 
@@ -35,7 +35,9 @@ def _shard_and_label(parent: Path, folder: Path) -> tuple[str, str | None]:
     return shard, parent.name if relative.parts else None
 
 
-def cells_from_folder(folder, store, config: SegmentConfig | None = None, *, progress: bool = True) -> RunSummary:
+def cells_from_folder(
+    folder, store, config: SegmentConfig | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True
+) -> RunSummary:
     """Cells from a folder of pre-cropped single-cell images of any size.
 
     Each crop gives one cell. Crop patches (the default): the whole crop is the cell,
@@ -55,12 +57,15 @@ def cells_from_folder(folder, store, config: SegmentConfig | None = None, *, pro
     store : cellgan.io.cellstore.CellStore
     config : SegmentConfig, optional
         Default: ``SegmentConfig(patch_mode="crop")``.
+    max_pixels : int
+        The pixel budget of each crop (:func:`cellgan.io.images.read_rgb`).
     progress : bool
 
     Returns
     -------
     RunSummary
-        Shard ids done and skipped; ``failed`` maps unreadable crops to the reason.
+        Shard ids done and skipped; ``failed`` maps unreadable crops, and those that
+        are not H&E (:class:`~cellgan.segment.image.NotHAndEError`), to the reason.
     """
     from tqdm.auto import tqdm
 
@@ -82,7 +87,7 @@ def cells_from_folder(folder, store, config: SegmentConfig | None = None, *, pro
         for path in files:
             bar.update(1)
             try:
-                rgb = read_rgb(path)
+                rgb = read_rgb(path, max_pixels=max_pixels)
                 mpp = config.mpp if config.mpp is not None else read_mpp(path)
                 row, patch = _crop_cell(rgb, dataclasses.replace(config, mpp=mpp))
             except Exception as err:  # one bad crop must not stop the run; it is reported
@@ -109,6 +114,8 @@ def _crop_cell(rgb: np.ndarray, config: SegmentConfig) -> tuple[pd.DataFrame, np
     prepared = None
     try:
         prepared = prepare(rgb, config, min_side=1)
+    except NotHAndEError:
+        raise
     except SegmentationError:  # a blank crop: no nucleus to find, keep the whole crop
         pass
     mask = np.ones((height, width), np.int32)

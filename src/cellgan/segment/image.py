@@ -34,17 +34,33 @@ from cellgan.segment.stain import (
     reinhard_normalise,
 )
 
-__all__ = ["OUTLINE_COLOUR", "CellResult", "SegmentationError", "segment_image"]
+__all__ = ["OUTLINE_COLOUR", "CellResult", "NotHAndEError", "SegmentationError", "segment_image"]
 
 #: Colour of the nuclei outlines in overlays (green stands out on H&E's pink and purple).
 OUTLINE_COLOUR = (0, 255, 0)
 
-#: At most this many pixels (an even stride) go into the Macenko estimate.
+#: At most this many pixels (an even stride) go into the Macenko estimate and the
+#: tests of :func:`refuse_non_h_and_e`.
 _STAIN_SAMPLE_PIXELS = 250_000
+
+#: A pixel with no channel above this (of 255) is near black. An image of which half
+#: the pixels are has a dark background, as fluorescence and dark field have: in H&E
+#: even the darkest fields, of dense lymphocytes (Kather et al. 2016: median brightest
+#: channel 52), have at most 13 % such pixels.
+_NEAR_BLACK = 32
+
+#: Tissue whose channels differ by at most this much (of 255) in 99 % of its pixels
+#: has no colour: H&E's pink and purple differ by 30 or more, a JPEG of a
+#: greyscale image by 3 or less.
+_GREY_SPREAD = 8
 
 
 class SegmentationError(CellganError, ValueError):
-    """An image that cannot be segmented: blank (no tissue) or smaller than a patch."""
+    """An image that cannot be segmented: blank (no tissue), smaller than a patch, or not H&E."""
+
+
+class NotHAndEError(SegmentationError):
+    """An image that is not a brightfield H&E image: greyscale, or on a dark background."""
 
 
 @dataclass(frozen=True)
@@ -97,12 +113,53 @@ def _tissue(od: np.ndarray, config: SegmentConfig) -> np.ndarray:
     return tissue
 
 
+def _sample(image: np.ndarray) -> np.ndarray:
+    """An even stride of at most about :data:`_STAIN_SAMPLE_PIXELS` pixels of an (H, W, ...) array."""
+    stride = max(1, int(np.ceil(np.sqrt(image.shape[0] * image.shape[1] / _STAIN_SAMPLE_PIXELS))))
+    return image[::stride, ::stride]
+
+
+def refuse_non_h_and_e(rgb: np.ndarray, tissue: np.ndarray) -> None:
+    """NotHAndEError when ``rgb`` cannot be a brightfield H&E image.
+
+    Two tests, on an even stride of the pixels: a *dark background* (half the pixels
+    or more with no channel above :data:`_NEAR_BLACK`: fluorescence or dark field,
+    whose "tissue" would be the whole image), and *greyscale* (the tissue's
+    channels equal to within :data:`_GREY_SPREAD` in 99 % of its pixels: without
+    colour, colour deconvolution cannot tell haematoxylin from eosin).
+
+    Parameters
+    ----------
+    rgb : ndarray, uint8, shape (H, W, 3)
+    tissue : ndarray of bool, shape (H, W)
+        The tissue pixels (:func:`_tissue`), the only ones the greyscale test looks at.
+
+    Raises
+    ------
+    NotHAndEError
+    """
+    sample = _sample(rgb).reshape(-1, 3)
+    brightest = sample.max(axis=1)
+    black = float(np.mean(brightest <= _NEAR_BLACK))
+    if black >= 0.5:
+        raise NotHAndEError(
+            f"not H&E-like (dark background): {100 * black:.0f}% of the pixels are near black (no channel above "
+            f"{_NEAR_BLACK} of 255), where H&E is bright glass and stroma (a fluorescence or dark-field image?)"
+        )
+    spread = (brightest - sample.min(axis=1))[_sample(tissue).ravel()]
+    if spread.size and float(np.quantile(spread, 0.99)) <= _GREY_SPREAD:
+        raise NotHAndEError(
+            "greyscale image: its tissue has no colour (red, green and blue within "
+            f"{_GREY_SPREAD} of 255 of each other), so haematoxylin cannot be told from eosin; "
+            "H&E needs the colour image"
+        )
+
+
 def _stain_matrix(rgb: np.ndarray, config: SegmentConfig) -> np.ndarray:
     """The (3, 3) stain vectors: Macenko's estimate on an even stride of pixels, or the reference."""
     if config.stain_vectors != "macenko":
         return reference_stain_matrix()
-    stride = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / _STAIN_SAMPLE_PIXELS))))
-    return estimate_stains(rgb[::stride, ::stride]).matrix
+    return estimate_stains(_sample(rgb)).matrix
 
 
 def prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SIZE) -> Prepared:
@@ -123,16 +180,20 @@ def prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SIZ
     ------
     SegmentationError
         The image is smaller than ``min_side``, or blank.
+    NotHAndEError
+        The image is greyscale or on a dark background (:func:`refuse_non_h_and_e`).
     """
     rgb = to_rgb_uint8(rgb)
     height, width = rgb.shape[:2]
     if min(height, width) < min_side:
         raise SegmentationError(f"image is {width}×{height} px, smaller than a {min_side}×{min_side} patch")
-    if config.reinhard_reference is not None:
-        _tissue(optical_density(rgb), config)  # before normalisation stretches blank glass into tissue
-        rgb = reinhard_normalise(rgb, target=reinhard_target(str(config.reinhard_reference)))
     od = optical_density(rgb)
-    tissue = _tissue(od, config)
+    tissue = _tissue(od, config)  # before normalisation stretches blank glass into tissue
+    refuse_non_h_and_e(rgb, tissue)
+    if config.reinhard_reference is not None:
+        rgb = reinhard_normalise(rgb, target=reinhard_target(str(config.reinhard_reference)))
+        od = optical_density(rgb)
+        tissue = _tissue(od, config)
     matrix = _stain_matrix(rgb, config)
     # Pigment, dye and blood are not tissue the threshold should adapt to: they would
     # raise it above the nuclei. Tested on every second pixel each way, enough for a
@@ -243,7 +304,7 @@ def segment_image(rgb: np.ndarray, config: SegmentConfig | None = None, *, image
     Raises
     ------
     SegmentationError
-        The image is smaller than a patch, or blank.
+        The image is smaller than a patch, blank, or not H&E (:class:`NotHAndEError`).
     """
     config = SegmentConfig() if config is None else config
     prepared = prepare(rgb, config)

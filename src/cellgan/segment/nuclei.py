@@ -325,7 +325,8 @@ def find_nuclei(haematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | No
     area limits are ``config.min_area_px``/``max_area_px`` when those are set. The
     image is block-averaged by the integer factor closest to ``config.work_mpp /
     scale`` (at least 1) and segmented; the labels are brought back to full size,
-    their blocky rims trimmed to the full-resolution foreground.
+    their blocky rims trimmed to the full-resolution foreground. The labels have the
+    shape of ``haematoxylin`` whatever the factor, also when no nucleus is found.
 
     Parameters
     ----------
@@ -369,6 +370,8 @@ def find_nuclei(haematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | No
     )
     if factor > 1 and labels.any():
         labels = _refine_outlines(labels, haematoxylin, factor, threshold=threshold, smooth_px=config.smooth_um / scale)
+    elif factor > 1:  # no nucleus: an empty label image of the full size
+        labels = np.zeros(haematoxylin.shape, np.int32)
     return Nuclei(labels, mpp, scale)
 
 
