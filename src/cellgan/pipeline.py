@@ -216,8 +216,8 @@ def segment_stage(
     Returns
     -------
     dict
-        ``summary``, ``images`` (image id -> its file, for the images in the store)
-        and ``failed`` (image name -> reason).
+        ``summary``, ``images`` (image id -> its file, for the images in the store),
+        ``failed`` (image name -> reason) and ``empty`` (image -> why it holds no cell).
 
     Raises
     ------
@@ -241,6 +241,7 @@ def segment_stage(
         "summary": f"{len(store.image_ids())} images, {cells} cells",
         "images": {ids[Path(p)]: str(Path(p).resolve()) for p in images if ids[Path(p)] in store.image_ids()},
         "failed": dict(summary.failed),
+        "empty": dict(summary.empty),
     }
 
 

@@ -67,12 +67,28 @@ def main(args) -> int:
     except (FileNotFoundError, ValueError) as err:  # plain input errors of the libraries the stages call
         raise UsageError(str(err)) from err
     print(f"report: {files.report.resolve()}")
+    empty = _read_marker(files.sources).get("empty", {})
+    if empty:
+        print(f"{len(empty)} image(s) hold no cell:")
+        for name, reason in empty.items():
+            print(f"  {name}: {reason}")
     if failed:
         print(f"{len(failed)} image(s) could not be segmented (see {files.sources}):")
         for name, reason in failed.items():
             print(f"  {name}: {reason}")
         return 1
     return 0
+
+
+def _read_marker(path: Path) -> dict:
+    """A stage marker's content, or ``{}`` when it is missing or unreadable (it only adds to the summary)."""
+    import json
+
+    try:
+        marker = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
 
 
 def _expand(paths: list[Path]) -> list[Path]:
