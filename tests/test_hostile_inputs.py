@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from cellgan.config import MAX_CONFIG_BYTES, AssignConfig, ConfigError, read_yaml, resolve_config
+from cellgan.errors import UsageError
+from cellgan.io.cellstore import CellStore
 
 BILLION_LAUGHS = "\n".join(
     ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
@@ -19,6 +23,34 @@ def _write(tmp_path, text, name="run.yaml"):
     path = tmp_path / name
     path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
     return path
+
+
+def _table(n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "cell_id": np.arange(n),
+            "centroid_x": np.arange(n, dtype=float),
+            "centroid_y": np.arange(n, dtype=float),
+            "bbox_x0": 0,
+            "bbox_y0": 0,
+            "bbox_x1": 10,
+            "bbox_y1": 10,
+            "area_px": 80.0,
+            "perimeter_px": 30.0,
+            "eccentricity": 0.5,
+            "solidity": 0.9,
+            "mean_haematoxylin": 0.5,
+            "mean_eosin": 0.2,
+            "source": "segment",
+        }
+    )
+
+
+def _store(tmp_path, n=12) -> CellStore:
+    store = CellStore.create(tmp_path / "run" / "cells", patch_mode="masked")
+    for image in ("a", "b"):
+        store.write_image(image, _table(n), np.full((n, 32, 32, 3), 128, np.uint8))
+    return store
 
 
 @pytest.fixture
@@ -111,3 +143,47 @@ def test_train_with_a_bad_config_prints_one_line(tmp_path, capsys, main, text, w
     line = _one_line_error(capsys, "train")
     for word in words:
         assert word in line
+
+
+# -- command-line options --------------------------------------------------------------------
+
+
+def test_bad_options_are_one_clear_error(tmp_path, capsys, main):
+    store = _store(tmp_path)
+    base = ["train", str(store.root), "--out", str(tmp_path / "m"), "--iterations", "1", "--quiet"]
+    assert main([*base, "--device", "mps"]) == 2
+    assert "unknown or unavailable device 'mps'" in _one_line_error(capsys, "train")
+    assert main([*base, "--device", "cpu", "--categories", "1000"]) == 2
+    assert "categories must be at most 256" in _one_line_error(capsys, "train")
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", str(tmp_path), "--folds", "0"])
+    assert exit_.value.code == 2 and "--folds: must be at least 2, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_more_threads_than_cores_are_set_with_a_warning(monkeypatch, capsys):
+    import torch
+
+    from cellgan.device import set_cpu_threads
+
+    asked = []
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    monkeypatch.setattr("cellgan.device._usable_cores", lambda: 2)
+    set_cpu_threads(2)
+    assert capsys.readouterr().err == ""
+    set_cpu_threads(64)
+    assert "warning: --threads 64 exceeds the 2 usable core(s)" in capsys.readouterr().err
+    assert asked == [2, 64]
+    with pytest.raises(UsageError, match="--threads must be at least 1"):
+        set_cpu_threads(0)
+
+
+def test_a_repeated_point_is_refused_naming_the_lines(tmp_path, capsys, main):
+    from cellgan.cli.cells import read_points
+
+    csv = _write(tmp_path, "x,y,label\n10,20,a\n30,40,b\n10,20,c\n", "points.csv")
+    with pytest.raises(UsageError, match=r"points.csv: lines 2 and 4 give the same point \(10, 20\)"):
+        read_points(csv)
+    assert main(["cells", "from-points", str(tmp_path / "img.png"), "--points", str(csv), "--out", str(tmp_path / "r")]) == 2
+    assert "lines 2 and 4" in _one_line_error(capsys, "cells")
+    assert len(read_points(_write(tmp_path, "x,y\n10,20\n10,21\n", "ok.csv"))[0]) == 2
