@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from cellgan.config import MAX_CONFIG_BYTES, AssignConfig, ConfigError, read_yaml, resolve_config
-from cellgan.errors import UsageError
-from cellgan.io.cellstore import CellStore
+from cellgan.errors import CellganError, UsageError
+from cellgan.io.cellstore import CellStore, CellStoreError
+from cellgan.io.files import FileWriteError, atomic_write, load_npy
 
 BILLION_LAUGHS = "\n".join(
     ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
@@ -187,3 +190,137 @@ def test_a_repeated_point_is_refused_naming_the_lines(tmp_path, capsys, main):
     assert main(["cells", "from-points", str(tmp_path / "img.png"), "--points", str(csv), "--out", str(tmp_path / "r")]) == 2
     assert "lines 2 and 4" in _one_line_error(capsys, "cells")
     assert len(read_points(_write(tmp_path, "x,y\n10,20\n10,21\n", "ok.csv"))[0]) == 2
+
+
+# -- arrays and stores -----------------------------------------------------------------------
+
+
+def _npy_claiming(path: Path, shape: tuple, dtype=np.uint8) -> Path:
+    """A small .npy file whose header claims ``shape``."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape})
+        f.write(b"\0" * 1024)
+    return path
+
+
+def test_an_npy_header_claiming_286_gib_is_refused_before_loading(tmp_path):
+    path = _npy_claiming(tmp_path / "bomb.npy", (100_000_000, 32, 32, 3))
+    with pytest.raises(ValueError, match=r"header claims \(100000000, 32, 32, 3\) uint8 \(307,200,000,000 bytes\)"):
+        load_npy(path)
+    store = _store(tmp_path)
+    _npy_claiming(store.patches_path("b"), (100_000_000, 32, 32, 3))
+    with pytest.raises(CellStoreError, match=r"patches/b.npy: unreadable patch array \(its header claims"):
+        store.read_patches()
+    ok = tmp_path / "ok.npy"
+    np.save(ok, np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert load_npy(ok, mmap=True).shape == (2, 3)
+
+
+def test_a_store_with_64_pixel_patches_names_the_file(tmp_path):
+    store = _store(tmp_path)
+    np.save(store.patches_path("b"), np.zeros((12, 64, 64, 3), np.uint8))
+    with pytest.raises(CellStoreError, match=r"patches/b.npy: patches are uint8 \(12, 64, 64, 3\), the store needs"):
+        store.read_patches()
+
+
+def test_train_refuses_a_store_whose_table_and_patches_disagree(tmp_path, capsys, main):
+    store = _store(tmp_path)
+    np.save(store.patches_path("a"), np.zeros((11, 32, 32, 3), np.uint8))
+    with pytest.raises(CellStoreError, match=r"patches/a.npy: 11 patches but 12 rows in .*table/a.parquet"):
+        store.read_patches()
+    assert main(["train", str(store.root), "--out", str(tmp_path / "m"), "--device", "cpu", "--iterations", "1"]) == 2
+    assert "patches/a.npy: 11 patches but 12 rows" in _one_line_error(capsys, "train")
+    assert not (tmp_path / "m").exists()
+
+
+# -- writes that fail ------------------------------------------------------------------------
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "out.json"
+    target.write_text('{"old": true}')
+    monkeypatch.setattr(Path, "write_text", _disk_full)
+    with pytest.raises(FileWriteError, match="out.json: cannot write \\(No space left on device\\)") as err:
+        atomic_write(target, lambda p: p.write_text("{}"))
+    assert isinstance(err.value, CellganError) and isinstance(err.value, OSError)
+    monkeypatch.undo()
+    assert target.read_text() == '{"old": true}'
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_a_read_only_folder_is_one_clear_error(tmp_path, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr("cellgan.io.files.tempfile.mkstemp", read_only)
+    with pytest.raises(FileWriteError, match="out.json: cannot write \\(Permission denied\\)"):
+        atomic_write(tmp_path / "out.json", lambda p: p.write_text("{}"))
+
+
+def test_train_on_a_full_disk_prints_one_line_and_keeps_the_checkpoint(tmp_path, capsys, main, monkeypatch):
+    store = _store(tmp_path)
+    model = tmp_path / "m"
+    args = ["train", str(store.root), "--out", str(model), "--device", "cpu", "--quiet", "--width", "8",
+            "--batch-size", "8", "--categories", "2"]
+    assert main([*args, "--iterations", "1"]) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
+    monkeypatch.setattr("cellgan.model.checkpoint.save_file", _disk_full)
+    assert main([*args, "--iterations", "2", "--resume"]) == 2
+    assert "checkpoint.safetensors: cannot write (No space left on device)" in _one_line_error(capsys, "train")
+    after = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
+    for name in ("checkpoint.safetensors", "checkpoint.json"):  # config.json takes the new length
+        assert after[name] == before[name]
+    assert not [name for name in after if ".tmp" in name]
+
+
+def test_run_and_report_on_a_full_disk_print_one_line(tmp_path, capsys, main, monkeypatch):
+    from PIL import Image
+
+    image = tmp_path / "slide.png"
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(image)
+    monkeypatch.setattr(Path, "write_text", _disk_full)
+    assert main(["run", str(image), "--out", str(tmp_path / "run"), "--device", "cpu"]) == 2
+    assert "config.yaml: cannot write (No space left on device)" in _one_line_error(capsys, "run")
+
+    run = tmp_path / "done"
+    run.mkdir()
+    (run / "report.html").write_bytes(b"<html>the old report</html>")
+    monkeypatch.setattr("cellgan.report.html.build_report", lambda *a, **k: "<html>new</html>")
+    assert main(["report", str(run), "--device", "cpu"]) == 2
+    assert "report.html: cannot write (No space left on device)" in _one_line_error(capsys, "report")
+    assert (run / "report.html").read_bytes() == b"<html>the old report</html>"
+    assert [p.name for p in run.iterdir()] == ["report.html"]
+
+
+def test_an_io_error_outside_cellgan_checks_is_one_line_too(tmp_path, capsys, main, monkeypatch):
+    def denied(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    store = _store(tmp_path)
+    monkeypatch.setattr(Path, "mkdir", denied)
+    assert main(["train", str(store.root), "--out", str(tmp_path / "ro" / "m"), "--device", "cpu", "--iterations", "1"]) == 2
+    assert f"{tmp_path / 'ro' / 'm'}: Permission denied" in _one_line_error(capsys, "train")
+
+
+# -- model directories -----------------------------------------------------------------------
+
+
+def test_a_deeply_nested_config_json_is_a_checkpoint_error(tmp_path):
+    from cellgan.model import CheckpointError
+    from cellgan.model.checkpoint import read_config
+
+    (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CheckpointError, match="config.json: unreadable config \\(nested too deeply\\)"):
+        read_config(tmp_path)
+
+
+def test_a_deeply_nested_store_json_is_a_store_error(tmp_path):
+    store = _store(tmp_path)
+    (store.root / "store.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CellStoreError, match="store.json: unreadable store metadata \\(nested too deeply\\)"):
+        CellStore.open(store.root)
