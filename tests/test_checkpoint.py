@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from cellgan.model import CheckpointError, TrainConfig, load_trained, patches_to_tensor, train
@@ -35,8 +36,10 @@ def _copy(model_dir, tmp_path):
 def _rewrite_tensors(directory, change):
     """Replace the tensors and record the new hash, as a careful forger would."""
     tensors = load_file(str(directory / "checkpoint.safetensors"))
+    with safe_open(str(directory / "checkpoint.safetensors"), framework="pt") as f:
+        metadata = f.metadata()
     change(tensors)
-    save_file(tensors, str(directory / "checkpoint.safetensors"))
+    save_file(tensors, str(directory / "checkpoint.safetensors"), metadata=metadata)
     meta = json.loads((directory / "checkpoint.json").read_text())
     meta["weights_sha256"] = _sha256(directory / "checkpoint.safetensors")
     (directory / "checkpoint.json").write_text(json.dumps(meta))
@@ -96,6 +99,22 @@ def test_refuses_unreadable_metadata(model_dir, tmp_path):
         load_trained(copy, device="cpu")
     (copy / "config.json").unlink()
     with pytest.raises(CheckpointError, match="config.json: missing"):
+        load_trained(copy, device="cpu")
+
+
+def test_refuses_non_finite_weights_with_a_valid_hash(model_dir, tmp_path):
+    copy = _copy(model_dir, tmp_path)
+    _rewrite_tensors(copy, lambda t: t["critic.q_head.weight"].fill_(float("nan")))
+    with pytest.raises(CheckpointError, match=r"critic.q_head.weight holds NaN or infinite values"):
+        load_trained(copy, device="cpu")
+
+
+def test_refuses_a_step_the_weights_were_not_saved_at(model_dir, tmp_path):
+    copy = _copy(model_dir, tmp_path)
+    meta = json.loads((copy / "checkpoint.json").read_text())
+    meta["step"] = 10**12
+    (copy / "checkpoint.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"checkpoint.json: step 1000000000000, but checkpoint.safetensors was saved at step 1"):
         load_trained(copy, device="cpu")
 
 

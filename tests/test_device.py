@@ -23,8 +23,9 @@ def test_resolve_device():
         assert 1 <= torch.get_num_threads() <= free_cpu_threads(load=0.0)
     finally:
         torch.set_num_threads(before)
-    with pytest.raises(UsageError, match="unknown device"):
-        resolve_device("tpu-9")
+    for name in ("tpu-9", "mps", "meta"):
+        with pytest.raises(UsageError, match=f"unknown or unavailable device '{name}'"):
+            resolve_device(name)
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="no CUDA device"):
             resolve_device("cuda")

@@ -118,6 +118,26 @@ def test_export_with_category_names(tmp_path):
     assert not (tmp_path / "out" / "cells.parquet").exists()
 
 
+def test_csv_export_neutralises_formulas(tmp_path):
+    assignments, cells, table, _ = _make_run(tmp_path)
+    names = ["=HYPERLINK(\"http://x\")", "@SUM(A1)", "-1+2"]
+    export_assignments(assignments, tmp_path / "out", cells_dir=cells, formats=("csv", "parquet"), names=names)
+    csv = pd.read_csv(tmp_path / "out" / "cells.csv")
+    assert set(csv["category_name"]) <= {"'" + name for name in names}
+    assert set(pd.read_parquet(tmp_path / "out" / "cells.parquet")["category_name"]) <= set(names)  # not the Parquet
+    assert np.allclose(csv["centroid_x"], table["centroid_x"])
+
+
+def test_neutralise_formulas_leaves_numbers_and_plain_text():
+    from cellgan.report.export import neutralise_formulas
+
+    frame = pd.DataFrame({"n": [-1.5, 2.0], "s": ["+x", "ok"], "t": ["\tx", None]})
+    out = neutralise_formulas(frame)
+    assert out["n"].tolist() == [-1.5, 2.0] and out["s"].tolist() == ["'+x", "ok"]
+    assert out["t"][0] == "'\tx" and pd.isna(out["t"][1])
+    assert frame["s"].tolist() == ["+x", "ok"]
+
+
 def test_h5ad_without_anndata_is_a_clear_error_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "anndata", None)  # import anndata -> ImportError
     assign, cells, _, _ = _make_run(tmp_path)

@@ -17,10 +17,12 @@ order of precedence: the command line, the file, the *recipe* (a named file of
 the same form shipped with cellgan, :func:`recipe_sections`; ``default`` unless
 ``--recipe`` names another), the run's own defaults (:data:`RUN_DEFAULTS`, a
 training time that suits a first run on a CPU) and the stage's dataclass
-defaults, which are the ``default`` recipe. An unknown section or key, or a value of the wrong
-type, is an error naming the file and the key. A run writes the configuration it
-resolved to ``RUN_DIR/config.yaml``, which :func:`read_config` reads back with
-the same checks, so a run can be repeated from its own record.
+defaults, which are the ``default`` recipe. An unknown section or key, or a value of
+the wrong type, is an error naming the file and the key; so are a key given
+twice, a YAML alias (``*name``) and a file over 1 MB or not in UTF-8
+(:func:`read_yaml`). A run writes the configuration it resolved to
+``RUN_DIR/config.yaml``, which :func:`read_config` reads back with the same
+checks, so a run can be repeated from its own record.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 import yaml
 
 from cellgan.errors import ConfigError
-from cellgan.fields import as_dict, check_types, coerce, field_hints
+from cellgan.fields import as_dict, check_types, coerce, field_hints, shown
 from cellgan.io.files import atomic_write
 
 __all__ = [
@@ -46,6 +48,8 @@ __all__ = [
     "RunConfig",
     "config_to_dict",
     "DEFAULT_RECIPE",
+    "MAX_BATCH_SIZE",
+    "MAX_CONFIG_BYTES",
     "RECIPES_DIR",
     "given_options",
     "layered_sections",
@@ -70,6 +74,9 @@ STAGES = ("segment", "train", "assign", "compose", "export", "report")
 #: (benchmarks/README.md, training speed).
 RUN_DEFAULTS: dict[str, dict[str, Any]] = {"train": {"minutes": 10.0}}
 
+#: The largest batch of patches (training or assignment): every batch is held in memory.
+MAX_BATCH_SIZE = 65536
+
 
 @dataclass(frozen=True)
 class AssignConfig:
@@ -87,6 +94,8 @@ class AssignConfig:
         check_types(self)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.batch_size > MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be at most {MAX_BATCH_SIZE} (every batch is held in memory), got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -273,23 +282,75 @@ def given_options(options: dict) -> dict:
     return {key: value for key, value in options.items() if value is not None}
 
 
+#: The largest configuration file read, in bytes; a real one is a few hundred.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def read_yaml(path: Path) -> Any:
     """The parsed content of a YAML (or JSON) file: the one place a configuration file is read.
+
+    The file must be UTF-8 text of at most :data:`MAX_CONFIG_BYTES` bytes; YAML
+    aliases (``*name``, which can multiply a small file into billions of values)
+    and a key given twice in one mapping are refused.
 
     Raises
     ------
     ConfigError
-        The file cannot be read or is not YAML; the message names the file.
+        The file cannot be read, is too large, not UTF-8, not YAML, or has an
+        alias or a duplicate key; the message names the file (and the line).
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the configuration file ({err.strerror or err})") from err
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MB, not a configuration file")
     try:
-        return yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start})") from None
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)
+    except _Refused as err:
+        raise ConfigError(f"{path}, line {err.line}: {err}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML ({where}{problem})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a configuration file") from None
+
+
+class _Refused(yaml.YAMLError):
+    """YAML that parses but that a configuration file may not hold; ``line`` is 1-based."""
+
+    def __init__(self, message: str, mark):
+        super().__init__(message)
+        self.line = mark.line + 1
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing aliases and duplicate keys."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(f"YAML alias *{event.anchor}: aliases are not allowed in a configuration file", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):
+                continue  # unhashable: SafeLoader refuses it itself
+            if key in seen:
+                raise _Refused(f"duplicate key {shown(key)}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_train_options(path: Path) -> Any:

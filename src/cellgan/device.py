@@ -8,10 +8,11 @@ thread count to the cores not busy with other programs (:func:`free_cpu_threads`
 from __future__ import annotations
 
 import os
+import sys
 
 from cellgan.errors import UsageError
 
-__all__ = ["free_cpu_threads", "resolve_device"]
+__all__ = ["free_cpu_threads", "resolve_device", "set_cpu_threads"]
 
 
 def resolve_device(name, *, set_threads: bool = True):
@@ -27,7 +28,8 @@ def resolve_device(name, *, set_threads: bool = True):
     Raises
     ------
     UsageError
-        An unknown device, or CUDA asked for where there is none.
+        An unknown device or one torch cannot use here (``mps``, ``xla``),
+        or CUDA (or CUDA device N) asked for where there is none.
     """
     import torch
 
@@ -35,13 +37,39 @@ def resolve_device(name, *, set_threads: bool = True):
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
-    except RuntimeError as err:
-        raise UsageError(f"unknown device {name!r} ({err})") from err
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UsageError(f"unknown or unavailable device {str(name)!r}: use cpu, cuda, cuda:N or auto")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda asked for, but no CUDA device is available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA device(s)")
     if device.type == "cpu" and set_threads:
         torch.set_num_threads(free_cpu_threads())
     return device
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Set torch's CPU thread count (``--threads``), with a warning when it exceeds the usable cores.
+
+    Raises
+    ------
+    UsageError
+        ``threads`` is below 1.
+    """
+    import torch
+
+    if threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
+    cores = _usable_cores()
+    if threads > cores:
+        print(f"warning: --threads {threads} exceeds the {cores} usable core(s); the extra threads only slow torch down", file=sys.stderr)
+    torch.set_num_threads(threads)
+
+
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def free_cpu_threads(*, cores: int | None = None, load: float | None = None) -> int:
@@ -53,7 +81,7 @@ def free_cpu_threads(*, cores: int | None = None, load: float | None = None) -> 
     threads against 0.88 s with 1.
     """
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = _usable_cores()
     if load is None:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     return max(1, min(cores, cores - int(round(load))))

@@ -10,6 +10,7 @@ fields. :func:`as_dict` turns any of them into YAML- and JSON-ready data.
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -17,7 +18,14 @@ from typing import Any
 
 from cellgan.errors import ConfigError
 
-__all__ = ["as_dict", "check_types", "coerce", "field_hints", "type_name"]
+__all__ = ["SHOWN_CHARS", "as_dict", "check_types", "coerce", "field_hints", "shown", "type_name"]
+
+#: The most characters of a value an error message shows.
+SHOWN_CHARS = 80
+
+_REPR = reprlib.Repr()  # keyword arguments need Python 3.12
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 8
+_REPR.maxstring = _REPR.maxother = SHOWN_CHARS
 
 
 def field_hints(cls: type) -> dict[str, Any]:
@@ -45,8 +53,19 @@ def check_types(instance) -> None:
         try:
             checked = coerce(value, hint)
         except TypeError:
-            raise ConfigError(f"{name} must be {type_name(hint)}, got {value!r}") from None
+            raise ConfigError(f"{name} must be {type_name(hint)}, got {shown(value)}") from None
         object.__setattr__(instance, name, checked)
+
+
+def shown(value: Any) -> str:
+    """The repr of ``value`` for an error message, at most :data:`SHOWN_CHARS` characters.
+
+    Its cost is bounded too: nested and long containers are cut before they are
+    written out (:mod:`reprlib`), so a huge or self-repeating value from a file
+    cannot fill the memory of the message that refuses it.
+    """
+    text = _REPR.repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 def coerce(value: Any, hint: Any) -> Any:
@@ -65,16 +84,16 @@ def coerce(value: Any, hint: Any) -> Any:
     if origin is typing.Literal:
         if value in typing.get_args(hint):
             return value
-        raise TypeError(f"expected {type_name(hint)}, got {value!r}")
+        raise TypeError(f"expected {type_name(hint)}, got {shown(value)}")
     if origin in (tuple, list):
         return _coerce_sequence(value, hint)
     if hint in _CHECKS:
         if _CHECKS[hint](value):
             return float(value) if hint is float else value
-        raise TypeError(f"expected {type_name(hint)}, got {value!r}")
+        raise TypeError(f"expected {type_name(hint)}, got {shown(value)}")
     if isinstance(hint, type) and (isinstance(value, hint) or hint.__module__ != "builtins"):
         return value  # a type of its own: its class checks it
-    raise TypeError(f"expected {type_name(hint)}, got {value!r}")
+    raise TypeError(f"expected {type_name(hint)}, got {shown(value)}")
 
 
 def _coerce_union(value: Any, hint: Any) -> Any:
@@ -83,16 +102,16 @@ def _coerce_union(value: Any, hint: Any) -> Any:
             return coerce(value, option)
         except TypeError:
             continue
-    raise TypeError(f"expected {type_name(hint)}, got {value!r}")
+    raise TypeError(f"expected {type_name(hint)}, got {shown(value)}")
 
 
 def _coerce_sequence(value: Any, hint: Any) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if not isinstance(value, (list, tuple)):
-        raise TypeError(f"expected a list, got {value!r}")
+        raise TypeError(f"expected a list, got {shown(value)}")
     if origin is tuple and args and args[-1] is not Ellipsis:
         if len(args) != len(value):
-            raise TypeError(f"expected a list of {len(args)} values, got {value!r}")
+            raise TypeError(f"expected a list of {len(args)} values, got {shown(value)}")
         items = [coerce(v, a) for v, a in zip(value, args)]
     else:
         items = [coerce(v, args[0] if args else Any) for v in value]

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from cellgan.errors import CellganError
-from cellgan.io.files import atomic_write
+from cellgan.io.files import atomic_write, load_npy
 
 __all__ = [
     "AssignmentError",
@@ -289,7 +289,7 @@ def evaluate_assignments(assignments_dir, *, labels=None, probe_folds: int = 5, 
     categories = int(meta["categories"])
     features_path = assignments_dir / "features.npy"
     try:
-        features = np.load(features_path, mmap_mode="r", allow_pickle=False)
+        features = load_npy(features_path, mmap=True)
     except (OSError, ValueError) as err:
         raise AssignmentError(f"{features_path}: unreadable features ({err})") from err
     if features.ndim != 2 or len(features) != len(table):

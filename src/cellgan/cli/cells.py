@@ -44,10 +44,13 @@ def register(subparsers) -> None:
 
 
 def read_points(path: Path):
-    """``(xy, labels)`` from a CSV with columns x, y and optionally label; errors name the file."""
+    """``(xy, labels)`` from a CSV with columns x, y and optionally label; errors name the file.
+
+    A point given twice is refused: in a detection CSV it is a mistake, and it
+    would make two cells of one nucleus.
+    """
     import numpy as np
     import pandas as pd
-
 
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
@@ -64,6 +67,12 @@ def read_points(path: Path):
         raise UsageError(f"{path}: columns x and y must be numbers ({err})") from err
     if not np.all(np.isfinite(xy)):
         raise UsageError(f"{path}: columns x and y must be finite numbers")
+    repeated = frame.duplicated(subset=["x", "y"], keep=False).to_numpy()
+    if repeated.any():
+        first = np.flatnonzero(repeated)[0]
+        same = np.flatnonzero(np.all(xy == xy[first], axis=1))
+        lines = " and ".join(str(i + 2) for i in same[:3])  # line 1 is the header
+        raise UsageError(f"{path}: lines {lines} give the same point ({xy[first, 0]:g}, {xy[first, 1]:g}); remove the repeats")
     labels = None
     if "label" in frame.columns:
         labels = [None if pd.isna(v) else str(v) for v in frame["label"]]

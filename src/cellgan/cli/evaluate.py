@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cellgan.cli.common import add_json_option
+from cellgan.cli.common import add_json_option, int_at_least
 
 
 def register(subparsers) -> None:
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     )
     add_json_option(parser, help="also write the results here as JSON")
     parser.add_argument(
-        "--folds", type=int, default=5, help="folds of the linear probe, split by image (by cell when a class is in one image only) [5]"
+        "--folds", type=int_at_least(2), default=5, help="folds of the linear probe, split by image (by cell when a class is in one image only) [5]"
     )
     parser.set_defaults(func=run)
 

@@ -54,10 +54,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    import torch
-
     from cellgan.config import given_options, layered_sections, read_train_options, recipe_sections
-    from cellgan.device import resolve_device
+    from cellgan.device import resolve_device, set_cpu_threads
     from cellgan.io.cellstore import CellStore
     from cellgan.model import TrainConfig, train
 
@@ -77,9 +75,7 @@ def run(args) -> int:
     config = TrainConfig.from_dict(options, source=args.config or "options")
     device = resolve_device(args.device)
     if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+        set_cpu_threads(args.threads)
     store = CellStore.open(Path(args.cells))
     patches, table = store.read_patches(), store.read_table()
     if len(patches) == 0:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cellgan.errors import CellganError
-from cellgan.io.files import atomic_write
+from cellgan.io.files import atomic_write, load_npy
 
 __all__ = [
     "PATCH_SIZE",
@@ -114,6 +114,8 @@ class CellStore:
                     info = StoreInfo(**json.loads(meta.read_text()))
                 except (ValueError, TypeError) as err:
                     raise CellStoreError(f"{meta}: unreadable store metadata ({err})") from err
+                except RecursionError:
+                    raise CellStoreError(f"{meta}: unreadable store metadata (nested too deeply)") from None
                 if info.format_version != FORMAT_VERSION:
                     raise CellStoreError(_version_message(meta, info.format_version))
                 return cls(root, info)
@@ -188,19 +190,44 @@ class CellStore:
         return pd.concat(frames, ignore_index=True)
 
     def read_patches(self, image_ids: list[str] | None = None, *, mmap: bool = False) -> np.ndarray:
-        """Patches aligned with :meth:`read_table` for the same ``image_ids``."""
+        """Patches aligned with :meth:`read_table` for the same ``image_ids``.
+
+        Raises
+        ------
+        CellStoreError
+            A shard's patch array is unreadable, is not uint8 (n, 32, 32, 3), or
+            has another number of rows than its table; the message names the file.
+        """
         ids = self.image_ids() if image_ids is None else list(image_ids)
         size = self.info.patch_size
         arrays = []
         for image_id in ids:
             path = self.patches_path(image_id)
             try:
-                arrays.append(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False))
+                patches = load_npy(path, mmap=mmap)
             except (OSError, ValueError) as err:
                 raise CellStoreError(f"{path}: unreadable patch array ({err})") from err
+            if patches.dtype != np.uint8 or patches.shape[1:] != (size, size, 3):
+                raise CellStoreError(
+                    f"{path}: patches are {patches.dtype} {patches.shape}, the store needs uint8 (n, {size}, {size}, 3)"
+                )
+            rows = self._table_rows(image_id)
+            if len(patches) != rows:
+                raise CellStoreError(f"{path}: {len(patches)} patches but {rows} rows in {self.table_path(image_id)}")
+            arrays.append(patches)
         if not arrays:
             return np.zeros((0, size, size, 3), np.uint8)
         return np.concatenate(arrays, axis=0)
+
+    def _table_rows(self, image_id: str) -> int:
+        """The number of rows of a shard's table, from the Parquet footer alone."""
+        import pyarrow.parquet as pq
+
+        path = self.table_path(image_id)
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception as err:  # pyarrow raises several types for bad files
+            raise CellStoreError(f"{path}: unreadable cell table ({err})") from err
 
     def read_mask(self, image_id: str) -> np.ndarray | None:
         path = self.mask_path(image_id)

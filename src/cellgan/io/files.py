@@ -1,19 +1,28 @@
-"""Writing files safely, and names that are safe as file names.
+"""Writing files safely, reading arrays safely, and names that are safe as file names.
 
 Every file cellgan writes goes through :func:`atomic_write`: a reader (or a run
-killed half-way) sees the old file or the new one, never half of one.
+killed half-way, or a write that fails on a full disk) sees the old file or the
+new one, never half of one. Every ``.npy`` array cellgan reads goes through
+:func:`load_npy`, which checks the header against the file's size first.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import tempfile
 import unicodedata
 from pathlib import Path
 
-__all__ = ["atomic_write", "safe_image_id"]
+from cellgan.errors import CellganError
+
+__all__ = ["FileWriteError", "atomic_write", "load_npy", "safe_image_id"]
+
+
+class FileWriteError(CellganError, OSError):
+    """A file that could not be written (read-only folder, full disk); any older file of that name is kept."""
 
 #: The longest image id, in UTF-8 bytes: room for a suffix, and for the
 #: ``parent_stem`` form of :func:`cellgan.segment.image_ids`, within 255 bytes.
@@ -61,16 +70,65 @@ def atomic_write(path: Path, write) -> None:
     permissions a plain ``open`` would give (``0o666`` less the process umask).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    except OSError as err:
+        raise FileWriteError(f"{path}: cannot write ({err.strerror or err})") from err
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, CellganError):
+            raise FileWriteError(f"{path}: cannot write ({err.strerror or err})") from err
         raise
+
+
+def load_npy(path: Path, *, mmap: bool = False):
+    """Load a ``.npy`` array once its header agrees with the file's size.
+
+    A header is a few bytes that can claim any shape; checked first, a small
+    file that claims hundreds of GiB is refused instead of being allocated.
+
+    Parameters
+    ----------
+    path : Path
+        A ``.npy`` file (format 1.0 or 2.0, as ``numpy.save`` writes).
+    mmap : bool
+        Map the file read-only instead of reading it.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        Not a ``.npy`` file, an array of Python objects, or a header whose
+        shape and dtype do not match the bytes that follow it.
+    """
+    import numpy as np
+
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+        stored = os.fstat(f.fileno()).st_size - f.tell()
+    if dtype.hasobject:
+        raise ValueError("an array of Python objects, refused")
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed != stored:
+        raise ValueError(f"its header claims {shape} {dtype} ({claimed:,} bytes) but {stored:,} bytes follow it")
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
 
 
 def _current_umask() -> int:

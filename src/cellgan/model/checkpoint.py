@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from cellgan.errors import CellganError
@@ -71,6 +71,8 @@ def read_config(model_dir: Path) -> TrainConfig:
         return TrainConfig.from_dict(json.loads(path.read_text()), source=str(path))
     except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError and ConfigError are ValueErrors
         raise CheckpointError(f"{path}: unreadable config ({err})") from err
+    except RecursionError:
+        raise CheckpointError(f"{path}: unreadable config (nested too deeply)") from None
 
 
 def save_checkpoint(model_dir: Path, tensors: dict[str, torch.Tensor], *, step: int, elapsed_seconds: float, config: TrainConfig) -> None:
@@ -98,8 +100,9 @@ def load_checkpoint(model_dir: Path, *, device: torch.device | str = "cpu") -> t
     CheckpointError
         When a file is missing, the JSON is unreadable, the tensors' hash differs
         from the one recorded (the file was modified or replaced), the
-        safetensors file is corrupt, or the recorded config differs from
-        ``config.json``.
+        safetensors file is corrupt, the recorded config differs from
+        ``config.json``, the recorded step from the one the tensors were saved
+        at, or a tensor holds NaN or infinite values.
     """
     model_dir = Path(model_dir)
     meta_path, weights = model_dir / META_NAME, model_dir / WEIGHTS_NAME
@@ -112,6 +115,8 @@ def load_checkpoint(model_dir: Path, *, device: torch.device | str = "cpu") -> t
         float(meta["elapsed_seconds"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{meta_path}: unreadable checkpoint metadata ({err})") from err
+    except RecursionError:
+        raise CheckpointError(f"{meta_path}: unreadable checkpoint metadata (nested too deeply)") from None
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{meta_path}: unsupported format version {meta.get('format_version')!r}")
     if step < 0:
@@ -125,9 +130,16 @@ def load_checkpoint(model_dir: Path, *, device: torch.device | str = "cpu") -> t
     if config.recipe() != read_config(model_dir).recipe():
         raise CheckpointError(f"{meta_path}: its config differs from {model_dir / CONFIG_NAME}")
     try:
+        with safe_open(str(weights), framework="pt") as f:
+            saved_step = (f.metadata() or {}).get("step")
         tensors = load_file(str(weights), device=str(device))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{weights}: corrupt safetensors file ({err})") from err
+    if saved_step != str(step):
+        raise CheckpointError(f"{meta_path}: step {step}, but {weights.name} was saved at step {saved_step}")
+    broken = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if broken is not None:
+        raise CheckpointError(f"{weights}: {broken} holds NaN or infinite values (the run diverged)")
     return tensors, meta
 
 

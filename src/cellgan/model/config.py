@@ -5,14 +5,25 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from cellgan.config import MAX_BATCH_SIZE
 from cellgan.errors import ConfigError
 from cellgan.fields import as_dict, check_types
+from cellgan.io.palette import MAX_CATEGORIES
 
-__all__ = ["TrainConfig", "ConfigError", "RUN_LENGTH_FIELDS"]
+__all__ = ["TrainConfig", "ConfigError", "MAXIMA", "RUN_LENGTH_FIELDS"]
 
 #: Options that only say how long to run and how often to save; they may change
 #: when a run is resumed. Every other option must match the checkpoint.
 RUN_LENGTH_FIELDS = frozenset({"iterations", "minutes", "sample_every", "checkpoint_every", "checkpoint_seconds"})
+
+#: The largest value of a size option, and why: beyond it a run cannot be
+#: drawn, or its networks or batches would not fit in memory.
+MAXIMA = {
+    "categories": (MAX_CATEGORIES, "the palette has that many colours"),
+    "width": (1024, "8× the paper's 128"),
+    "noise_dim": (1024, "32× the paper's 32"),
+    "batch_size": (MAX_BATCH_SIZE, "every batch is held in memory"),
+}
 
 
 @dataclass(frozen=True)
@@ -128,6 +139,9 @@ class TrainConfig:
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         for name in ("categories", "width", "noise_dim", "batch_size", "critic_steps", "sample_every"):
             _check_minimum(name, getattr(self, name), minimum=2 if name == "categories" else 1)
+        for name, (maximum, why) in MAXIMA.items():
+            if getattr(self, name) > maximum:
+                raise ConfigError(f"{name} must be at most {maximum} ({why}), got {getattr(self, name)!r}")
         _check_minimum("seed", self.seed, minimum=0)
         _check_minimum("pair_neighbours", self.pair_neighbours, minimum=0)
         _check_minimum("self_label_neighbours", self.self_label_neighbours, minimum=0)

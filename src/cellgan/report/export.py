@@ -8,7 +8,8 @@ label masks, and writes into DIR:
   (:mod:`cellgan.report.geojson`), for *File > Import objects from file* in QuPath;
 - ``cells.parquet`` / ``cells.csv``: one row per cell with its category (index
   and name), the probabilities ``prob_k``, the cell table's measurements and the
-  learned features ``feature_0`` ... ``feature_{W-1}``;
+  learned features ``feature_0`` ... ``feature_{W-1}``; in the CSV, text that a
+  spreadsheet would run as a formula starts with ``'`` (:func:`neutralise_formulas`);
 - ``cells.h5ad``: an AnnData object (X = the learned features, obs = the cell
   table, obsm["probabilities"]), when the optional package ``anndata`` is
   installed.
@@ -24,11 +25,19 @@ import pandas as pd
 from cellgan.analysis.composition import CompositionError, read_assignments
 from cellgan.errors import CellganError
 from cellgan.io.cellstore import CellStore, CellStoreError
-from cellgan.io.files import atomic_write, safe_image_id
+from cellgan.io.files import atomic_write, load_npy, safe_image_id
 from cellgan.io.palette import category_colours, category_names
 from cellgan.report.geojson import feature_collection, write_geojson
 
-__all__ = ["EXPORT_FORMATS", "ExportError", "cell_export_table", "export_assignments", "read_features", "write_h5ad"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "ExportError",
+    "cell_export_table",
+    "export_assignments",
+    "neutralise_formulas",
+    "read_features",
+    "write_h5ad",
+]
 
 EXPORT_FORMATS = ("geojson", "parquet", "csv", "h5ad")
 FEATURES_FILE = "features.npy"
@@ -44,7 +53,7 @@ def read_features(assignments_dir: Path, n_cells: int) -> np.ndarray:
     if not path.is_file():
         raise ExportError(f"{path}: missing (the learned features of the cells)")
     try:
-        features = np.load(path, allow_pickle=False)
+        features = load_npy(path)
     except (OSError, ValueError) as err:
         raise ExportError(f"{path}: unreadable array ({err})") from err
     if features.ndim != 2 or len(features) != n_cells:
@@ -63,6 +72,24 @@ def cell_export_table(
     columns = [f"feature_{j}" for j in range(features.shape[1])]
     feature_columns = pd.DataFrame(features.astype(np.float32), columns=columns)
     return pd.concat([out, feature_columns], axis=1)
+
+
+#: What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """Return ``table`` with ``'`` put before every text cell a spreadsheet would run as a formula.
+
+    A label or category name such as ``=HYPERLINK(...)`` would otherwise become a
+    live formula when ``cells.csv`` is opened in Excel or LibreOffice. Numbers are
+    left alone (a negative number is not text).
+    """
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
+    return out
 
 
 def write_h5ad(table: pd.DataFrame, features: np.ndarray, path: Path, *, categories: int, names=None) -> None:
@@ -174,7 +201,7 @@ def export_assignments(
             written["parquet"] = [path]
         if "csv" in formats:
             path = out_dir / "cells.csv"
-            atomic_write(path, lambda p: cells_table.to_csv(p, index=False))
+            atomic_write(path, lambda p: neutralise_formulas(cells_table).to_csv(p, index=False))
             written["csv"] = [path]
     if "h5ad" in formats:
         path = out_dir / "cells.h5ad"
