@@ -127,5 +127,5 @@ def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
 
 def test_safe_image_id():
     assert safe_image_id("TCGA-2Z A9J9/01.tif") == "TCGA-2Z_A9J9_01.tif"
-    with pytest.raises(ValueError):
-        safe_image_id("///")
+    assert safe_image_id("///").startswith("image_")  # nothing safe left: a stable hash of the name
+    assert safe_image_id("///") == safe_image_id("///") != safe_image_id("***")
