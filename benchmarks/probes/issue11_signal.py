@@ -20,6 +20,8 @@ C = Path(".cache/issue11")
 table = pd.read_parquet(C / "table.parquet")
 labels = table["label"].astype(str).to_numpy()
 _cache = {}
+import os
+CLIP = float(os.environ.get('CLIP', 'inf'))
 
 
 def win(side):
@@ -89,7 +91,7 @@ def block(x, weight=1.0, per_dim=True):
     """standardise (per dimension, or as a whole for PCA scores) so the block's total variance is weight."""
     x = np.asarray(x, float)
     if per_dim:
-        x = z(x)
+        x = np.clip(z(x), -CLIP, CLIP)
         return x * np.sqrt(weight / x.shape[1])
     x = x - x.mean(0)
     return x * np.sqrt(weight / (x.var(0).sum() + 1e-12))
@@ -117,17 +119,18 @@ def R(name):
     """feature recipes by name"""
     parts = name.split("+")
     blocks = []
-    k = 0
+    k, hops = 0, 1
     for p in parts:
         if p.startswith("nb"):
-            k = int(p[2:]); continue
+            k = int(p[2:].split("x")[0]); hops = int(p.split("x")[1]) if "x" in p else 1; continue
         if p.startswith("w"):  # w64pca, w96ring, w32centre, w64all, w64pcam (masked centre)
             import re
-            m = re.match(r"w(\d+|faded)(pcam|pcas|pca|ring|centre|all)(?:@([\d.]+))?", p)
+            m = re.match(r"w(\d+|faded)(pcam|pcas|pca|ring|centre|all)(\d*)(?:@([\d.]+))?", p)
             side = m.group(1); side = side if side == "faded" else int(side); kind = m.group(2)
-            wt = float(m.group(3)) if m.group(3) else 1.0
+            wt = float(m.group(4)) if m.group(4) else 1.0
+            comps = int(m.group(3)) if m.group(3) else 50
             if kind == "pca":
-                blocks.append(block(pix_pca(side), wt, per_dim=False))
+                blocks.append(block(pix_pca(side, comps=comps), wt, per_dim=False))
             elif kind == "pcam":
                 blocks.append(block(pix_pca(side, mask_centre=0.25), wt, per_dim=False))
             elif kind == "pcas":
@@ -141,9 +144,83 @@ def R(name):
             wt = float(p.split("@")[1]) if "@" in p else 1.0
             blocks.append(block(np.log(table[["area_px"]].to_numpy(float)), wt))
     x = np.concatenate(blocks, axis=1)
-    return nbr(x, k)
+    for _ in range(hops if k else 0):
+        x = nbr(x, k)
+    return x
+
+
+def _main():
+    for name in sys.argv[1:]:
+        score(R(name), name)
+
+
+def radial(side, space="hed", rings=8):
+    """rotation-invariant radial profile: mean (and std) of each channel in `rings` concentric rings."""
+    key = ("radial", side, space, rings)
+    if key in _cache:
+        return _cache[key]
+    x = win(side).astype(np.float32) / 255.0
+    v = hed(x) if space == "hed" else x
+    yy, xx = np.mgrid[:32, :32] - 15.5
+    r = np.hypot(yy, xx)
+    edges = np.linspace(0, 16, rings + 1)
+    parts = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (r >= lo) & (r < hi)
+        parts += [v[:, m].mean(1), v[:, m].std(1)]
+    out = np.concatenate(parts, 1)
+    _cache[key] = out
+    return out
+
+
+def moments(side=32, radius=8.0):
+    """haematoxylin-weighted second moments near the centre: log size, elongation, mean H (rotation-invariant)."""
+    x = win(side).astype(np.float32) / 255.0
+    h = hed(x)[..., 0]
+    yy, xx = np.mgrid[:32, :32] - 15.5
+    near = np.hypot(yy, xx) <= radius
+    bg = np.median(h.reshape(len(h), -1), axis=1)[:, None, None]
+    w = np.clip(h - bg, 0, None) * near
+    s = w.sum((1, 2)) + 1e-6
+    my, mx = (w * yy).sum((1, 2)) / s, (w * xx).sum((1, 2)) / s
+    cyy = (w * (yy - my[:, None, None]) ** 2).sum((1, 2)) / s
+    cxx = (w * (xx - mx[:, None, None]) ** 2).sum((1, 2)) / s
+    cxy = (w * (yy - my[:, None, None]) * (xx - mx[:, None, None])).sum((1, 2)) / s
+    tr, det = cyy + cxx, cyy * cxx - cxy ** 2
+    disc = np.sqrt(np.clip(tr ** 2 / 4 - det, 0, None))
+    l1, l2 = tr / 2 + disc, np.clip(tr / 2 - disc, 1e-3, None)
+    return np.stack([np.log(s), np.log(l1 * l2) / 2, np.log(l1 / l2), (w.sum((1, 2)) / near.sum())], 1)
+
+
+_R0 = R
+
+
+def R(name):
+    extra = []
+    rest = []
+    k, hops = 0, 1
+    for p in name.split("+"):
+        if p.startswith("rad"):  # rad32, rad64hed, rad96rgb @w
+            import re
+            m = re.match(r"rad(\d+|faded)(hed|rgb)?(?:@([\d.]+))?", p)
+            side = m.group(1); side = side if side == "faded" else int(side)
+            extra.append(block(radial(side, m.group(2) or "hed"), float(m.group(3) or 1)))
+        elif p.startswith("mom"):
+            wt = float(p.split("@")[1]) if "@" in p else 1.0
+            src = p.split("@")[0][3:]
+            extra.append(block(moments(side="faded" if src == "faded" else 32), wt))
+        else:
+            rest.append(p)
+    nb = [p for p in rest if p.startswith("nb")]
+    base = [p for p in rest if not p.startswith("nb")]
+    blocks = extra + ([_R0("+".join(base))] if base else [])
+    x = np.concatenate(blocks, 1)
+    if nb:
+        k = int(nb[0][2:].split("x")[0]); hops = int(nb[0].split("x")[1]) if "x" in nb[0] else 1
+        for _ in range(hops):
+            x = nbr(x, k)
+    return x
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:]:
-        score(R(name), name)
+    _main()

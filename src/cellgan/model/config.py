@@ -78,6 +78,21 @@ class TrainConfig:
     self_label_neighbours : int
         Nearest cells (same image) whose pixels are averaged with a cell's
         before the k-means that makes the self-labels; 0, the cell alone.
+    self_label_moments : float
+        Total weight, against the pixels' PCA (scaled to 1), of the rotation-invariant
+        nucleus moments (:func:`cellgan.model.self_labels.nucleus_moments`: size,
+        elongation, darkness) in the description the self-labels cluster; 0, pixels
+        only [not in the paper].
+    strong_views : bool
+        Q's real-cell terms (pair, self-label, contrastive) see two strong views of
+        each real cell (:func:`cellgan.model.augment.strong_view`: crop ≥ 60 %,
+        symmetry, HED stain and colour jitter, grayscale, blur) instead of the
+        critic's batch; needs ``separate_q`` [not in the paper]. The critic still
+        sees the plain patches, so the generator does not learn the augmentations.
+    lambda_contrastive : float
+        Weight of SimCLR's NT-Xent between the two strong views' projected Q
+        features (:func:`cellgan.model.contrastive.nt_xent_loss`); needs
+        ``strong_views`` [0: not in the paper].
     separate_q : bool
         Give Q a trunk of its own instead of sharing the critic's [False: the
         paper shares it]. Q's losses (generated and real cells) then train that
@@ -114,6 +129,9 @@ class TrainConfig:
     pair_neighbours: int = 0
     lambda_self_label: float = 0.0
     self_label_neighbours: int = 5
+    self_label_moments: float = 0.0
+    strong_views: bool = False
+    lambda_contrastive: float = 0.0
     separate_q: bool = False
     augment: bool = True
     iterations: int | None = None
@@ -143,15 +161,27 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        for name in ("lambda_gp", "lambda_mi", "lambda_im", "lambda_pair", "lambda_self_label"):
+        for name in (
+            "lambda_gp",
+            "lambda_mi",
+            "lambda_im",
+            "lambda_pair",
+            "lambda_self_label",
+            "self_label_moments",
+            "lambda_contrastive",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
-        for name in ("augment", "separate_q"):
+        for name in ("augment", "separate_q", "strong_views"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.pair_neighbours and not self.lambda_pair:
             raise ConfigError("pair_neighbours needs the pair term: set lambda_pair > 0")
+        if self.strong_views and not self.separate_q:
+            raise ConfigError("strong_views needs Q's own trunk: set separate_q: true")
+        if self.lambda_contrastive and not self.strong_views:
+            raise ConfigError("lambda_contrastive needs the strong views: set strong_views: true")
         if self.iterations is None and self.minutes is None:
             raise ConfigError("set iterations, minutes or both: the run needs a stopping rule")
 
@@ -160,6 +190,7 @@ class TrainConfig:
         """The recipe of the authors' code and paper (width 128, batch 64, lr 1e-4, 5 critic steps)."""
         options = dict(width=128, lr=1e-4, lr_critic=None, critic_steps=5)
         options.update(lambda_im=0.0, lambda_pair=0.0, pair_neighbours=0, lambda_self_label=0.0, separate_q=False)
+        options.update(self_label_moments=0.0, strong_views=False, lambda_contrastive=0.0)
         return cls(**{**options, **overrides})
 
     @property
