@@ -9,11 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data_root="${CELLGAN_DATA_ROOT:-../shared/data}"
 python="${PYTHON:-.venv/bin/python}"
-suffix="" config=()
-if [ -n "${RECIPE:-}" ]; then
-    suffix="_$RECIPE"
-    config=(--config "benchmarks/configs/$RECIPE.yaml")
-fi
+recipe="${RECIPE:-default}" suffix="" source="${RECIPE:-default}"
+[ "$recipe" != default ] && suffix="_$recipe"
+[ -f "benchmarks/configs/$recipe.yaml" ] && source="benchmarks/configs/$recipe.yaml"
 # shellcheck disable=SC2086
-"$python" -m cellgan.cli.main bench composition --data-root "$data_root" "${config[@]}" \
+"$python" -m cellgan.cli.main bench composition --data-root "$data_root" --recipe "$source" \
     --json "benchmarks/results/composition_crchistophenotypes${suffix}.json" ${BENCH_OPTIONS:-}

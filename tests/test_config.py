@@ -27,7 +27,7 @@ def _write(tmp_path, text, name="run.yaml"):
 
 
 def test_defaults_are_the_stage_defaults_but_for_the_run_defaults():
-    config = resolve_config()
+    config = resolve_config(recipe=None)
     assert config.segment == SegmentConfig()
     assert config.assign == AssignConfig()
     assert config.report == ReportConfig()
@@ -52,7 +52,7 @@ def test_null_in_the_file_overrides_a_run_default(tmp_path):
 
 
 def test_an_empty_file_or_section_is_fine(tmp_path):
-    assert resolve_config(_write(tmp_path, "")) == resolve_config()
+    assert resolve_config(_write(tmp_path, "")) == resolve_config()  # the default recipe in both
     assert resolve_config(_write(tmp_path, "compose:\nexport: {}\n", "b.yaml")) == resolve_config()
 
 
@@ -107,13 +107,15 @@ def test_the_written_config_is_complete_and_reads_back_equal(tmp_path):
 
 
 def test_the_shipped_recipes():
-    """``default`` is the stage dataclasses' defaults; ``paper`` is Hu et al.'s recipe exactly."""
+    """``default`` lies over the stage dataclasses' defaults; ``paper`` is Hu et al.'s recipe exactly."""
     from cellgan.config import recipe_names, resolve_config
     from cellgan.segment import SegmentConfig
 
     assert {"default", "paper"} <= set(recipe_names())
     default = resolve_config(recipe="default")
-    assert default.segment == SegmentConfig() and default.train.recipe() == TrainConfig().recipe()
+    assert default.segment == SegmentConfig(patch_mode="faded", reinhard_reference="typical")
+    own_q = dict(lambda_self_label=1.0, self_label_neighbours=8, self_label_moments=0.5, separate_q=True)
+    assert default.train.recipe() == TrainConfig(**own_q).recipe()
     paper = resolve_config(recipe="paper")
     authors = dict(width=128, batch_size=64, lr=1e-4, lr_critic=None, critic_steps=5, lambda_pair=0.0)
     assert paper.train.recipe() == TrainConfig(**authors, lambda_self_label=0.0, separate_q=False).recipe()

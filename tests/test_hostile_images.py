@@ -22,7 +22,7 @@ from PIL import Image
 from cellgan.io.cellstore import CellStore
 from cellgan.io.files import safe_image_id
 from cellgan.io.images import DEFAULT_MAX_PIXELS, ImageReadError, ImageTooLargeError, read_rgb
-from cellgan.segment import SegmentConfig, SegmentationError, image_ids, segment_image, segment_images
+from cellgan.segment import SegmentationError, SegmentConfig, image_ids, segment_image, segment_images
 
 #: The peak resident memory allowed to a process refusing a bomb.
 _ONE_GB = 1 << 30

@@ -19,7 +19,6 @@ from cellgan.model import (
     dihedral,
     generator_loss,
     gradient_penalty,
-    information_maximisation_loss,
     mutual_information_loss,
     pair_mutual_information_loss,
     patches_to_tensor,
@@ -115,17 +114,6 @@ def test_mutual_information_loss_is_weighted_cross_entropy():
     nll = -F.log_softmax(logits, 1)[torch.arange(7), codes].mean()
     assert mutual_information_loss(logits, codes).item() == pytest.approx(nll.item(), rel=1e-6)
     assert mutual_information_loss(logits, codes, weight=2.5).item() == pytest.approx(2.5 * nll.item(), rel=1e-6)
-
-
-def test_information_maximisation_loss_extremes():
-    k = 4
-    confident_balanced = torch.eye(k).repeat(3, 1) * 50  # each cell sure, categories used equally
-    assert information_maximisation_loss(confident_balanced).item() == pytest.approx(-np.log(k), abs=1e-4)
-    collapsed = torch.zeros(12, k)
-    collapsed[:, 0] = 50  # every cell sure of the same category
-    assert information_maximisation_loss(collapsed).item() == pytest.approx(0.0, abs=1e-4)
-    uniform = torch.zeros(12, k)  # every cell unsure
-    assert information_maximisation_loss(uniform).item() == pytest.approx(0.0, abs=1e-5)
 
 
 def test_pair_mutual_information_loss_extremes():

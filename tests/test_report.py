@@ -237,7 +237,7 @@ def test_figures_are_pngs():
     rng = np.random.default_rng(0)
     log = pd.DataFrame({"step": np.arange(1, 51), "critic_loss": rng.normal(size=50), "wasserstein": rng.random(50),
                         "gradient_penalty": rng.random(50), "generator_loss": rng.normal(size=50),
-                        "mi_loss": rng.random(50), "im_loss": np.zeros(50)})
+                        "mi_loss": rng.random(50)})
     shares = rng.dirichlet(np.ones(k), size=50)
     for q in range(k):
         log[f"share_{q}"] = shares[:, q]

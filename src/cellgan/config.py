@@ -17,7 +17,7 @@ order of precedence: the command line, the file, the *recipe* (a named file of
 the same form shipped with cellgan, :func:`recipe_sections`; ``default`` unless
 ``--recipe`` names another), the run's own defaults (:data:`RUN_DEFAULTS`, a
 training time that suits a first run on a CPU) and the stage's dataclass
-defaults, which are the ``default`` recipe. An unknown section or key, or a value of
+defaults (the paper's networks; a recipe says where it departs from them). An unknown section or key, or a value of
 the wrong type, is an error naming the file and the key; so are a key given
 twice, a YAML alias (``*name``) and a file over 1 MB or not in UTF-8
 (:func:`read_yaml`). A run writes the configuration it resolved to

@@ -13,7 +13,6 @@ from cellgan.model.losses import (
     critic_wasserstein_loss,
     generator_loss,
     gradient_penalty,
-    information_maximisation_loss,
     mutual_information_loss,
     pair_mutual_information_loss,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "dihedral",
     "generator_loss",
     "gradient_penalty",
-    "information_maximisation_loss",
     "load_trained",
     "mutual_information_loss",
     "pair_mutual_information_loss",

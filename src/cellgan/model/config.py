@@ -64,10 +64,6 @@ class TrainConfig:
         Weight of the gradient penalty [10].
     lambda_mi : float
         Weight of the mutual-information (Q) loss on generated samples [1].
-    lambda_im : float
-        Weight of the information-maximisation term on real batches
-        (:func:`cellgan.model.losses.information_maximisation_loss`), added to every
-        critic step and updating the trunk and Q [0: not in the paper].
     lambda_pair : float
         Weight of the invariant-information term on real batches
         (:func:`cellgan.model.losses.pair_mutual_information_loss`; every real
@@ -88,6 +84,21 @@ class TrainConfig:
     self_label_neighbours : int
         Nearest cells (same image) whose pixels are averaged with a cell's
         before the k-means that makes the self-labels; 0, the cell alone.
+    self_label_moments : float
+        Total weight, against the pixels' PCA (scaled to 1), of the rotation-invariant
+        nucleus moments (:func:`cellgan.model.self_labels.nucleus_moments`: size,
+        elongation, darkness) in the description the self-labels cluster; 0, pixels
+        only [not in the paper].
+    strong_views : bool
+        Q's real-cell terms (pair, self-label, contrastive) see two strong views of
+        each real cell (:func:`cellgan.model.augment.strong_view`: crop ≥ 60 %,
+        symmetry, HED stain and colour jitter, grayscale, blur) instead of the
+        critic's batch; needs ``separate_q`` [not in the paper]. The critic still
+        sees the plain patches, so the generator does not learn the augmentations.
+    lambda_contrastive : float
+        Weight of SimCLR's NT-Xent between the two strong views' projected Q
+        features (:func:`cellgan.model.contrastive.nt_xent_loss`); needs
+        ``strong_views`` [0: not in the paper].
     separate_q : bool
         Give Q a trunk of its own instead of sharing the critic's [False: the
         paper shares it]. Q's losses (generated and real cells) then train that
@@ -119,11 +130,13 @@ class TrainConfig:
     critic_steps: int = 2
     lambda_gp: float = 10.0
     lambda_mi: float = 1.0
-    lambda_im: float = 0.0
     lambda_pair: float = 2.0
     pair_neighbours: int = 0
     lambda_self_label: float = 0.0
     self_label_neighbours: int = 5
+    self_label_moments: float = 0.0
+    strong_views: bool = False
+    lambda_contrastive: float = 0.0
     separate_q: bool = False
     augment: bool = True
     iterations: int | None = None
@@ -152,11 +165,22 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        for name in ("lambda_gp", "lambda_mi", "lambda_im", "lambda_pair", "lambda_self_label"):
+        for name in (
+            "lambda_gp",
+            "lambda_mi",
+            "lambda_pair",
+            "lambda_self_label",
+            "self_label_moments",
+            "lambda_contrastive",
+        ):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {getattr(self, name)!r}")
         if self.pair_neighbours and not self.lambda_pair:
             raise ConfigError("pair_neighbours needs the pair term: set lambda_pair > 0")
+        if self.strong_views and not self.separate_q:
+            raise ConfigError("strong_views needs Q's own trunk: set separate_q: true")
+        if self.lambda_contrastive and not self.strong_views:
+            raise ConfigError("lambda_contrastive needs the strong views: set strong_views: true")
         if self.iterations is None and self.minutes is None:
             raise ConfigError("set iterations, minutes or both: the run needs a stopping rule")
 

@@ -111,7 +111,9 @@ class Critic(nn.Module):
     applied by the loss (:func:`cellgan.model.losses.mutual_information_loss`).
     """
 
-    def __init__(self, *, categories: int, width: int = 128, seed: int = 0, separate_q: bool = False):
+    def __init__(
+        self, *, categories: int, width: int = 128, seed: int = 0, separate_q: bool = False, projection: int = 0
+    ):
         super().__init__()
         if categories < 2:
             raise ValueError(f"categories must be at least 2, got {categories}")
@@ -121,7 +123,16 @@ class Critic(nn.Module):
         self.score_head = nn.Linear(width, 1)
         self.q_trunk = CriticTrunk(width) if separate_q else None
         self.q_head = nn.Linear(width, categories)
+        # SimCLR's projection of Q's features for the contrastive term (cellgan.model.contrastive)
+        self.q_projection = (
+            nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, projection)) if projection else None
+        )
         init_weights_(self, generator=torch.Generator().manual_seed(seed))
+
+    def q(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q alone on ``x``: (logits (B, K), features (B, width)), through Q's own trunk when it has one."""
+        features = (self.trunk if self.q_trunk is None else self.q_trunk)(x)
+        return self.q_head(features), features
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """D(x) alone, (B,): what the gradient penalty differentiates."""

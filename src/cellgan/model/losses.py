@@ -12,7 +12,6 @@ __all__ = [
     "gradient_penalty",
     "generator_loss",
     "mutual_information_loss",
-    "information_maximisation_loss",
     "pair_mutual_information_loss",
 ]
 
@@ -68,25 +67,6 @@ def mutual_information_loss(q_logits: torch.Tensor, codes: torch.Tensor, *, weig
     return weight * F.cross_entropy(q_logits, codes)
 
 
-def information_maximisation_loss(q_logits: torch.Tensor) -> torch.Tensor:
-    """Mean per-sample entropy of Q(c | x) minus the entropy of its batch mean.
-
-    Minimising it on *real* cells asks Q to be confident on each cell (low
-    conditional entropy) and to use every category (high marginal entropy): the
-    mutual information between a cell and its category, as in regularised
-    information maximisation (Krause et al., NeurIPS 2010; Hu et al., ICML 2017).
-    It is not in Hu et al. 2019; it counters the collapse of real cells into one
-    category that the plain recipe shows (benchmarks/README.md, "Cell-type clustering",
-    "Without a real-cell term"). Bounded in [−log K, log K].
-    """
-    log_p = F.log_softmax(q_logits, dim=1)
-    p = log_p.exp()
-    conditional = -(p * log_p).sum(dim=1).mean()
-    mean_p = p.mean(dim=0)
-    marginal = -(mean_p * torch.log(mean_p.clamp_min(1e-12))).sum()
-    return conditional - marginal
-
-
 def pair_mutual_information_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
     """Minus the mutual information between Q's categories of two views of the same cells.
 
@@ -96,9 +76,10 @@ def pair_mutual_information_loss(logits_a: torch.Tensor, logits_b: torch.Tensor)
     −Σ P log(P / (P_row P_col)). Minimising it asks Q to give both views the same
     confident category and to use every category. Not in Hu et al. 2019; it
     counters the collapse of real cells into one category (benchmarks/README.md,
-    "Cell-type clustering", "Without a real-cell term") and, unlike
-    :func:`information_maximisation_loss`, cannot be satisfied by splitting cells
-    by orientation. Bounded in [−log K, 0].
+    "Cell-type clustering", "Without a real-cell term") and, unlike a term on
+    single views (regularised information maximisation, Krause et al. 2010, which
+    lost here), cannot be satisfied by splitting cells by orientation. Bounded in
+    [−log K, 0].
     """
     joint = F.softmax(logits_a, dim=1).T @ F.softmax(logits_b, dim=1) / len(logits_a)
     joint = ((joint + joint.T) / 2).clamp_min(1e-12)

@@ -31,15 +31,25 @@ from cellgan.neighbourhood import neighbourhood_pixels
 
 __all__ = ["neighbourhood_clusters"]
 
+
 def neighbourhood_clusters(
-    patches_uint8: np.ndarray, table: pd.DataFrame | None, *, clusters: int, neighbours: int, seed: int
+    patches_uint8: np.ndarray,
+    table: pd.DataFrame | None,
+    *,
+    clusters: int,
+    neighbours: int,
+    seed: int,
+    moments_weight: float = 0.0,
 ) -> np.ndarray:
     """The self-label of every cell: int64 (n,) in [0, clusters).
 
-    k-means (``clusters`` centres, 10 starts, seeded) of :func:`neighbourhood_pixels`
-    (``neighbours`` 0: the pixel k-means baseline).
+    k-means (``clusters`` centres, 10 starts, seeded) of
+    :func:`cellgan.neighbourhood.neighbourhood_pixels` (``neighbours`` 0: the pixel
+    k-means baseline), optionally joined by the nucleus moments (``moments_weight``).
     """
     from sklearn.cluster import KMeans
 
-    described = neighbourhood_pixels(patches_uint8, table, neighbours=neighbours, seed=seed)
+    described = neighbourhood_pixels(
+        patches_uint8, table, neighbours=neighbours, seed=seed, moments_weight=moments_weight
+    )
     return KMeans(n_clusters=clusters, n_init=10, random_state=seed).fit_predict(described).astype(np.int64)

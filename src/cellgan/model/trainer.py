@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from cellgan.device import resolve_device
 from cellgan.io.files import atomic_write
+from cellgan.model.augment import strong_view
 from cellgan.model.checkpoint import (
     CONFIG_NAME,
     META_NAME,
@@ -43,6 +44,7 @@ from cellgan.model.checkpoint import (
     write_config,
 )
 from cellgan.model.config import ConfigError, TrainConfig
+from cellgan.model.contrastive import nt_xent_loss
 from cellgan.model.critic import Critic
 from cellgan.model.data import PatchSampler
 from cellgan.model.generator import Generator
@@ -50,7 +52,6 @@ from cellgan.model.losses import (
     critic_wasserstein_loss,
     generator_loss,
     gradient_penalty,
-    information_maximisation_loss,
     mutual_information_loss,
     pair_mutual_information_loss,
 )
@@ -78,10 +79,12 @@ CRITIC_LOG_COLUMNS = (
     "wasserstein",
     "gradient_penalty",
     "critic_grad_norm",
-    "im_loss",
     "pair_loss",
     "self_label_loss",
+    "contrastive_loss",
 )
+#: Output size of Q's projection head for the contrastive term (SimCLR).
+PROJECTION_DIM = 64
 
 
 class TrainResult(NamedTuple):
@@ -109,7 +112,13 @@ def build_models(config: TrainConfig, device: torch.device | str = "cpu") -> tup
     same up to float rounding.
     """
     generator = Generator(categories=config.categories, noise_dim=config.noise_dim, width=config.width, seed=config.seed)
-    critic = Critic(categories=config.categories, width=config.width, seed=config.seed + 1, separate_q=config.separate_q)
+    critic = Critic(
+        categories=config.categories,
+        width=config.width,
+        seed=config.seed + 1,
+        separate_q=config.separate_q,
+        projection=PROJECTION_DIM if config.lambda_contrastive else 0,
+    )
     layout = dict(memory_format=torch.channels_last)
     return generator.to(device, **layout), critic.to(device, **layout)
 
@@ -117,9 +126,8 @@ def build_models(config: TrainConfig, device: torch.device | str = "cpu") -> tup
 def build_optimizers(generator: Generator, critic: Critic, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
     """The three Adam optimisers of the authors' code, keyed "critic", "generator", "q".
 
-    The critic optimiser holds the Q head too, so that the optional
-    information-maximisation term on real batches (``lambda_im``) can update it;
-    Adam skips the head while it has no gradient. With ``separate_q`` it holds
+    The critic optimiser holds the Q head too, so that the terms on real cells
+    (pair, self-labels) can update it; Adam skips the head while it has no gradient. With ``separate_q`` it holds
     Q's own trunk as well, which then learns every one of Q's losses there (one
     Adam), and the "q" optimiser moves only the generator.
     """
@@ -175,7 +183,7 @@ def _train_step(
     k, b = config.categories, config.batch_size
     critic_params = [p for p in critic.parameters()]
     own_q_trunk = critic.q_trunk is not None
-    sums = torch.zeros(7, device=device)  # critic loss, W estimate, GP, grad norm, IM, pair and self-label losses
+    sums = torch.zeros(len(CRITIC_LOG_COLUMNS), device=device)
     zero = torch.zeros((), device=device)
     counts = torch.zeros(k, device=device)
     for i in range(config.critic_steps):
@@ -185,23 +193,35 @@ def _train_step(
         alpha = torch.rand(b, 1, 1, 1, generator=rng, device=device)
         with torch.no_grad():
             fake = generator(z, F.one_hot(codes, k).float())
-        out = critic(torch.cat([real, fake]))
-        real_score, fake_score = out.score[:b], out.score[b:]
+        contrastive = zero
+        if config.strong_views:  # Q sees two strong views of the critic's real cells, the critic the cells
+            score = critic.score_head(critic.trunk(torch.cat([real, fake]))).squeeze(1)
+            real_score, fake_score = score[:b], score[b:]
+            views = torch.cat([strong_view(real, rng), strong_view(real, rng)])
+            q_logits, q_features = critic.q(torch.cat([fake, views]))
+            fake_logits, real_logits = q_logits[:b], q_logits[b:]
+            targets = self_labels[sampler.cells(index)].repeat(2) if self_labels is not None else None
+            if config.lambda_contrastive:
+                contrastive = nt_xent_loss(*critic.q_projection(q_features[b:]).chunk(2))
+        else:
+            out = critic(torch.cat([real, fake]))
+            real_score, fake_score = out.score[:b], out.score[b:]
+            fake_logits, real_logits = out.q_logits[b:], out.q_logits[:b]
+            targets = self_labels[sampler.cells(index)] if self_labels is not None else None
         wasserstein = critic_wasserstein_loss(real_score, fake_score)
         penalty = gradient_penalty(critic.score, real, fake, alpha, weight=config.lambda_gp)
         loss = wasserstein + penalty
         if own_q_trunk:  # Q's own trunk learns the codes here, with one Adam for all of Q's losses
-            loss = loss + mutual_information_loss(out.q_logits[b:], codes, weight=config.lambda_mi)
-        real_logits = out.q_logits[:b]
-        im = information_maximisation_loss(real_logits) if config.lambda_im > 0 else zero
+            loss = loss + mutual_information_loss(fake_logits, codes, weight=config.lambda_mi)
         pair = pair_mutual_information_loss(*real_logits.chunk(2)) if config.lambda_pair > 0 else zero
-        taught = F.cross_entropy(real_logits, self_labels[sampler.cells(index)]) if self_labels is not None else zero
-        loss = loss + config.lambda_im * im + config.lambda_pair * pair + config.lambda_self_label * taught
+        taught = F.cross_entropy(real_logits, targets) if targets is not None else zero
+        loss = loss + config.lambda_pair * pair + config.lambda_self_label * taught
+        loss = loss + config.lambda_contrastive * contrastive
         optimizers["critic"].zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.get_total_norm([p.grad for p in critic_params if p.grad is not None])
         optimizers["critic"].step()
-        terms = (loss, -wasserstein, penalty, grad_norm, im, pair, taught)
+        terms = (loss, -wasserstein, penalty, grad_norm, pair, taught, contrastive)
         sums += torch.stack([t.detach() for t in terms])
         counts += torch.bincount(real_logits.detach().argmax(1), minlength=k)
 
@@ -339,7 +359,7 @@ def train(
         batch_size=config.batch_size,
         seed=config.seed,
         augment=config.augment,
-        pairs=config.lambda_pair > 0,
+        pairs=config.lambda_pair > 0 and not config.strong_views,  # strong views pair Q's inputs themselves
         partners=partners,
         device=device,
     )
@@ -418,7 +438,12 @@ def _self_labels(config: TrainConfig, patches, table: pd.DataFrame | None, devic
     if not config.lambda_self_label:
         return None
     labels = neighbourhood_clusters(
-        patches, table, clusters=config.categories, neighbours=config.self_label_neighbours, seed=config.seed
+        patches,
+        table,
+        clusters=config.categories,
+        neighbours=config.self_label_neighbours,
+        seed=config.seed,
+        moments_weight=config.self_label_moments,
     )
     return torch.from_numpy(labels).to(device)
 

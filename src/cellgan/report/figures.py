@@ -213,7 +213,7 @@ def training_curves(log: pd.DataFrame, *, colours: np.ndarray, names: list[str],
     log : DataFrame
         One row per generator step (``MODEL_DIR/log.csv``), with ``step`` and
         ``critic_loss``, ``wasserstein``, ``gradient_penalty``, ``generator_loss``,
-        ``mi_loss``, ``im_loss`` and ``share_k`` columns, whichever are present
+        ``mi_loss`` and ``share_k`` columns, whichever are present
         (a column that is all zero, such as a disabled term, is left out).
     colours : ndarray of uint8, shape (K, 3)
         Category colours, for the share panel.
@@ -237,7 +237,7 @@ def training_curves(log: pd.DataFrame, *, colours: np.ndarray, names: list[str],
         ("Gradient penalty", [("gradient_penalty", "gradient penalty")]),
         (
             "Generator and information terms",
-            [("generator_loss", "generator loss"), ("mi_loss", "MI loss"), ("im_loss", "info-max loss (real)")],
+            [("generator_loss", "generator loss"), ("mi_loss", "MI loss")],
         ),
     ]
     present = {c for c in log.columns if pd.to_numeric(log[c], errors="coerce").fillna(0).ne(0).any()}
