@@ -63,10 +63,14 @@ def test_bench_on_two_crc_images(data_root, tmp_path, capsys):
     assert gan["mean"]["train_seconds"] > 0 and gan["mean"]["critic_images_per_second"] > 0
     assert summary["config"]["train"]["width"] == 8 and summary["config"]["train"]["categories"] == 4
     assert summary["config"]["train"]["batch_size"] == 16
-    assert summary["config"]["segment"]["patch_mode"] == "masked"
+    assert summary["config"]["segment"]["patch_mode"] == "faded"  # the default recipe's
     assert summary["machine"]["device"] == "cpu" and summary["date"]
 
-    # A second run reuses the cell store and the trained models (nothing is retrained).
+    # A second run (the library call, with the default recipe the command used) reuses the
+    # cell store and the trained models (nothing is retrained).
+    from cellgan.config import recipe_sections
+
+    recipe = recipe_sections("default")
     again = run_clustering_benchmark(
         "crchistophenotypes",
         data_root,
@@ -75,7 +79,8 @@ def test_bench_on_two_crc_images(data_root, tmp_path, capsys):
         seeds=1,
         width=8,
         limit_images=2,
-        train_options={"batch_size": 16, "critic_steps": 2},
+        train_options={**recipe["train"], "batch_size": 16, "critic_steps": 2},
+        segment_options=recipe["segment"],
         device="cpu",
     )
     assert again["cells"]["store"] == cells["store"]
@@ -117,7 +122,7 @@ def test_bench_on_two_consep_patches_scores_their_cell_types(data_root, tmp_path
     assert summary["dataset"] == "consep" and cells["images"] == 2 and cells["skipped_images"] == []
     assert cells["cells"] == sum(cells["class_sizes"].values()) == typed
     assert set(cells["class_sizes"]) <= set(CONSEP_CELL_TYPES)
-    assert summary["config"]["segment"]["mpp"] == 0.25 and summary["config"]["segment"]["patch_mode"] == "masked"
+    assert summary["config"]["segment"]["mpp"] == 0.25 and summary["config"]["segment"]["patch_mode"] == "faded"
     for method in METHODS:
         assert set(summary[method]["mean"]) >= set(SCORE_KEYS) | {"linear_probe_acc", "largest_category_share"}
         assert sum(summary[method]["per_seed"][0]["cells_per_category"]) == typed

@@ -25,7 +25,7 @@ def test_segment_writes_the_store_and_exit_status_tells_failures(tmp_path, bm_cr
     run = tmp_path / "run"
     assert main(["segment", str(images), "--out", str(run), "--quiet"]) == 0
     store = CellStore.open(run)
-    assert store.image_ids() == ["a"] and len(store) > 5 and store.info.patch_mode == "masked"
+    assert store.image_ids() == ["a"] and len(store) > 5 and store.info.patch_mode == "faded"  # the default recipe's
     assert "1 images done" in capsys.readouterr().out
 
     (images / "b.png").write_text("not an image")

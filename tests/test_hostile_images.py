@@ -94,7 +94,7 @@ def test_bombs_are_refused_from_their_header_under_one_gigabyte(tmp_path):
         _white_png(bombs / "white12k.png", 12_000): 12_000,
     }
     assert all(path.stat().st_size < 12e6 for path in claims)
-    result, stderr = _segment_in_subprocess(tmp_path, bombs)
+    result, stderr = _segment_in_subprocess(tmp_path, bombs, "--reinhard-reference", "none")  # each image refused
     assert result["status"] == 1
     assert result["peak"] < _ONE_GB, f"peak RSS {result['peak'] / 2**20:.0f} MiB"
     assert "DecompressionBomb" not in stderr and "Traceback" not in stderr

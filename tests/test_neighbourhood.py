@@ -41,3 +41,16 @@ def test_bad_tables_are_refused():
         nearest_cells(_table([("a", 0, 0), ("a", np.nan, 1)]), 1)
     with pytest.raises(NeighbourError, match="at least 1"):
         nearest_cells(_table([("a", 0, 0)]), 0)
+
+
+def test_nucleus_moments_are_finite_for_blank_and_noise_patches():
+    import numpy as np
+
+    from cellgan.neighbourhood import neighbourhood_pixels, nucleus_moments
+
+    rng = np.random.default_rng(0)
+    patches = np.concatenate(
+        [np.full((3, 32, 32, 3), 255, np.uint8), rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)]
+    )
+    assert np.isfinite(nucleus_moments(patches)).all()
+    assert np.isfinite(neighbourhood_pixels(patches, None, neighbours=0, seed=0, moments_weight=0.5)).all()

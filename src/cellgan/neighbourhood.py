@@ -143,7 +143,8 @@ def nucleus_moments(patches_uint8: np.ndarray, *, radius: float = 8.0) -> np.nda
     cyy, cxx, cxy = ((w * a).sum((1, 2)) / total for a in (dy * dy, dx * dx, dy * dx))
     trace, det = cyy + cxx, cyy * cxx - cxy**2
     disc = np.sqrt(np.clip(trace**2 / 4 - det, 0, None))
-    l1, l2 = trace / 2 + disc, np.clip(trace / 2 - disc, 1e-3, None)
+    # a patch with no haematoxylin above its median (blank, or noise) has no spread: floor it
+    l1, l2 = np.clip(trace / 2 + disc, 1e-3, None), np.clip(trace / 2 - disc, 1e-3, None)
     return np.stack([np.log(total), np.log(l1 * l2) / 2, np.log(l1 / l2), w.sum((1, 2)) / near.sum()], axis=1)
 
 

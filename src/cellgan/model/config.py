@@ -31,12 +31,12 @@ class TrainConfig:
     """Options of the InfoGAN-style WGAN-GP of Hu et al. 2019 and of its training run.
 
     ``TrainConfig(**yaml.safe_load(f))`` works: lists become tuples and every value
-    is checked. The networks and losses are the paper's; the defaults are a recipe
-    that learns more per CPU-minute (narrower networks, 2 critic steps, larger
-    learning rates, the pair term on real cells), chosen without labels' say in
-    training (labels scored the candidate recipes on CRCHistoPhenotypes only).
-    The value of the authors' code (Hu et al. 2019, bohu615/nu_gan) is given in brackets;
-    the shipped recipe ``paper`` (``cellgan.config.resolve_config(recipe="paper")``) sets them all.
+    is checked. The networks and losses are the paper's; the defaults learn more
+    per CPU-minute (narrower networks, 2 critic steps, larger learning rates, the
+    pair term on real cells). The shipped recipes lie over them: ``default`` (the
+    best measured: own Q, self-labels) and ``paper``, which sets every value of
+    the authors' code (Hu et al. 2019, bohu615/nu_gan), given here in brackets
+    (``cellgan.config.resolve_config(recipe="paper")``).
 
     Parameters
     ----------
