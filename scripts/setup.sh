@@ -8,4 +8,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
+# The CPU build of torch first (it lies on disk here; a newer or unpinned torch pulls a
+# multi-GB CUDA build), then cellgan, whose torch range it satisfies.
+.venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[test]"

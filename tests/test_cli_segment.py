@@ -34,9 +34,9 @@ def test_segment_writes_the_store_and_exit_status_tells_failures(tmp_path, bm_cr
     assert "0 images done, 1 already done, 1 failed" in captured.out
     assert "b.png" in captured.err and "not a recognised image" in captured.err
 
-    # A context store cannot take masked patches and the reverse: a usage error.
+    # A faded store cannot take context patches and the reverse: a usage error.
     assert main(["segment", str(images / "a.png"), "--out", str(run), "--patch-mode", "context", "--quiet"]) == 2
-    assert "masked" in capsys.readouterr().err
+    assert "faded" in capsys.readouterr().err
 
 
 def test_segment_usage_errors_exit_2(tmp_path, capsys):
