@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cellgan.errors import CellganError
+from cellgan.io.images import DEFAULT_MAX_PIXELS
 
 __all__ = [
     "DEFAULT_IMAGES",
@@ -118,7 +119,7 @@ def run_pipeline(
     config=None,
     *,
     device="auto",
-    max_pixels: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
     log=print,
 ) -> dict:
@@ -136,9 +137,9 @@ def run_pipeline(
     device : str or torch.device
         Where training, assignment and the report's generator sweep run
         (``auto``: CUDA when available).
-    max_pixels : int, optional
-        The pixel budget of an image (:func:`cellgan.io.images.read_rgb`); None: the
-        default. Another budget re-runs the segmentation, which tries the images that
+    max_pixels : int
+        The pixel budget of an image (:func:`cellgan.io.images.read_rgb`). A budget
+        other than the default re-runs the segmentation, which tries the images that
         failed again (the store's images stay): it is in the stage's key, not its lock.
     progress : bool
         Show the stages' progress bars.
@@ -160,7 +161,7 @@ def run_pipeline(
     plain = config_to_dict(config)
     sources = sorted(str(Path(p).resolve()) for p in images)
     segment_key = {"config": plain["segment"], "images": sources}
-    budget = {} if max_pixels is None else {"max_pixels": max_pixels}  # the default keeps the key it had
+    budget = {} if max_pixels == DEFAULT_MAX_PIXELS else {"max_pixels": max_pixels}  # the default keeps its key
     segment = _Stage(files, "segment", {**segment_key, **budget}, locked=segment_key)
     recipe = {"config": config.train.recipe(), "after": segment.fingerprint}
     length = {k: v for k, v in plain["train"].items() if k not in recipe["config"]}
@@ -196,7 +197,7 @@ def run_pipeline(
 
 
 def segment_stage(
-    images: list[Path], cells_dir: Path, config, *, max_pixels: int | None = None, progress: bool = True
+    images: list[Path], cells_dir: Path, config, *, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True
 ) -> dict:
     """Segment the images into the cell store ``cells_dir``, skipping those already there.
 
@@ -208,8 +209,8 @@ def segment_stage(
         The cell store; created if needed.
     config : cellgan.segment.SegmentConfig
         The segmentation options.
-    max_pixels : int, optional
-        The pixel budget of an image; None: the default.
+    max_pixels : int
+        The pixel budget of an image.
     progress : bool
         Show a progress bar.
 
@@ -228,8 +229,7 @@ def segment_stage(
     from cellgan.segment import image_ids, segment_images
 
     store = CellStore.create(cells_dir, patch_mode=config.patch_mode)
-    budget = {} if max_pixels is None else {"max_pixels": max_pixels}
-    summary = segment_images(list(images), store, config, progress=progress, **budget)
+    summary = segment_images(list(images), store, config, progress=progress, max_pixels=max_pixels)
     if not store.image_ids():
         reasons = "; ".join(f"{name}: {why}" for name, why in summary.failed.items()) or "no image given"
         raise StageError(f"no image could be segmented ({reasons})")
@@ -360,14 +360,14 @@ class _Stage:
 
     def marker(self) -> dict:
         """The ``.done`` marker's content; empty when the stage is not done."""
-        return _read_json(self.done_path) if self.done_path.is_file() else {}
+        return read_marker(self.done_path) if self.done_path.is_file() else {}
 
     def check_lock(self) -> None:
         """Refuse a finished or half-done stage whose locked part differs from this one's."""
         if self.lock is None:
             return
         for path in (self.done_path, self.started_path):
-            previous = _read_json(path).get("lock") if path.is_file() else None
+            previous = read_marker(path).get("lock") if path.is_file() else None
             if previous not in (None, self.lock):
                 raise StageConflict(
                     f"{self.files.root}: the {self.name} stage there was made from other images or options "
@@ -405,7 +405,14 @@ def _digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _read_json(path: Path) -> dict:
+def read_marker(path: Path) -> dict:
+    """A stage marker's content (``RunFiles.done(stage)``, ``.started(stage)``).
+
+    Raises
+    ------
+    StageConflict
+        The marker is not a JSON object; the message says to delete it.
+    """
     try:
         data = json.loads(path.read_text())
     except ValueError as err:

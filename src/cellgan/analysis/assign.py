@@ -181,6 +181,8 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
     dict
         The metadata written to ``meta.json``.
     """
+    from cellgan.analysis.diagnostics import diagnose
+
     features = np.asarray(features, dtype=np.float32)
     result = assignments_table(table, probs)
     if features.ndim != 2 or len(features) != len(result):
@@ -193,7 +195,7 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
         "n_cells": int(len(result)),
         "n_images": int(result["image"].nunique()),
         "cells_per_category": np.bincount(category, minlength=categories).tolist(),
-        "diagnostics": _diagnostics(result, category, categories),
+        "diagnostics": diagnose(result, category, categories=categories),
         **(extra_meta or {}),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -202,16 +204,6 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
     atomic_write(out_dir / "meta.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
     atomic_write(out_dir / "assignments.parquet", lambda p: result.to_parquet(p, index=False))
     return meta
-
-
-def _diagnostics(table: pd.DataFrame, category: np.ndarray, categories: int) -> dict:
-    """:func:`cellgan.analysis.diagnostics.diagnose`, or only the size warnings when the table has no shapes."""
-    from cellgan.analysis.diagnostics import category_warnings, diagnose
-
-    if "area_px" in table.columns and table["area_px"].notna().any():
-        return diagnose(table, category, categories=categories)
-    counts = np.bincount(category, minlength=categories)
-    return {"shape_explains": None, "cells_per_category": counts.tolist(), "warnings": category_warnings(counts)}
 
 
 def read_labels(path) -> pd.DataFrame:

@@ -131,10 +131,15 @@ def seed_agreement(categories_per_seed) -> float | None:
 
 
 def diagnose(table: pd.DataFrame, category, *, categories: int, seed: int = 0) -> dict:
-    """Every label-free check of one model's categories: ``shape_explains``, sizes, warnings."""
+    """Every label-free check of one model's categories: ``shape_explains``, sizes, warnings.
+
+    ``shape_explains`` is None when the table measures no nucleus area (cells given
+    without outlines).
+    """
     counts = np.bincount(np.asarray(category, dtype=np.int64), minlength=categories)
+    measured = "area_px" in table.columns and table["area_px"].notna().any()
     return {
-        "shape_explains": shape_explains(table, category, seed=seed),
+        "shape_explains": shape_explains(table, category, seed=seed) if measured else None,
         "cells_per_category": counts.tolist(),
         "warnings": category_warnings(counts),
     }

@@ -46,8 +46,7 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     from cellgan.config import resolve_config
-    from cellgan.io.images import DEFAULT_MAX_PIXELS
-    from cellgan.pipeline import RunFiles, default_images, run_pipeline
+    from cellgan.pipeline import RunFiles, default_images, read_marker, run_pipeline
 
     overrides = _seed_overrides(args.seed) if args.seed is not None else {}
     overrides.setdefault("train", {}).update(categories=args.categories)
@@ -60,14 +59,13 @@ def main(args) -> int:
     files = RunFiles(args.out)
     try:
         images = _expand(args.images) if args.images else default_images()
-        budget = None if args.max_pixels == DEFAULT_MAX_PIXELS else args.max_pixels
-        failed = run_pipeline(images, files.root, config, device=device, max_pixels=budget)
+        failed = run_pipeline(images, files.root, config, device=device, max_pixels=args.max_pixels)
     except CellganError:
         raise
     except (FileNotFoundError, ValueError) as err:  # plain input errors of the libraries the stages call
         raise UsageError(str(err)) from err
     print(f"report: {files.report.resolve()}")
-    empty = _read_marker(files.sources).get("empty", {})
+    empty = read_marker(files.sources).get("empty", {})
     if empty:
         print(f"{len(empty)} image(s) hold no cell:")
         for name, reason in empty.items():
@@ -78,17 +76,6 @@ def main(args) -> int:
             print(f"  {name}: {reason}")
         return 1
     return 0
-
-
-def _read_marker(path: Path) -> dict:
-    """A stage marker's content, or ``{}`` when it is missing or unreadable (it only adds to the summary)."""
-    import json
-
-    try:
-        marker = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return marker if isinstance(marker, dict) else {}
 
 
 def _expand(paths: list[Path]) -> list[Path]:

@@ -265,6 +265,7 @@ def _random_members_section(store, cells: pd.DataFrame, sources: dict[str, str],
     missing = 0
     for image_id in pd.unique(cells.loc[np.concatenate(list(chosen.values())), "image"]):
         rgb, _ = _base_image(store, str(image_id), sources.get(str(image_id)))
+        side = _surroundings_side(cells[cells["image"] == image_id])
         for q, rows in chosen.items():
             here = np.flatnonzero(cells["image"].to_numpy()[rows] == image_id)
             if not len(here):
@@ -273,7 +274,6 @@ def _random_members_section(store, cells: pd.DataFrame, sources: dict[str, str],
                 missing += len(here)
                 continue
             xy = cells.loc[rows[here], ["centroid_x", "centroid_y"]].to_numpy(dtype=np.float64)
-            side = _surroundings_side(cells[cells["image"] == image_id])
             windows[q][here] = surroundings(rgb, xy, side_px=side, size=_TILE, ring=tuple(int(c) for c in colors[q]))
     extent = f"{_SURROUNDINGS_UM:.0f} µm (or {_SURROUNDINGS_PX} px where the pixel size is unknown)"
     out = [
