@@ -13,7 +13,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from cellgan.model import CheckpointError, TrainConfig, load_trained, patches_to_tensor, train
-from cellgan.model.checkpoint import _sha256
+from cellgan.model.checkpoint import _sha256, weights_path
+
+
+def _weights(directory):
+    return weights_path(directory, json.loads((directory / "checkpoint.json").read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -28,26 +32,27 @@ def model_dir(tmp_path_factory):
 def _copy(model_dir, tmp_path):
     target = tmp_path / "copy"
     target.mkdir(parents=True)
-    for name in ("config.json", "checkpoint.json", "checkpoint.safetensors"):
+    for name in ("config.json", "checkpoint.json", _weights(model_dir).name):
         (target / name).write_bytes((model_dir / name).read_bytes())
     return target
 
 
 def _rewrite_tensors(directory, change):
     """Replace the tensors and record the new hash, as a careful forger would."""
-    tensors = load_file(str(directory / "checkpoint.safetensors"))
-    with safe_open(str(directory / "checkpoint.safetensors"), framework="pt") as f:
+    weights = _weights(directory)
+    tensors = load_file(str(weights))
+    with safe_open(str(weights), framework="pt") as f:
         metadata = f.metadata()
     change(tensors)
-    save_file(tensors, str(directory / "checkpoint.safetensors"), metadata=metadata)
+    save_file(tensors, str(weights), metadata=metadata)
     meta = json.loads((directory / "checkpoint.json").read_text())
-    meta["weights_sha256"] = _sha256(directory / "checkpoint.safetensors")
+    meta["weights_sha256"] = _sha256(weights)
     (directory / "checkpoint.json").write_text(json.dumps(meta))
 
 
 def test_load_trained_gives_the_saved_weights(model_dir):
     model = load_trained(model_dir, device="cpu")
-    saved = load_file(str(model_dir / "checkpoint.safetensors"))
+    saved = load_file(str(_weights(model_dir)))
     assert torch.equal(model.critic.q_head.weight, saved["critic.q_head.weight"])
     out = model.critic(patches_to_tensor(np.zeros((2, 32, 32, 3), np.uint8)))
     assert out.q_logits.shape == (2, 3)
@@ -55,18 +60,18 @@ def test_load_trained_gives_the_saved_weights(model_dir):
 
 def test_refuses_a_modified_weights_file(model_dir, tmp_path):
     copy = _copy(model_dir, tmp_path)
-    data = bytearray((copy / "checkpoint.safetensors").read_bytes())
+    data = bytearray(_weights(copy).read_bytes())
     data[-10] ^= 0xFF
-    (copy / "checkpoint.safetensors").write_bytes(bytes(data))
+    _weights(copy).write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="differ from the SHA-256"):
         load_trained(copy, device="cpu")
 
 
 def test_refuses_a_truncated_weights_file_with_matching_hash(model_dir, tmp_path):
     copy = _copy(model_dir, tmp_path)
-    (copy / "checkpoint.safetensors").write_bytes((copy / "checkpoint.safetensors").read_bytes()[:100])
+    _weights(copy).write_bytes(_weights(copy).read_bytes()[:100])
     meta = json.loads((copy / "checkpoint.json").read_text())
-    meta["weights_sha256"] = _sha256(copy / "checkpoint.safetensors")
+    meta["weights_sha256"] = _sha256(_weights(copy))
     (copy / "checkpoint.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="corrupt safetensors"):
         load_trained(copy, device="cpu")
@@ -114,7 +119,7 @@ def test_refuses_a_step_the_weights_were_not_saved_at(model_dir, tmp_path):
     meta = json.loads((copy / "checkpoint.json").read_text())
     meta["step"] = 10**12
     (copy / "checkpoint.json").write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match=r"checkpoint.json: step 1000000000000, but checkpoint.safetensors was saved at step 1"):
+    with pytest.raises(CheckpointError, match=r"checkpoint.json: step 1000000000000, but checkpoint-000000001-\w+.safetensors was saved at step 1"):
         load_trained(copy, device="cpu")
 
 

@@ -99,7 +99,7 @@ def test_resume_after_a_kill_drops_log_rows_past_the_checkpoint(tmp_path):
     patches = _patches()
     model = tmp_path / "m"
     train(patches, model, _config(iterations=2), device="cpu", progress=False)
-    saved = {name: (model / name).read_bytes() for name in ("checkpoint.safetensors", "checkpoint.json")}
+    saved = {p.name: p.read_bytes() for p in model.glob("checkpoint*")}
     train(patches, model, _config(iterations=3), device="cpu", resume=True, progress=False)
     for name, data in saved.items():  # killed after logging step 3, before saving it
         (model / name).write_bytes(data)
@@ -116,8 +116,8 @@ def test_refuses_to_overwrite_or_to_resume_another_recipe(tmp_path):
         train(patches, tmp_path / "m", _config(iterations=1), device="cpu", progress=False)
     with pytest.raises(CheckpointError, match="lr: 0.0004 saved vs 0.001 asked"):
         train(patches, tmp_path / "m", _config(iterations=2, lr=1e-3), device="cpu", resume=True, progress=False)
-    with pytest.raises(CheckpointError, match="missing"):
-        train(patches, tmp_path / "nothing", _config(), device="cpu", resume=True, progress=False)
+    result = train(patches, tmp_path / "nothing", _config(iterations=1), device="cpu", resume=True, progress=False)
+    assert result.step == 1  # nothing to resume (killed before the first checkpoint): a fresh start
 
 
 def test_minutes_budget_stops_the_run(tmp_path):

@@ -180,10 +180,17 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
     -------
     dict
         The metadata written to ``meta.json``.
+
+    Raises
+    ------
+    AssignmentError
+        A probability or feature is NaN or infinite (a model that diverged, or
+        whose weights overflow on these cells); nothing is written.
     """
     from cellgan.analysis.diagnostics import diagnose
 
     features = np.asarray(features, dtype=np.float32)
+    _refuse_non_finite(probs, features, source=(extra_meta or {}).get("model_dir", out_dir))
     result = assignments_table(table, probs)
     if features.ndim != 2 or len(features) != len(result):
         raise AssignmentError(f"{len(result)} cells but features of shape {features.shape}")
@@ -204,6 +211,17 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
     atomic_write(out_dir / "meta.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
     atomic_write(out_dir / "assignments.parquet", lambda p: result.to_parquet(p, index=False))
     return meta
+
+
+def _refuse_non_finite(probs, features, *, source) -> None:
+    """AssignmentError naming ``source`` when Q's probabilities or features hold NaN or infinite values."""
+    for name, values in (("probabilities", np.asarray(probs)), ("features", features)):
+        bad = ~np.isfinite(values).all(axis=1) if values.ndim == 2 else ~np.isfinite(values)
+        if bad.any():
+            raise AssignmentError(
+                f"{source}: Q gives NaN or infinite {name} for {int(bad.sum())} of {len(bad)} cells "
+                f"(first: row {int(np.argmax(bad))}); the model diverged or overflows on these cells, retrain it"
+            )
 
 
 def read_labels(path) -> pd.DataFrame:

@@ -5,7 +5,8 @@ sets ``func`` to a function taking the parsed arguments and returning an exit
 status. Heavy imports (torch, scikit-learn) happen inside those functions so that
 ``cellgan --help`` stays fast. A :class:`~cellgan.errors.CellganError`, or an
 I/O error (a read-only folder, a full disk), is printed as one line
-``cellgan COMMAND: error: ...`` and gives exit status 2.
+``cellgan COMMAND: error: ...`` and gives exit status 2 (or the error's own
+``exit_status``: 128 + the signal for training stopped by one).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except CellganError as err:
         print(f"cellgan {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return getattr(err, "exit_status", 2)
     except OSError as err:  # an I/O failure outside cellgan's own checks (a read-only folder, a full disk)
         where = f"{err.filename}: " if err.filename else ""
         print(f"cellgan {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cellgan.errors import CellganError
 
-__all__ = ["FileWriteError", "atomic_write", "load_npy", "safe_image_id"]
+__all__ = ["FileWriteError", "atomic_write", "load_npy", "outside", "remove_temporaries", "safe_image_id"]
 
 
 class FileWriteError(CellganError, OSError):
@@ -85,6 +85,33 @@ def atomic_write(path: Path, write) -> None:
         if isinstance(err, OSError) and not isinstance(err, CellganError):
             raise FileWriteError(f"{path}: cannot write ({err.strerror or err})") from err
         raise
+
+
+#: The temporary files of :func:`atomic_write` (``mkstemp``'s 8 random characters).
+_TEMPORARY = re.compile(r"^\..*\.[a-z0-9_]{8}\.tmp(\.[^.]*)?$")
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files that writers killed inside :func:`atomic_write` left in ``folder``.
+
+    Call it only while no other process writes there (:func:`cellgan.io.lock.folder_lock`).
+
+    Returns
+    -------
+    list of Path
+        The files deleted.
+    """
+    folder = Path(folder)
+    found = [p for p in folder.iterdir() if _TEMPORARY.match(p.name) and p.is_file()] if folder.is_dir() else []
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
+def outside(paths, folder: Path) -> list[Path]:
+    """``paths`` less those inside ``folder`` (resolved): an output folder is never read as input."""
+    folder = Path(folder).resolve()
+    return [p for p in map(Path, paths) if not p.resolve().is_relative_to(folder)]
 
 
 def load_npy(path: Path, *, mmap: bool = False):

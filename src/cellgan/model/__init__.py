@@ -9,6 +9,7 @@ from cellgan.model.config import ConfigError, TrainConfig
 from cellgan.model.critic import Critic, CriticOutput
 from cellgan.model.data import PatchError, PatchSampler, dihedral, patches_to_tensor
 from cellgan.model.generator import Generator
+from cellgan.model.guard import TrainingDiverged, TrainingInterrupted
 from cellgan.model.losses import (
     critic_wasserstein_loss,
     generator_loss,
@@ -29,6 +30,8 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainedModel",
+    "TrainingDiverged",
+    "TrainingInterrupted",
     "build_models",
     "critic_wasserstein_loss",
     "dihedral",

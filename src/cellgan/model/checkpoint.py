@@ -3,11 +3,18 @@
 A model directory holds
 
 - ``config.json``: the :class:`~cellgan.model.config.TrainConfig` of the run;
-- ``checkpoint.safetensors``: the generator's and critic's weights and buffers
-  (``generator.*``, ``critic.*``) and the Adam moments (``optim.<name>.<i>.<key>``);
-- ``checkpoint.json``: the step, the training seconds so far, the config, and the
-  SHA-256 of the safetensors file, so that a file changed or swapped after it was
-  written is refused.
+- ``checkpoint-<step>-<hash>.safetensors``: the generator's and critic's weights
+  and buffers (``generator.*``, ``critic.*``) and the Adam moments
+  (``optim.<name>.<i>.<key>``), named by the step and the start of their SHA-256;
+- ``checkpoint.json``: the manifest: the step, the training seconds so far, the
+  config, the learning-rate scale (lowered once after a divergence, see
+  :mod:`cellgan.model.guard`), the name of the weights file and its SHA-256, so
+  that a file changed or swapped after it was written is refused.
+
+A checkpoint is one atomic unit: the weights go to a new file, then the manifest
+naming it is renamed into place, and only then are older weights files deleted.
+A run killed at any point of a save leaves the previous manifest and the file it
+names intact (and at worst an unnamed weights file, deleted by the next save).
 
 No random-number-generator state needs saving: every random draw of a step is
 made from a generator seeded by (seed, step) (see :mod:`cellgan.model.trainer`),
@@ -23,7 +30,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialise
 
 from cellgan.errors import CellganError
 from cellgan.io.files import atomic_write
@@ -32,10 +40,11 @@ from cellgan.model.config import ConfigError, TrainConfig
 __all__ = [
     "CheckpointError",
     "CONFIG_NAME",
-    "WEIGHTS_NAME",
     "META_NAME",
     "FORMAT_VERSION",
     "save_checkpoint",
+    "save_training_state",
+    "weights_path",
     "load_checkpoint",
     "read_config",
     "write_config",
@@ -46,9 +55,11 @@ __all__ = [
 ]
 
 CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "checkpoint.safetensors"
 META_NAME = "checkpoint.json"
-FORMAT_VERSION = 1
+#: Version 2: the weights file is named by the manifest (version 1: always ``checkpoint.safetensors``).
+FORMAT_VERSION = 2
+_V1_WEIGHTS_NAME = "checkpoint.safetensors"
+_WEIGHTS_FILE = re.compile(r"^checkpoint-\d{9,}-[0-9a-f]{12}\.safetensors$")
 _OPTIM_KEY = re.compile(r"^optim\.(?P<name>[a-z_]+)\.(?P<index>\d+)\.(?P<key>[a-z_]+)$")
 
 
@@ -75,21 +86,85 @@ def read_config(model_dir: Path) -> TrainConfig:
         raise CheckpointError(f"{path}: unreadable config (nested too deeply)") from None
 
 
-def save_checkpoint(model_dir: Path, tensors: dict[str, torch.Tensor], *, step: int, elapsed_seconds: float, config: TrainConfig) -> None:
-    """Write the checkpoint files atomically: the tensors first, then the JSON naming their hash."""
+def save_checkpoint(
+    model_dir: Path,
+    tensors: dict[str, torch.Tensor],
+    *,
+    step: int,
+    elapsed_seconds: float,
+    config: TrainConfig,
+    lr_scale: float = 1.0,
+) -> Path:
+    """Write a checkpoint as one atomic unit; return the manifest's path.
+
+    The tensors go to ``checkpoint-<step>-<hash>.safetensors`` (a file of that
+    name already holds the same bytes), then the manifest ``checkpoint.json``
+    naming that file and its SHA-256 replaces the old one, and only then are the
+    weights files it no longer names deleted. A kill at any point leaves a
+    manifest and the weights it names, the old pair or the new one.
+    """
     model_dir = Path(model_dir)
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    weights = model_dir / WEIGHTS_NAME
-    atomic_write(weights, lambda p: save_file(cpu, str(p), metadata={"format_version": str(FORMAT_VERSION), "step": str(step)}))
+    data = serialise(cpu, metadata={"format_version": str(FORMAT_VERSION), "step": str(step)})
+    digest = hashlib.sha256(data).hexdigest()
+    weights = model_dir / f"checkpoint-{step:09d}-{digest[:12]}.safetensors"
+    if not (weights.is_file() and _sha256(weights) == digest):
+        atomic_write(weights, lambda p: p.write_bytes(data))
     meta = {
         "format_version": FORMAT_VERSION,
         "step": step,
         "elapsed_seconds": elapsed_seconds,
-        "weights_sha256": _sha256(weights),
+        "lr_scale": lr_scale,
+        "weights": weights.name,
+        "weights_sha256": digest,
         "torch_version": torch.__version__,
         "config": config.to_dict(),
     }
-    atomic_write(model_dir / META_NAME, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+    manifest = model_dir / META_NAME
+    atomic_write(manifest, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+    for old in model_dir.iterdir():  # weights no manifest names, and temporaries of killed saves
+        stale = _WEIGHTS_FILE.match(old.name) or old.name == _V1_WEIGHTS_NAME or old.name.startswith(".checkpoint")
+        if stale and old.name != weights.name:
+            old.unlink(missing_ok=True)
+    return manifest
+
+
+def save_training_state(
+    model_dir: Path,
+    generator: torch.nn.Module,
+    critic: torch.nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    *,
+    step: int,
+    elapsed_seconds: float,
+    config: TrainConfig,
+    lr_scale: float = 1.0,
+) -> Path:
+    """Checkpoint a training run: both networks and every optimiser (:func:`save_checkpoint`).
+
+    The one function through which training saves, so that a multi-process run
+    can let a single process call it.
+    """
+    tensors = {**model_tensors("generator", generator), **model_tensors("critic", critic)}
+    for name, optimizer in optimizers.items():
+        tensors.update(optimizer_tensors(name, optimizer))
+    return save_checkpoint(
+        model_dir, tensors, step=step, elapsed_seconds=elapsed_seconds, config=config, lr_scale=lr_scale
+    )
+
+
+def weights_path(model_dir: Path, meta: dict) -> Path:
+    """The weights file a manifest names (format 1: ``checkpoint.safetensors``).
+
+    Raises
+    ------
+    CheckpointError
+        The name is not one a checkpoint is saved under (a path elsewhere, say).
+    """
+    name = meta.get("weights", _V1_WEIGHTS_NAME) if meta.get("format_version") == 1 else meta.get("weights")
+    if not isinstance(name, str) or not (_WEIGHTS_FILE.match(name) or name == _V1_WEIGHTS_NAME):
+        raise CheckpointError(f"{Path(model_dir) / META_NAME}: names no valid weights file ({name!r})")
+    return Path(model_dir) / name
 
 
 def load_checkpoint(model_dir: Path, *, device: torch.device | str = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
@@ -105,22 +180,27 @@ def load_checkpoint(model_dir: Path, *, device: torch.device | str = "cpu") -> t
         at, or a tensor holds NaN or infinite values.
     """
     model_dir = Path(model_dir)
-    meta_path, weights = model_dir / META_NAME, model_dir / WEIGHTS_NAME
-    for path in (meta_path, weights):
-        if not path.is_file():
-            raise CheckpointError(f"{path}: missing, no checkpoint to load")
+    meta_path = model_dir / META_NAME
+    if not meta_path.is_file():
+        raise CheckpointError(f"{meta_path}: missing, no checkpoint to load")
     try:
         meta = json.loads(meta_path.read_text())
         step, digest, recorded = int(meta["step"]), str(meta["weights_sha256"]), meta["config"]
         float(meta["elapsed_seconds"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        lr_scale = float(meta.get("lr_scale", 1.0))
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{meta_path}: unreadable checkpoint metadata ({err})") from err
     except RecursionError:
         raise CheckpointError(f"{meta_path}: unreadable checkpoint metadata (nested too deeply)") from None
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in (1, FORMAT_VERSION):
         raise CheckpointError(f"{meta_path}: unsupported format version {meta.get('format_version')!r}")
     if step < 0:
         raise CheckpointError(f"{meta_path}: negative step {step}")
+    if not 0 < lr_scale <= 1:
+        raise CheckpointError(f"{meta_path}: learning-rate scale {lr_scale} outside (0, 1]")
+    weights = weights_path(model_dir, meta)
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: missing (named by {meta_path}), no checkpoint to load")
     if _sha256(weights) != digest:
         raise CheckpointError(f"{weights}: contents differ from the SHA-256 recorded in {meta_path} (file modified or replaced)")
     try:

@@ -18,6 +18,7 @@ exactly (bit for bit on the CPU).
 from __future__ import annotations
 
 import csv
+import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -28,7 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from cellgan.device import resolve_device
-from cellgan.io.files import atomic_write
+from cellgan.io.files import atomic_write, remove_temporaries
+from cellgan.io.lock import folder_lock
 from cellgan.model.augment import strong_view
 from cellgan.model.checkpoint import (
     CONFIG_NAME,
@@ -37,10 +39,8 @@ from cellgan.model.checkpoint import (
     load_checkpoint,
     load_model_tensors,
     load_optimizer_tensors,
-    model_tensors,
-    optimizer_tensors,
     read_config,
-    save_checkpoint,
+    save_training_state,
     write_config,
 )
 from cellgan.model.config import ConfigError, TrainConfig
@@ -48,6 +48,7 @@ from cellgan.model.contrastive import nt_xent_loss
 from cellgan.model.critic import Critic
 from cellgan.model.data import PatchSampler
 from cellgan.model.generator import Generator
+from cellgan.model.guard import StopSignals, lowered_scale, non_finite, set_learning_rates
 from cellgan.model.losses import (
     critic_wasserstein_loss,
     generator_loss,
@@ -71,6 +72,8 @@ __all__ = [
 ]
 
 LOG_NAME = "log.csv"
+#: The step of the first checkpoint after the one a fresh run saves before training.
+FIRST_CHECKPOINT_STEP = 10
 SAMPLE_COLUMNS = 8  #: fixed noise vectors (columns) of the sample grid
 #: ``log.csv`` columns averaged over a step's critic updates. With ``separate_q``,
 #: ``critic_loss`` and ``critic_grad_norm`` include Q's losses and its own trunk.
@@ -131,13 +134,18 @@ def build_optimizers(generator: Generator, critic: Critic, config: TrainConfig) 
     Q's own trunk as well, which then learns every one of Q's losses there (one
     Adam), and the "q" optimiser moves only the generator.
     """
-    adam = dict(betas=config.betas)
+    rates, adam = learning_rates(config), dict(betas=config.betas)
     shared_q = [*critic.trunk.parameters(), *critic.q_head.parameters()] if critic.q_trunk is None else []
     return {
-        "critic": torch.optim.Adam(critic.parameters(), lr=config.critic_lr, **adam),
-        "generator": torch.optim.Adam(generator.parameters(), lr=config.lr, **adam),
-        "q": torch.optim.Adam([*generator.parameters(), *shared_q], lr=config.lr, **adam),
+        "critic": torch.optim.Adam(critic.parameters(), lr=rates["critic"], **adam),
+        "generator": torch.optim.Adam(generator.parameters(), lr=rates["generator"], **adam),
+        "q": torch.optim.Adam([*generator.parameters(), *shared_q], lr=rates["q"], **adam),
     }
+
+
+def learning_rates(config: TrainConfig) -> dict[str, float]:
+    """The recipe's learning rate of each optimiser of :func:`build_optimizers`."""
+    return {"critic": config.critic_lr, "generator": config.lr, "q": config.lr}
 
 
 def _step_rng(seed: int, step: int, device: torch.device) -> torch.Generator:
@@ -339,17 +347,37 @@ def train(
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    cellgan.io.lock.FolderLocked
+        Another process is training in ``out_dir``.
+    TrainingInterrupted
+        SIGINT or SIGTERM came; a checkpoint was saved first (:mod:`cellgan.model.guard`).
+    TrainingDiverged
+        A loss or weight became NaN or infinite again after one rollback with lower learning rates.
     """
+    out_dir = Path(out_dir)
+    with folder_lock(out_dir):
+        for folder in (out_dir, out_dir / "samples"):  # what writers killed before left
+            remove_temporaries(folder)
+        return _train(patches_uint8, out_dir, config, device=device, resume=resume, progress=progress, table=table)
+
+
+def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume, progress, table) -> TrainResult:
+    """:func:`train`, once it holds ``out_dir``'s lock."""
     _check_table(config, table, len(patches_uint8))
     device = resolve_device(device, set_threads=False)
-    out_dir = Path(out_dir)
     generator, critic = build_models(config, device)
     optimizers = build_optimizers(generator, critic, config)
-    step, elapsed = 0, 0.0
+    step, elapsed, lr_scale = 0, 0.0, 1.0
+    resume = resume and _has_checkpoint(out_dir)
     if resume:
-        step, elapsed = _restore(out_dir, config, generator, critic, optimizers, device)
-    elif (out_dir / META_NAME).exists() or (out_dir / CONFIG_NAME).exists():
+        step, elapsed, lr_scale = _restore(out_dir, config, generator, critic, optimizers, device)
+    elif (out_dir / META_NAME).exists():
         raise CheckpointError(f"{out_dir}: already holds a training run; resume it or choose another directory")
+    rates = learning_rates(config)
+    set_learning_rates(optimizers, rates, lr_scale)
     partners = nearest_cells(table, config.pair_neighbours) if config.pair_neighbours else None
     self_labels = _self_labels(config, patches_uint8, table, device)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -371,11 +399,12 @@ def train(
             config.minutes is None or elapsed < config.minutes * 60
         )
 
-    def save() -> None:
-        tensors = {**model_tensors("generator", generator), **model_tensors("critic", critic)}
-        for name, optimizer in optimizers.items():
-            tensors.update(optimizer_tensors(name, optimizer))
-        save_checkpoint(out_dir, tensors, step=step, elapsed_seconds=elapsed, config=config)
+    def save() -> Path:  # the one place training saves (rank 0 alone, in a multi-process run)
+        nonlocal saved_step, last_save
+        saved_step, last_save = step, time.perf_counter()
+        return save_training_state(
+            out_dir, generator, critic, optimizers, step=step, elapsed_seconds=elapsed, config=config, lr_scale=lr_scale
+        )
 
     def write_samples() -> None:
         grid = sample_grid(generator, fixed_z, fixed_codes, columns=SAMPLE_COLUMNS)
@@ -387,32 +416,51 @@ def train(
         from tqdm import tqdm
 
         bar = tqdm(total=config.iterations, initial=step, unit="it", desc="train", dynamic_ncols=True)
-    last_save, start_step = time.perf_counter(), step
+    saved_step, last_save = step, time.perf_counter()
     generator.train()
     critic.train()
-    try:
-        while budget_left():
-            tic = time.perf_counter()
-            row = _train_step(generator, critic, optimizers, sampler, step, config, self_labels=self_labels)
-            step += 1
-            elapsed += time.perf_counter() - tic
-            log.write({"step": step, "seconds": elapsed, **row})
+    with StopSignals() as signals:
+        try:
+            if not resume:
+                save()  # step 0: from here on a kill leaves a checkpoint to resume, and a divergence one to roll back to
+            while budget_left() and signals.received is None:
+                tic = time.perf_counter()
+                row = _train_step(generator, critic, optimizers, sampler, step, config, self_labels=self_labels)
+                problem = non_finite(row, {"generator": generator, "critic": critic})
+                if problem is not None:  # roll back to the last checkpoint, with the rates lowered once
+                    source = out_dir / META_NAME
+                    lr_scale = lowered_scale(lr_scale, problem=problem, step=step + 1, checkpoint_step=saved_step, source=source)
+                    failed_at, (step, _, _) = step + 1, _restore(out_dir, config, generator, critic, optimizers, device)
+                    set_learning_rates(optimizers, rates, lr_scale)
+                    log.close()
+                    log = _Log(out_dir / LOG_NAME, config.categories, keep_until=step)
+                    save()
+                    print(
+                        f"{out_dir}: training diverged at step {failed_at} ({problem}); rolled back to step {step}, "
+                        f"learning rates lowered to {lr_scale:g}× the recipe's",
+                        file=sys.stderr,
+                    )
+                    continue
+                step += 1
+                elapsed += time.perf_counter() - tic
+                log.write({"step": step, "seconds": elapsed, **row})
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(W=f"{row['wasserstein']:.3g}", mi=f"{row['mi_loss']:.3g}", refresh=False)
+                if step % config.sample_every == 0:
+                    write_samples()
+                due_steps = config.checkpoint_every is not None and step % config.checkpoint_every == 0
+                due_time = config.checkpoint_seconds is not None and time.perf_counter() - last_save >= config.checkpoint_seconds
+                if due_steps or due_time or step == FIRST_CHECKPOINT_STEP:
+                    save()
+        finally:
+            log.close()
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(W=f"{row['wasserstein']:.3g}", mi=f"{row['mi_loss']:.3g}", refresh=False)
-            if step % config.sample_every == 0:
-                write_samples()
-            due_steps = config.checkpoint_every is not None and step % config.checkpoint_every == 0
-            due_time = config.checkpoint_seconds is not None and time.perf_counter() - last_save >= config.checkpoint_seconds
-            if due_steps or due_time:
-                save()
-                last_save = time.perf_counter()
-    finally:
-        log.close()
-        if bar is not None:
-            bar.close()
-    if step != start_step or not (out_dir / META_NAME).exists():
-        save()
+                bar.close()
+        if step != saved_step:
+            save()
+        if signals.received is not None:
+            raise signals.interrupted(out_dir / META_NAME, step)
     write_samples()
     stopped_by = "iterations" if config.iterations is not None and step >= config.iterations else "minutes"
     return TrainResult(out_dir, step, elapsed, stopped_by)
@@ -448,8 +496,16 @@ def _self_labels(config: TrainConfig, patches, table: pd.DataFrame | None, devic
     return torch.from_numpy(labels).to(device)
 
 
-def _restore(out_dir: Path, config: TrainConfig, generator, critic, optimizers, device) -> tuple[int, float]:
-    """Load ``out_dir``'s checkpoint into the models and optimisers; return (step, seconds)."""
+def _has_checkpoint(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a checkpoint; a run killed before its first save holds none, and starts afresh."""
+    if (out_dir / META_NAME).is_file():
+        return True
+    print(f"{out_dir}: no checkpoint to resume from, training starts afresh", file=sys.stderr)
+    return False
+
+
+def _restore(out_dir: Path, config: TrainConfig, generator, critic, optimizers, device) -> tuple[int, float, float]:
+    """Load ``out_dir``'s checkpoint into the models and optimisers; return (step, seconds, learning-rate scale)."""
     saved = read_config(out_dir)
     differ = sorted(k for k, v in config.recipe().items() if saved.recipe()[k] != v)
     if differ:
@@ -466,7 +522,7 @@ def _restore(out_dir: Path, config: TrainConfig, generator, critic, optimizers, 
     unknown = sorted(set(tensors) - known)
     if unknown:
         raise CheckpointError(f"{source}: unexpected tensors in the checkpoint {unknown[:5]}")
-    return int(meta["step"]), float(meta["elapsed_seconds"])
+    return int(meta["step"]), float(meta["elapsed_seconds"]), float(meta.get("lr_scale", 1.0))
 
 
 def load_trained(model_dir: Path | str, *, device: torch.device | str = "auto") -> TrainedModel:
