@@ -151,13 +151,21 @@ def run_pipeline(
     StageConflict
         The run directory holds a finished or half-done segmentation or model made
         from other images or options.
+    cellgan.io.lock.FolderLocked
+        Another process is running in ``run_dir``.
     """
     from cellgan.config import config_to_dict, resolve_config, write_config
     from cellgan.device import resolve_device
+    from cellgan.io.files import outside
+    from cellgan.io.lock import folder_lock
 
     config = resolve_config() if config is None else config
     device = resolve_device(device, set_threads=False)
     files = RunFiles(Path(run_dir))
+    kept = outside(images, files.root)
+    if len(kept) < len(images):
+        log(f"input: {len(images) - len(kept)} file(s) inside the run directory {files.root} left out (its own outputs)")
+    images = kept
     plain = config_to_dict(config)
     sources = sorted(str(Path(p).resolve()) for p in images)
     segment_key = {"config": plain["segment"], "images": sources}
@@ -170,24 +178,25 @@ def run_pipeline(
     compose = _Stage(files, "compose", {"config": plain["compose"], "after": assign.fingerprint})
     export = _Stage(files, "export", {"config": plain["export"], "after": compose.fingerprint})
     report = _Stage(files, "report", {"config": plain["report"], "after": export.fingerprint})
-    for stage in (segment, train):
-        stage.check_lock()  # before anything is written, config.yaml included
-    files.root.mkdir(parents=True, exist_ok=True)
-    write_config(config, files.config)
-    segment.run(
-        lambda: segment_stage(images, files.cells, config.segment, max_pixels=max_pixels, progress=progress),
-        log=log,
-    )
-    train.run(lambda: train_stage(files.cells, files.model, config.train, device=device, progress=progress), log=log)
-    assign.run(
-        lambda: assign_stage(files.model, files.cells, files.assignments, device=device, batch_size=config.assign.batch_size),
-        log=log,
-    )
-    compose.run(lambda: compose_stage(files.assignments, files.composition), log=log)
-    export.run(
-        lambda: export_stage(files.assignments, files.export, cells_dir=files.cells, formats=config.export.formats), log=log
-    )
-    report.run(lambda: report_stage(files.root, config.report, device=device), log=log)
+    with folder_lock(files.root):  # one run at a time in a run directory
+        for stage in (segment, train):
+            stage.check_lock()  # before anything is written, config.yaml included
+        write_config(config, files.config)
+        segment.run(
+            lambda: segment_stage(images, files.cells, config.segment, max_pixels=max_pixels, progress=progress),
+            log=log,
+        )
+        train.run(lambda: train_stage(files.cells, files.model, config.train, device=device, progress=progress), log=log)
+        assign.run(
+            lambda: assign_stage(files.model, files.cells, files.assignments, device=device, batch_size=config.assign.batch_size),
+            log=log,
+        )
+        compose.run(lambda: compose_stage(files.assignments, files.composition), log=log)
+        export.run(
+            lambda: export_stage(files.assignments, files.export, cells_dir=files.cells, formats=config.export.formats),
+            log=log,
+        )
+        report.run(lambda: report_stage(files.root, config.report, device=device), log=log)
     return segment.marker().get("failed", {})
 
 

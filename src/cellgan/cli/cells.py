@@ -80,36 +80,45 @@ def read_points(path: Path):
 
 
 def run_points(args) -> int:
+    from cellgan.fields import as_dict
     from cellgan.io.files import safe_image_id
     from cellgan.io.images import read_mpp, read_rgb
     from cellgan.segment import RunSummary, cells_at_points
+    from cellgan.segment.batch import shard_to_write
 
     xy, labels = read_points(args.points)
     config = segment_config(args, [args.image])
     store = open_store(args, config)
     image_id = safe_image_id(args.image.stem)
-    if store.has_image(image_id):
-        return report(RunSummary((), (image_id,), {}), store, what="images")
-    rgb = read_rgb(args.image, max_pixels=args.max_pixels)
-    if config.mpp is None:
-        import dataclasses
+    sources = {"image": args.image, "points": args.points}
+    summary = {"skipped": [], "failed": {}, "remade": {}}
+    with store.writing():
+        identity = shard_to_write(store, image_id, sources, as_dict(config), name=str(args.image), summary=summary)
+        if identity is None:
+            return report(RunSummary((), tuple(summary["skipped"]), summary["failed"]), store, what="images")
+        rgb = read_rgb(args.image, max_pixels=args.max_pixels)
+        if config.mpp is None:
+            import dataclasses
 
-        config = dataclasses.replace(config, mpp=read_mpp(args.image))
-    try:
-        result = cells_at_points(rgb, xy, config, image_id=image_id, labels=labels)
-    except ValueError as err:
-        raise UsageError(f"{args.image}: {err}") from err
-    store.write_image(image_id, result.table, result.patches, label_mask=result.label_mask, overlay=result.overlay)
-    return report(RunSummary((image_id,), (), {}), store, what="images")
+            config = dataclasses.replace(config, mpp=read_mpp(args.image))
+        try:
+            result = cells_at_points(rgb, xy, config, image_id=image_id, labels=labels)
+        except ValueError as err:
+            raise UsageError(f"{args.image}: {err}") from err
+        store.write_image(
+            image_id, result.table, result.patches, label_mask=result.label_mask, overlay=result.overlay, identity=identity
+        )
+    return report(RunSummary((image_id,), (), {}, remade=summary["remade"]), store, what="images")
 
 
 def run_folder(args) -> int:
+    from cellgan.io.files import outside
     from cellgan.io.images import find_images
     from cellgan.segment import cells_from_folder
 
     if not args.folder.is_dir():
         raise UsageError(f"{args.folder}: not a directory")
-    config = segment_config(args, find_images([args.folder]), defaults={"patch_mode": "crop"})
+    config = segment_config(args, outside(find_images([args.folder]), args.out), defaults={"patch_mode": "crop"})
     store = open_store(args, config)
     summary = cells_from_folder(args.folder, store, config, max_pixels=args.max_pixels, progress=not args.quiet)
     if not summary.done and not summary.skipped and not summary.failed:

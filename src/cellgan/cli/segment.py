@@ -106,6 +106,8 @@ def report(summary, store, *, what: str) -> int:
         print(f"failed: {name}: {reason}", file=sys.stderr)
     for name, reason in summary.empty.items():
         print(f"no cell: {name}: {reason}", file=sys.stderr)
+    for name, reason in summary.remade.items():
+        print(f"made again: {name}: {reason}", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
@@ -126,11 +128,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from cellgan.io.files import outside
     from cellgan.io.images import find_images
     from cellgan.segment import segment_images
 
     try:
-        files = find_images(args.images)
+        files = outside(find_images(args.images), args.out)  # never the outputs, if --out is inside an input folder
     except FileNotFoundError as err:
         raise UsageError(str(err)) from err
     if not files:

@@ -13,25 +13,40 @@ parallel (each worker owns its images) and training ranks read disjoint shards.
 A shard is *done* once its table exists: the table is renamed into place last, and
 every file is written under a temporary name first, so a killed run leaves no
 half-written shard behind and a re-run skips the images already done.
+
+A shard's *identity* (:func:`shard_identity`, kept in its table's Parquet metadata)
+records the source files it was made from (path, size, SHA-256) and the options that
+made it. "Done" means done from the same files' contents with the same options:
+:meth:`CellStore.shard_status` says whether a shard is to be written, skipped, re-made
+(its file changed, or other options) or refused (another file of the same name).
+Writers hold the store's lock (:meth:`CellStore.writing`), so that two runs never
+interleave shards.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from cellgan.errors import CellganError
-from cellgan.io.files import atomic_write, load_npy
+from cellgan.io.files import atomic_write, load_npy, remove_temporaries
+from cellgan.io.lock import folder_lock
 
 __all__ = [
     "PATCH_SIZE",
     "TABLE_COLUMNS",
     "CellStore",
     "CellStoreError",
+    "ShardStatus",
+    "file_identity",
+    "shard_identity",
 ]
 
 PATCH_SIZE = 32
@@ -61,8 +76,40 @@ TABLE_COLUMNS = (
 )
 
 
+#: The key of a shard's identity in its table's Parquet metadata.
+IDENTITY_KEY = b"cellgan.identity"
+_SHARD_FOLDERS = ("table", "patches", "masks", "overlays")
+
+
 class CellStoreError(CellganError, RuntimeError):
     """A cell store that is missing, corrupt or inconsistent."""
+
+
+class ShardStatus(NamedTuple):
+    """What to do with one shard: ``action`` is "write", "skip", "remake" or "refuse"; ``reason`` says why."""
+
+    action: str
+    reason: str | None = None
+
+
+def file_identity(path: Path) -> dict:
+    """A source file's resolved path, size in bytes and SHA-256."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"path": str(path.resolve()), "size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def shard_identity(sources: dict[str, Path], options: dict) -> dict:
+    """The identity of a shard made from ``sources`` (role -> file, e.g. "image", "points") with ``options``.
+
+    ``options`` are the settings that shape the shard's cells (JSON-able; compared after
+    a round trip through JSON, as stored).
+    """
+    identity = {"sources": {role: file_identity(path) for role, path in sources.items()}, "options": options}
+    return json.loads(json.dumps(identity, sort_keys=True, default=str))
 
 
 @dataclass(frozen=True)
@@ -98,7 +145,7 @@ class CellStore:
                 )
             return store
         info = StoreInfo(patch_mode=patch_mode)
-        for sub in ("table", "patches", "masks", "overlays"):
+        for sub in _SHARD_FOLDERS:
             (root / sub).mkdir(parents=True, exist_ok=True)
         atomic_write(meta, lambda p: p.write_text(json.dumps(info.__dict__, indent=2)))
         return cls(root, info)
@@ -135,8 +182,70 @@ class CellStore:
         return self.root / "overlays" / f"{image_id}.png"
 
     # -- writing ---------------------------------------------------------------
-    def has_image(self, image_id: str) -> bool:
-        return self.table_path(image_id).is_file()
+    @contextmanager
+    def writing(self):
+        """Hold the store's lock (:func:`cellgan.io.lock.folder_lock`) and clear what killed writers left.
+
+        Raises
+        ------
+        cellgan.io.lock.FolderLocked
+            Another running process writes this store.
+        """
+        with folder_lock(self.root):
+            for sub in _SHARD_FOLDERS:
+                remove_temporaries(self.root / sub)
+            yield self
+
+    def has_image(self, image_id: str, identity: dict | None = None) -> bool:
+        """Whether the shard is done (and, given ``identity``, made from the same files and options)."""
+        if identity is None:
+            return self.table_path(image_id).is_file()
+        return self.shard_status(image_id, identity).action == "skip"
+
+    def read_identity(self, image_id: str) -> dict | None:
+        """The identity a done shard was written with; None for a shard written without one."""
+        import pyarrow.parquet as pq
+
+        path = self.table_path(image_id)
+        try:
+            raw = (pq.read_schema(path).metadata or {}).get(IDENTITY_KEY)
+            return None if raw is None else json.loads(raw)
+        except Exception as err:  # pyarrow raises several types for bad files
+            raise CellStoreError(f"{path}: unreadable cell table ({err})") from err
+
+    def shard_status(self, image_id: str, identity: dict) -> ShardStatus:
+        """Whether to write, skip, re-make or refuse the shard ``image_id`` for a source of ``identity``.
+
+        Skipped: done from files of the same contents (wherever they now are) with the
+        same options, or written without an identity (by an older cellgan). Re-made:
+        a source file at the same path whose contents changed (a corrected points
+        CSV), other source files, or other options (``--mpp``, the Reinhard reference).
+        Refused: the shard was made from another file at another path (another
+        image of the same name), which re-making would replace.
+        """
+        if not self.table_path(image_id).is_file():
+            return ShardStatus("write")
+        stored = self.read_identity(image_id)
+        if stored is None or stored == identity:
+            return ShardStatus("skip")
+        old, new = stored.get("sources", {}), identity["sources"]
+        for role, source in new.items():
+            before = old.get(role)
+            if before is None or (before["size"], before["sha256"]) == (source["size"], source["sha256"]):
+                continue
+            if before["path"] != source["path"]:
+                return ShardStatus(
+                    "refuse",
+                    f"the store's shard {image_id!r} was made from another file, {before['path']}; "
+                    "give the files distinct names or use another output folder",
+                )
+            return ShardStatus("remake", f"{source['path']} changed since shard {image_id!r} was made")
+        if set(old) != set(new):
+            return ShardStatus("remake", f"shard {image_id!r} was made from other files")
+        changed = _changed_options(stored.get("options", {}), identity["options"])
+        if changed:
+            return ShardStatus("remake", f"shard {image_id!r} was made with other options ({changed})")
+        return ShardStatus("skip")
 
     def write_image(
         self,
@@ -146,8 +255,14 @@ class CellStore:
         *,
         label_mask: np.ndarray | None = None,
         overlay: np.ndarray | None = None,
+        identity: dict | None = None,
     ) -> None:
-        """Write one image's shard atomically (table last, so it marks completion)."""
+        """Write one image's shard atomically (table last, so it marks completion).
+
+        A shard re-made loses its old table first: a run killed while re-making it
+        leaves it not done, never an old table beside new patches. ``identity``
+        (:func:`shard_identity`) goes into the table's metadata.
+        """
         patches = np.asarray(patches)
         size = self.info.patch_size
         if patches.dtype != np.uint8 or patches.ndim != 4 or patches.shape[1:] != (size, size, 3):
@@ -155,6 +270,7 @@ class CellStore:
         if len(table) != len(patches):
             raise ValueError(f"{image_id}: {len(table)} table rows but {len(patches)} patches")
         table = _normalise_table(table, image_id)
+        self.table_path(image_id).unlink(missing_ok=True)
         if label_mask is not None:
             import tifffile
 
@@ -168,7 +284,7 @@ class CellStore:
 
             atomic_write(self.overlay_path(image_id), lambda p: Image.fromarray(overlay).save(p, format="PNG", compress_level=1))
         atomic_write(self.patches_path(image_id), lambda p: np.save(p, patches))
-        atomic_write(self.table_path(image_id), lambda p: table.to_parquet(p, index=False))
+        atomic_write(self.table_path(image_id), lambda p: _write_table(table, p, identity))
 
     # -- reading ---------------------------------------------------------------
     def image_ids(self) -> list[str]:
@@ -242,6 +358,23 @@ class CellStore:
 
     def __repr__(self) -> str:
         return f"CellStore({str(self.root)!r}, images={len(self.image_ids())}, mode={self.info.patch_mode!r})"
+
+
+def _write_table(table: pd.DataFrame, path: Path, identity: dict | None) -> None:
+    """Write a shard's table as Parquet, its identity in the file's metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if identity is not None:
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), IDENTITY_KEY: json.dumps(identity)})
+    pq.write_table(arrow, path)
+
+
+def _changed_options(old: dict, new: dict) -> str:
+    """The options that differ, as ``name: old -> new``, comma-separated (empty when none do)."""
+    names = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in names)
 
 
 def _version_message(meta: Path, version) -> str:

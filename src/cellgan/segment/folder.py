@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellgan.io.files import safe_image_id
+from cellgan.fields import as_dict
+from cellgan.io.files import outside, safe_image_id
 from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rgb
-from cellgan.segment.batch import RunSummary, check_patch_mode, failure_reason
+from cellgan.segment.batch import RunSummary, check_patch_mode, failure_reason, shard_to_write
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.features import cell_table
 from cellgan.segment.image import NotHAndEError, SegmentationError, cell_patches, finish_table, prepare, prepared_nuclei
@@ -20,10 +21,10 @@ from cellgan.segment.patches import whole_crop_patch
 __all__ = ["cells_from_folder"]
 
 
-def _crops_by_folder(folder: Path) -> dict[Path, list[Path]]:
-    """The images under ``folder``, grouped by the directory that holds them."""
+def _crops_by_folder(folder: Path, store_root: Path) -> dict[Path, list[Path]]:
+    """The images under ``folder`` but outside the store, grouped by the directory that holds them."""
     groups: dict[Path, list[Path]] = {}
-    for path in find_images([folder]):
+    for path in outside(find_images([folder]), store_root):
         groups.setdefault(path.parent, []).append(path)
     return groups
 
@@ -74,37 +75,46 @@ def cells_from_folder(
     if not folder.is_dir():
         raise ValueError(f"{folder}: not a directory")
     check_patch_mode(store, config)
-    groups = _crops_by_folder(folder)
-    done, skipped, failed = [], [], {}
+    groups = _crops_by_folder(folder, store.root)
+    done, options, summary = [], as_dict(config), {"skipped": [], "failed": {}, "remade": {}}
+    failed = summary["failed"]
     bar = tqdm(total=sum(len(v) for v in groups.values()), desc="cells", unit="crop", disable=not progress)
-    for parent, files in groups.items():
-        shard, label = _shard_and_label(parent, folder)
-        if store.has_image(shard):
-            skipped.append(shard)
+    with store.writing():
+        for parent, files in groups.items():
+            shard = _folder_shard(store, parent, files, folder, config, options, summary, max_pixels=max_pixels)
             bar.update(len(files))
-            continue
-        rows, patches = [], []
-        for path in files:
-            bar.update(1)
-            try:
-                rgb = read_rgb(path, max_pixels=max_pixels)
-                mpp = config.mpp if config.mpp is not None else read_mpp(path)
-                row, patch = _crop_cell(rgb, dataclasses.replace(config, mpp=mpp))
-            except Exception as err:  # one bad crop must not stop the run; it is reported
-                failed[str(path)] = failure_reason(err, path)
-                continue
-            row["label"] = label
-            row["file"] = str(path.relative_to(folder))
-            rows.append(row)
-            patches.append(patch)
-        if not rows:
-            continue
-        table = pd.concat(rows, ignore_index=True)
-        table["cell_id"] = np.arange(len(table), dtype=np.int64)
-        store.write_image(shard, finish_table(table, shard), np.concatenate(patches))
-        done.append(shard)
+            if shard is not None:
+                done.append(shard)
     bar.close()
-    return RunSummary(tuple(done), tuple(skipped), failed)
+    return RunSummary(tuple(done), tuple(summary["skipped"]), failed, remade=summary["remade"])
+
+
+def _folder_shard(store, parent: Path, files, folder: Path, config, options, summary, *, max_pixels) -> str | None:
+    """Write the shard of the crops ``files`` of ``parent`` unless done; return its id when written."""
+    shard, label = _shard_and_label(parent, folder)
+    sources = {f"crop:{path.relative_to(folder)}": path for path in files}
+    identity = shard_to_write(store, shard, sources, options, name=str(parent), summary=summary)
+    if identity is None:
+        return None
+    rows, patches = [], []
+    for path in files:
+        try:
+            rgb = read_rgb(path, max_pixels=max_pixels)
+            mpp = config.mpp if config.mpp is not None else read_mpp(path)
+            row, patch = _crop_cell(rgb, dataclasses.replace(config, mpp=mpp))
+        except Exception as err:  # one bad crop must not stop the run; it is reported
+            summary["failed"][str(path)] = failure_reason(err, path)
+            continue
+        row["label"] = label
+        row["file"] = str(path.relative_to(folder))
+        rows.append(row)
+        patches.append(patch)
+    if not rows:
+        return None
+    table = pd.concat(rows, ignore_index=True)
+    table["cell_id"] = np.arange(len(table), dtype=np.int64)
+    store.write_image(shard, finish_table(table, shard), np.concatenate(patches), identity=identity)
+    return shard
 
 
 def _crop_cell(rgb: np.ndarray, config: SegmentConfig) -> tuple[pd.DataFrame, np.ndarray]:
