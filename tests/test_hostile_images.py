@@ -7,11 +7,9 @@ never by a traceback, an exhausted memory or a silent 0 cells.
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import sys
 import textwrap
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,8 @@ import pytest
 import tifffile
 from PIL import Image
 
+from cellgan.bench.reliability import tiff_bomb as _tiff_bomb
+from cellgan.bench.reliability import white_png as _white_png
 from cellgan.io.cellstore import CellStore
 from cellgan.io.files import safe_image_id
 from cellgan.io.images import DEFAULT_MAX_PIXELS, ImageReadError, ImageTooLargeError, read_rgb
@@ -29,36 +29,6 @@ _ONE_GB = 1 << 30
 
 
 # -- files that claim far more pixels than they hold ------------------------------------
-
-
-def _tiff_bomb(path: Path, side: int, *, tile: int = 1024) -> Path:
-    """An RGB TIFF of ``side``² zero pixels, written as one zlib tile repeated (a few MB)."""
-    encoded = zlib.compress(bytes(tile * tile * 3), 9)
-    count = (-(-side // tile)) ** 2
-    tifffile.imwrite(
-        path,
-        (encoded for _ in range(count)),
-        shape=(side, side, 3),
-        dtype=np.uint8,
-        tile=(tile, tile),
-        compression="zlib",
-        photometric="rgb",
-    )
-    return path
-
-
-def _white_png(path: Path, side: int) -> Path:
-    """A white 8-bit RGB PNG of ``side``² pixels, compressed row by row (about 0.4 MB for 12000²)."""
-    row = b"\x00" + b"\xff" * (3 * side)
-    packer = zlib.compressobj(9)
-    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
-    return path
 
 
 _REFUSE = textwrap.dedent(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cellgan.bench import clustering, composition, segmentation
+from cellgan.bench import clustering, composition, reliability, segmentation
 from cellgan.cli.common import (
     add_config_option,
     add_data_root_option,
@@ -32,6 +32,7 @@ def register(subparsers) -> None:
     _register_segmentation(benchmarks)
     _register_clustering(benchmarks)
     _register_composition(benchmarks)
+    _register_reliability(benchmarks)
 
 
 def _benchmark_parser(
@@ -216,6 +217,40 @@ def run_composition(args) -> int:
         f"{result['composition_mae']:.3f}, Pearson {pearson} -> {args.json}"
     )
     return 0
+
+
+def _register_reliability(subparsers) -> None:
+    parser = _benchmark_parser(
+        subparsers,
+        "reliability",
+        help="kill -9 at random points of segment, train, assign and run, and hostile inputs (JSON)",
+        description=reliability.__doc__.split("\n\n")[0],
+        data_root_help="folder holding bm_graz/ (two crops of its images are the input)",
+    )
+    parser.add_argument("--kills", type=positive_int, default=20, metavar="N", help="SIGKILLs per stage [20]")
+    parser.add_argument("--work-dir", type=Path, required=True, help="where the trials write (emptied first)")
+    add_seed_option(parser)
+    parser.set_defaults(func=run_reliability, seed=0)
+
+
+def run_reliability(args) -> int:
+    """``cellgan bench reliability``: the kill trials and the hostile cases; write the JSON."""
+    import shutil
+
+    from cellgan.bench._common import write_json
+
+    if not (args.data_root / "bm_graz").is_dir():
+        raise UsageError(f"{args.data_root}: no bm_graz/ folder here")
+    if args.work_dir.exists():
+        shutil.rmtree(args.work_dir)
+    result = reliability.run_reliability_benchmark(args.data_root, args.work_dir, kills=args.kills, seed=args.seed)
+    write_json(result, args.json)
+    print(
+        f"cases handled {result['cases_handled']}/{result['cases_tried']}, faults survived "
+        f"{result['faults_survived']}/{result['faults_injected']}, bomb peak RSS {result['bomb_peak_rss_mb']:.0f} MB "
+        f"-> {args.json}"
+    )
+    return 0 if result["cases_handled"] == result["cases_tried"] and result["faults_survived"] == result["faults_injected"] else 1
 
 
 def _recipe_and_config(args) -> dict:

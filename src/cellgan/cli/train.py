@@ -19,8 +19,9 @@ def register(subparsers) -> None:
         help="train the InfoGAN-style WGAN-GP on a cell store's patches",
         description=(
             "Train the generator, critic and Q head of Hu et al. 2019 on every patch of a cell store. "
-            "Writes MODEL_DIR/config.json, checkpoint.safetensors + checkpoint.json, log.csv and "
-            "samples/latest.png (rows = categories, columns = fixed noise). Options not given take "
+            "Writes MODEL_DIR/config.json, checkpoint-*.safetensors + checkpoint.json, log.csv and "
+            "samples/latest.png (rows = categories, columns = fixed noise). Ctrl-C or SIGTERM saves a "
+            "checkpoint, then stops; --resume continues. Options not given take "
             "their values from --config, else from the recipe (--recipe, default: default)."
         ),
     )

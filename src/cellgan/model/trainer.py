@@ -292,7 +292,7 @@ class _Log:
         rows = []
         if keep_until is not None and path.is_file():  # drop rows past the checkpoint we resume from
             with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until]
+                rows = [r for r in csv.DictReader(f) if None not in r.values() and int(r["step"]) <= keep_until]
 
         def write(p: Path) -> None:
             with open(p, "w", newline="") as f:
