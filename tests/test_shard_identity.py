@@ -125,3 +125,18 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_pa
         with folder_lock(store.root):  # re-entrant within a process
             pass
     assert not list((store.root / "table").iterdir())
+
+
+def test_a_shard_being_made_again_is_not_done_until_its_table_is_back(tmp_path, monkeypatch):
+    from test_hostile_inputs import _table
+
+    store = CellStore.create(tmp_path / "cells", patch_mode="masked")
+    store.write_image("a", _table(3), np.zeros((3, 32, 32, 3), np.uint8))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the run stops while the new patches are written
+
+    monkeypatch.setattr("cellgan.io.cellstore.atomic_write", killed)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_image("a", _table(5), np.zeros((5, 32, 32, 3), np.uint8))
+    assert not store.has_image("a") and store.image_ids() == []  # never the old table beside new patches

@@ -166,7 +166,8 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
     ----------
     out_dir : path
         Directory to write (created if needed); each file is written atomically,
-        ``assignments.parquet`` last.
+        ``assignments.parquet`` last (an older one is deleted first, so that a run killed
+        half-way never leaves an old table beside new features).
     table : DataFrame
         The cell table (rows aligned with ``probs`` and ``features``).
     probs : ndarray, shape (n, K)
@@ -207,6 +208,7 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     out_dir = Path(out_dir)
+    (out_dir / "assignments.parquet").unlink(missing_ok=True)  # not done until the new table is in place
     atomic_write(out_dir / "features.npy", lambda p: np.save(p, features))
     atomic_write(out_dir / "meta.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
     atomic_write(out_dir / "assignments.parquet", lambda p: result.to_parquet(p, index=False))
