@@ -89,6 +89,7 @@ def test_a_kill_at_any_point_of_a_save_leaves_a_checkpoint_to_resume(tmp_path, m
     for folder in snapshots:
         _, meta = load_checkpoint(folder)
         steps.add(meta["step"])
+        load_trained(folder, device="cpu")  # what assign and run load
         train(_patches(), folder, _config(), device="cpu", resume=True, progress=False)
         _same_weights(folder, full_run)
         _same_log(folder, full_run)
