@@ -13,6 +13,10 @@ Every random draw of step s comes from a generator seeded by (seed, s) and the
 real batches are a pure function of (seed, batch index) (:class:`PatchSampler`),
 so a run resumed from the checkpoint at step s repeats the uninterrupted run
 exactly (bit for bit on the CPU).
+
+Under ``torchrun`` the same loop runs on every rank with DDP
+(:mod:`cellgan.model.distributed`): rank r draws from its share of the patches and
+from the stream of (seed, s, r), and only rank 0 writes to the model directory.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch.nn.functional as F
 
 from cellgan.device import resolve_device
 from cellgan.io.files import atomic_write
+from cellgan.model import distributed
 from cellgan.model.augment import strong_view
 from cellgan.model.checkpoint import (
     CONFIG_NAME,
@@ -140,9 +145,9 @@ def build_optimizers(generator: Generator, critic: Critic, config: TrainConfig) 
     }
 
 
-def _step_rng(seed: int, step: int, device: torch.device) -> torch.Generator:
-    """The random source of one step: a function of (seed, step) only."""
-    state = np.random.SeedSequence((seed, step)).generate_state(1, dtype=np.uint64)[0]
+def _step_rng(seed: int, step: int, device: torch.device, *, rank: int | None = None) -> torch.Generator:
+    """The random source of one step: a function of (seed, step) only, and of the rank under DDP."""
+    state = np.random.SeedSequence((seed, step) if rank is None else (seed, step, rank)).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
 
 
@@ -170,6 +175,7 @@ def _train_step(
     config: TrainConfig,
     *,
     self_labels: torch.Tensor | None = None,
+    ddp: distributed.DistributedModels | None = None,
 ) -> dict[str, float]:
     """One generator iteration (``critic_steps`` critic updates, then G and Q); returns the log row.
 
@@ -177,9 +183,10 @@ def _train_step(
     step's real batch (``config.lambda_self_label``). In the critic's loss, not
     in the Q update: there (Q's own Adam, once per generator step) Q fitted
     them worse in 10-minute runs on CRCHistoPhenotypes (NMI 0.04–0.06 against 0.11).
+    ``ddp``: the DDP wrappers of the models on several ranks; the log row is then the ranks' mean.
     """
     device = sampler.device
-    rng = _step_rng(config.seed, step, device)
+    rng = _step_rng(config.seed, step, device, rank=None if ddp is None else ddp.ranks.rank)
     k, b = config.categories, config.batch_size
     critic_params = [p for p in critic.parameters()]
     own_q_trunk = critic.q_trunk is not None
@@ -204,7 +211,7 @@ def _train_step(
             if config.lambda_contrastive:
                 contrastive = nt_xent_loss(*critic.q_projection(q_features[b:]).chunk(2))
         else:
-            out = critic(torch.cat([real, fake]))
+            out = (critic if ddp is None else ddp.critic)(torch.cat([real, fake]))
             real_score, fake_score = out.score[:b], out.score[b:]
             fake_logits, real_logits = out.q_logits[b:], out.q_logits[:b]
             targets = self_labels[sampler.cells(index)] if self_labels is not None else None
@@ -217,6 +224,8 @@ def _train_step(
         taught = F.cross_entropy(real_logits, targets) if targets is not None else zero
         loss = loss + config.lambda_pair * pair + config.lambda_self_label * taught
         loss = loss + config.lambda_contrastive * contrastive
+        if ddp is not None:  # DDP waits for a gradient of every critic parameter, Q's head too when no term uses it
+            loss = loss + 0.0 * out.q_logits.sum()
         optimizers["critic"].zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.get_total_norm([p.grad for p in critic_params if p.grad is not None])
@@ -226,13 +235,18 @@ def _train_step(
         counts += torch.bincount(real_logits.detach().argmax(1), minlength=k)
 
     z, codes = _sample_latent(b, config, rng, device)
-    out = critic(generator(z, F.one_hot(codes, k).float()))
-    loss_g = generator_loss(out.score)
-    loss_mi = mutual_information_loss(out.q_logits, codes, weight=config.lambda_mi)
     g_params = list(generator.parameters())
     q_params = [p for group in optimizers["q"].param_groups for p in group["params"]]
-    grads_g = torch.autograd.grad(loss_g, g_params, retain_graph=True)
-    grads_q = torch.autograd.grad(loss_mi, q_params)
+    if ddp is None:
+        out = critic(generator(z, F.one_hot(codes, k).float()))
+        loss_g = generator_loss(out.score)
+        loss_mi = mutual_information_loss(out.q_logits, codes, weight=config.lambda_mi)
+        grads_g = torch.autograd.grad(loss_g, g_params, retain_graph=True)
+        grads_q = torch.autograd.grad(loss_mi, q_params)
+    else:
+        loss_g, loss_mi, grads_g, grads_q = distributed.generator_gradients(
+            ddp, z, codes, g_params=g_params, q_params=q_params, lambda_mi=config.lambda_mi
+        )
     for name, params, grads in (("generator", g_params, grads_g), ("q", q_params, grads_q)):
         for p, g in zip(params, grads):
             p.grad = g
@@ -244,7 +258,7 @@ def _train_step(
     row = dict(zip(CRITIC_LOG_COLUMNS, means))
     row.update(generator_loss=loss_g.item(), mi_loss=loss_mi.item())
     row.update({f"share_{j}": s for j, s in enumerate(shares)})
-    return row
+    return row if ddp is None else distributed.mean_over_ranks(row, device)
 
 
 def sample_grid(generator: Generator, z: torch.Tensor, codes: torch.Tensor, *, columns: int, scale: int = 2) -> np.ndarray:
@@ -339,10 +353,19 @@ def train(
     Returns
     -------
     TrainResult
+
+    Notes
+    -----
+    Inside a process group of several ranks (:func:`cellgan.model.distributed.process_group`,
+    as ``torchrun`` sets up), every rank calls this with the same arguments and trains its
+    DDP replica; ``batch_size`` is then per rank, and rank 0 alone writes ``out_dir``.
     """
     _check_table(config, table, len(patches_uint8))
     device = resolve_device(device, set_threads=False)
     out_dir = Path(out_dir)
+    ranks = distributed.current_ranks()
+    if ranks is not None and config.strong_views:
+        raise ConfigError("strong_views runs on one process only: train it without torchrun")
     generator, critic = build_models(config, device)
     optimizers = build_optimizers(generator, critic, config)
     step, elapsed = 0, 0.0
@@ -351,9 +374,12 @@ def train(
     elif (out_dir / META_NAME).exists() or (out_dir / CONFIG_NAME).exists():
         raise CheckpointError(f"{out_dir}: already holds a training run; resume it or choose another directory")
     partners = nearest_cells(table, config.pair_neighbours) if config.pair_neighbours else None
-    self_labels = _self_labels(config, patches_uint8, table, device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_config(out_dir, config)
+    self_labels = _self_labels(config, patches_uint8, table, device, ranks)
+    ddp = None if ranks is None else distributed.wrap_models(generator, critic, ranks, device)
+    leads = ranks is None or ranks.leads
+    if leads:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_config(out_dir, config)
     sampler = PatchSampler(
         patches_uint8,
         batch_size=config.batch_size,
@@ -361,15 +387,17 @@ def train(
         augment=config.augment,
         pairs=config.lambda_pair > 0 and not config.strong_views,  # strong views pair Q's inputs themselves
         partners=partners,
+        rows=None if ranks is None else distributed.rank_rows(len(patches_uint8), ranks),
         device=device,
     )
     fixed_z, fixed_codes = _fixed_latent(config, device)
-    log = _Log(out_dir / LOG_NAME, config.categories, keep_until=step if resume else None)
+    log = _Log(out_dir / LOG_NAME, config.categories, keep_until=step if resume else None) if leads else None
 
     def budget_left() -> bool:
-        return (config.iterations is None or step < config.iterations) and (
+        left = (config.iterations is None or step < config.iterations) and (
             config.minutes is None or elapsed < config.minutes * 60
         )
+        return left if ranks is None else distributed.rank_zero_decides(left, device)
 
     def save() -> None:
         tensors = {**model_tensors("generator", generator), **model_tensors("critic", critic)}
@@ -383,7 +411,7 @@ def train(
         _write_png(out_dir / "samples" / "latest.png", grid)
 
     bar = None
-    if progress:
+    if progress and leads:
         from tqdm import tqdm
 
         bar = tqdm(total=config.iterations, initial=step, unit="it", desc="train", dynamic_ncols=True)
@@ -393,9 +421,11 @@ def train(
     try:
         while budget_left():
             tic = time.perf_counter()
-            row = _train_step(generator, critic, optimizers, sampler, step, config, self_labels=self_labels)
+            row = _train_step(generator, critic, optimizers, sampler, step, config, self_labels=self_labels, ddp=ddp)
             step += 1
             elapsed += time.perf_counter() - tic
+            if not leads:
+                continue
             log.write({"step": step, "seconds": elapsed, **row})
             if bar is not None:
                 bar.update(1)
@@ -408,12 +438,16 @@ def train(
                 save()
                 last_save = time.perf_counter()
     finally:
-        log.close()
+        if log is not None:
+            log.close()
         if bar is not None:
             bar.close()
-    if step != start_step or not (out_dir / META_NAME).exists():
+    if leads and (step != start_step or not (out_dir / META_NAME).exists()):
         save()
-    write_samples()
+    if leads:
+        write_samples()
+    if ranks is not None:  # the other ranks return once the checkpoint is written
+        distributed.barrier()
     stopped_by = "iterations" if config.iterations is not None and step >= config.iterations else "minutes"
     return TrainResult(out_dir, step, elapsed, stopped_by)
 
@@ -433,19 +467,27 @@ def _check_table(config: TrainConfig, table: pd.DataFrame | None, n_patches: int
         raise ConfigError(f"the cell table has {len(table)} rows but there are {n_patches} patches")
 
 
-def _self_labels(config: TrainConfig, patches, table: pd.DataFrame | None, device) -> torch.Tensor | None:
-    """Every real cell's self-label on ``device`` when the recipe teaches Q with them, else None."""
+def _self_labels(config: TrainConfig, patches, table: pd.DataFrame | None, device, ranks=None) -> torch.Tensor | None:
+    """Every real cell's self-label on ``device`` when the recipe teaches Q with them, else None.
+
+    Under DDP (``ranks``) rank 0 computes them on the whole table and sends them to the others.
+    """
     if not config.lambda_self_label:
         return None
-    labels = neighbourhood_clusters(
-        patches,
-        table,
-        clusters=config.categories,
-        neighbours=config.self_label_neighbours,
-        seed=config.seed,
-        moments_weight=config.self_label_moments,
-    )
-    return torch.from_numpy(labels).to(device)
+
+    def compute() -> torch.Tensor:
+        labels = neighbourhood_clusters(
+            patches,
+            table,
+            clusters=config.categories,
+            neighbours=config.self_label_neighbours,
+            seed=config.seed,
+            moments_weight=config.self_label_moments,
+        )
+        return torch.from_numpy(labels).to(device)
+
+    like = torch.empty(len(patches), dtype=torch.int64, device=device)
+    return distributed.from_rank_zero(compute, like, ranks)
 
 
 def _restore(out_dir: Path, config: TrainConfig, generator, critic, optimizers, device) -> tuple[int, float]:
