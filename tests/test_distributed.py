@@ -154,3 +154,14 @@ def test_two_ranks_train_resume_exactly_and_the_model_assigns_on_one_process(cel
 def test_python_m_cellgan_runs_the_program():
     done = subprocess.run([sys.executable, "-m", "cellgan", "train", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "torchrun" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_the_throughput_benchmark_times_two_ranks(cells):
+    from cellgan.bench.scale_training import ddp_training_throughput
+
+    result = ddp_training_throughput(2, 1, 8, 8, cells=cells)
+    assert result["ranks"] == 2 and result["iterations"] == 1 and result["cells"] > 20
+    assert result["seconds"] > 0
+    assert result["critic_images_per_second"] == pytest.approx(2 * 8 * result["critic_steps"] / result["seconds"])

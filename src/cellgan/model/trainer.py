@@ -147,7 +147,8 @@ def build_optimizers(generator: Generator, critic: Critic, config: TrainConfig) 
 
 def _step_rng(seed: int, step: int, device: torch.device, *, rank: int | None = None) -> torch.Generator:
     """The random source of one step: a function of (seed, step) only, and of the rank under DDP."""
-    state = np.random.SeedSequence((seed, step) if rank is None else (seed, step, rank)).generate_state(1, dtype=np.uint64)[0]
+    entropy = (seed, step) if rank is None else (seed, step, rank)
+    state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
 
 
