@@ -158,10 +158,10 @@ def test_python_m_cellgan_runs_the_program():
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_the_throughput_benchmark_times_two_ranks(cells):
+def test_the_throughput_benchmark_times_two_ranks_on_the_papers_recipe(cells):
     from cellgan.bench.scale_training import ddp_training_throughput
 
-    result = ddp_training_throughput(2, 1, 8, 8, cells=cells)
-    assert result["ranks"] == 2 and result["iterations"] == 1 and result["cells"] > 20
+    result = ddp_training_throughput(2, 1, 8, 8, cells=cells, recipe="paper")  # Q on the critic's trunk, 5 critic steps
+    assert result["ranks"] == 2 and result["iterations"] == 1 and result["cells"] > 20 and result["critic_steps"] == 5
     assert result["seconds"] > 0
     assert result["critic_images_per_second"] == pytest.approx(2 * 8 * result["critic_steps"] / result["seconds"])
