@@ -22,7 +22,9 @@ def register(subparsers) -> None:
             "Writes MODEL_DIR/config.json, checkpoint-*.safetensors + checkpoint.json, log.csv and "
             "samples/latest.png (rows = categories, columns = fixed noise). Ctrl-C or SIGTERM saves a "
             "checkpoint, then stops; --resume continues. Options not given take "
-            "their values from --config, else from the recipe (--recipe, default: default)."
+            "their values from --config, else from the recipe (--recipe, default: default). "
+            "Under torchrun (torchrun --nproc_per_node N -m cellgan train ...) it trains on N processes with "
+            "DistributedDataParallel, --batch-size patches per process, and rank 0 writes MODEL_DIR."
         ),
     )
     parser.add_argument("cells", metavar="CELLS", help="a cell store directory, or the run directory above it")
@@ -59,6 +61,7 @@ def run(args) -> int:
     from cellgan.device import resolve_device, set_cpu_threads
     from cellgan.io.cellstore import CellStore
     from cellgan.model import TrainConfig, train
+    from cellgan.model.distributed import process_group
 
     from_file = read_train_options(args.config) if args.config else {}
     if not isinstance(from_file, dict):
@@ -74,18 +77,21 @@ def run(args) -> int:
     if args.iterations is not None or args.minutes is not None:  # a budget flag replaces both budgets
         options.update(iterations=args.iterations, minutes=args.minutes)
     config = TrainConfig.from_dict(options, source=args.config or "options")
-    device = resolve_device(args.device)
-    if args.threads is not None:
-        set_cpu_threads(args.threads)
     store = CellStore.open(Path(args.cells))
     patches, table = store.read_patches(), store.read_table()
     if len(patches) == 0:
         raise UsageError(f"{args.cells}: the cell store holds no cells")
-    result = train(
-        patches, Path(args.out), config, device=device, resume=args.resume, progress=not args.quiet, table=table
-    )
+    with process_group(resolve_device(args.device)) as (ranks, device):
+        if args.threads is not None:
+            set_cpu_threads(args.threads)
+        result = train(
+            patches, Path(args.out), config, device=device, resume=args.resume, progress=not args.quiet, table=table
+        )
+    if not ranks.leads:
+        return 0
+    where = f"{device} × {ranks.world_size} ranks" if ranks.world_size > 1 else str(device)
     print(
-        f"trained {result.step} iterations in {result.elapsed_seconds / 60:.1f} min on {device} "
+        f"trained {result.step} iterations in {result.elapsed_seconds / 60:.1f} min on {where} "
         f"(stopped by {result.stopped_by}); model in {result.model_dir}"
     )
     return 0

@@ -88,7 +88,7 @@ class PatchSampler:
     """Batches of real patches, a pure function of (seed, batch index).
 
     The stream is epoch-based like the authors' shuffled loader: epoch e visits
-    the patches in the order ``default_rng((seed, e)).permutation(n)`` (the last,
+    its m rows in the order ``rows[default_rng((seed, e)).permutation(m)]`` (the last,
     incomplete batch dropped), each patch with a random symmetry from the same
     source. Because batch i depends only on i, a resumed run sees exactly the
     batches the uninterrupted run would have seen.
@@ -113,6 +113,10 @@ class PatchSampler:
         :func:`cellgan.neighbourhood.nearest_cells`): the second view is then
         a partner drawn at random each epoch instead of the cell itself, under
         its own symmetry, shift and stain gain.
+    rows : np.ndarray or None
+        The patch rows the batches are drawn from (a rank's share under DDP,
+        :func:`cellgan.model.distributed.rank_rows`); every row when None.
+        Partners may be any row.
     device : torch.device or str
     """
 
@@ -125,6 +129,7 @@ class PatchSampler:
         augment: bool = True,
         pairs: bool = False,
         partners: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
         device="cpu",
     ):
         patches = validate_patches(patches)
@@ -132,16 +137,18 @@ class PatchSampler:
             raise PatchError(f"pairs need an even batch size, got {batch_size}")
         if partners is not None:
             partners = _validate_partners(partners, len(patches), pairs=pairs)
+        rows = np.arange(len(patches)) if rows is None else _validate_rows(rows, len(patches))
         self.cells_per_batch = batch_size // 2 if pairs else batch_size
-        if len(patches) < self.cells_per_batch:
-            raise PatchError(f"only {len(patches)} patches, fewer than the {self.cells_per_batch} cells a batch needs")
+        if len(rows) < self.cells_per_batch:
+            raise PatchError(f"only {len(rows)} patches, fewer than the {self.cells_per_batch} cells a batch needs")
         self.batch_size = batch_size
         self.seed = seed
         self.augment = augment
         self.pairs = pairs
         self.device = torch.device(device)
-        self.batches_per_epoch = len(patches) // self.cells_per_batch
+        self.batches_per_epoch = len(rows) // self.cells_per_batch
         self._data = torch.from_numpy(np.ascontiguousarray(patches)).to(self.device)
+        self._rows = torch.from_numpy(rows.astype(np.int64)).to(self.device)
         self._partners = partners
         self._epoch_cache: tuple | None = None
 
@@ -151,7 +158,7 @@ class PatchSampler:
     def _epoch(self, epoch: int) -> tuple[torch.Tensor, ...]:
         if self._epoch_cache is None or self._epoch_cache[0] != epoch:
             rng = np.random.default_rng((self.seed, epoch))
-            order = torch.from_numpy(rng.permutation(len(self._data))).to(self.device)
+            order = self._rows[torch.from_numpy(rng.permutation(len(self._rows))).to(self.device)]
             first = rng.integers(0, N_DIHEDRAL, len(self._data))
             second = (first + rng.integers(1, N_DIHEDRAL, len(self._data))) % N_DIHEDRAL
             transforms = torch.from_numpy(np.stack([first, second], axis=1)).to(self.device)
@@ -190,6 +197,16 @@ class PatchSampler:
 
     def _patches(self, rows: torch.Tensor) -> torch.Tensor:
         return patches_to_tensor(self._data.index_select(0, rows), device=self.device)
+
+
+def _validate_rows(rows, n: int) -> np.ndarray:
+    """Return ``rows`` as int64 (m,) of distinct rows in [0, n), else raise PatchError."""
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer) or len(np.unique(rows)) != len(rows):
+        raise PatchError(f"rows must be distinct integers (m,), got {rows.dtype} {rows.shape}")
+    if len(rows) and (rows.min() < 0 or rows.max() >= n):
+        raise PatchError(f"rows must be in [0, {n}), got values from {rows.min()} to {rows.max()}")
+    return rows.astype(np.int64)
 
 
 def _validate_partners(partners, n: int, *, pairs: bool) -> np.ndarray:

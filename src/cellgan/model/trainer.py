@@ -13,6 +13,10 @@ Every random draw of step s comes from a generator seeded by (seed, s) and the
 real batches are a pure function of (seed, batch index) (:class:`PatchSampler`),
 so a run resumed from the checkpoint at step s repeats the uninterrupted run
 exactly (bit for bit on the CPU).
+
+Under ``torchrun`` the same loop runs on every rank with DDP
+(:mod:`cellgan.model.distributed`): rank r draws from its share of the patches and
+from the stream of (seed, s, r), and only rank 0 writes to the model directory.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch.nn.functional as F
 from cellgan.device import resolve_device
 from cellgan.io.files import atomic_write, remove_temporaries
 from cellgan.io.lock import folder_lock
+from cellgan.model import distributed
 from cellgan.model.augment import strong_view
 from cellgan.model.checkpoint import (
     CONFIG_NAME,
@@ -148,9 +153,10 @@ def learning_rates(config: TrainConfig) -> dict[str, float]:
     return {"critic": config.critic_lr, "generator": config.lr, "q": config.lr}
 
 
-def _step_rng(seed: int, step: int, device: torch.device) -> torch.Generator:
-    """The random source of one step: a function of (seed, step) only."""
-    state = np.random.SeedSequence((seed, step)).generate_state(1, dtype=np.uint64)[0]
+def _step_rng(seed: int, step: int, device: torch.device, *, rank: int | None = None) -> torch.Generator:
+    """The random source of one step: a function of (seed, step) only, and of the rank under DDP."""
+    entropy = (seed, step) if rank is None else (seed, step, rank)
+    state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
 
 
@@ -178,6 +184,7 @@ def _train_step(
     config: TrainConfig,
     *,
     self_labels: torch.Tensor | None = None,
+    ddp: distributed.DistributedModels | None = None,
 ) -> dict[str, float]:
     """One generator iteration (``critic_steps`` critic updates, then G and Q); returns the log row.
 
@@ -185,9 +192,10 @@ def _train_step(
     step's real batch (``config.lambda_self_label``). In the critic's loss, not
     in the Q update: there (Q's own Adam, once per generator step) Q fitted
     them worse in 10-minute runs on CRCHistoPhenotypes (NMI 0.04–0.06 against 0.11).
+    ``ddp``: the DDP wrappers of the models on several ranks; the log row is then the ranks' mean.
     """
     device = sampler.device
-    rng = _step_rng(config.seed, step, device)
+    rng = _step_rng(config.seed, step, device, rank=None if ddp is None else ddp.ranks.rank)
     k, b = config.categories, config.batch_size
     critic_params = [p for p in critic.parameters()]
     own_q_trunk = critic.q_trunk is not None
@@ -212,7 +220,7 @@ def _train_step(
             if config.lambda_contrastive:
                 contrastive = nt_xent_loss(*critic.q_projection(q_features[b:]).chunk(2))
         else:
-            out = critic(torch.cat([real, fake]))
+            out = (critic if ddp is None else ddp.critic)(torch.cat([real, fake]))
             real_score, fake_score = out.score[:b], out.score[b:]
             fake_logits, real_logits = out.q_logits[b:], out.q_logits[:b]
             targets = self_labels[sampler.cells(index)] if self_labels is not None else None
@@ -225,6 +233,8 @@ def _train_step(
         taught = F.cross_entropy(real_logits, targets) if targets is not None else zero
         loss = loss + config.lambda_pair * pair + config.lambda_self_label * taught
         loss = loss + config.lambda_contrastive * contrastive
+        if ddp is not None:  # DDP waits for a gradient of every critic parameter, Q's head too when no term uses it
+            loss = loss + 0.0 * out.q_logits.sum()
         optimizers["critic"].zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.get_total_norm([p.grad for p in critic_params if p.grad is not None])
@@ -234,13 +244,18 @@ def _train_step(
         counts += torch.bincount(real_logits.detach().argmax(1), minlength=k)
 
     z, codes = _sample_latent(b, config, rng, device)
-    out = critic(generator(z, F.one_hot(codes, k).float()))
-    loss_g = generator_loss(out.score)
-    loss_mi = mutual_information_loss(out.q_logits, codes, weight=config.lambda_mi)
     g_params = list(generator.parameters())
     q_params = [p for group in optimizers["q"].param_groups for p in group["params"]]
-    grads_g = torch.autograd.grad(loss_g, g_params, retain_graph=True)
-    grads_q = torch.autograd.grad(loss_mi, q_params)
+    if ddp is None:
+        out = critic(generator(z, F.one_hot(codes, k).float()))
+        loss_g = generator_loss(out.score)
+        loss_mi = mutual_information_loss(out.q_logits, codes, weight=config.lambda_mi)
+        grads_g = torch.autograd.grad(loss_g, g_params, retain_graph=True)
+        grads_q = torch.autograd.grad(loss_mi, q_params)
+    else:
+        loss_g, loss_mi, grads_g, grads_q = distributed.generator_gradients(
+            ddp, z, codes, g_params=g_params, q_params=q_params, lambda_mi=config.lambda_mi
+        )
     for name, params, grads in (("generator", g_params, grads_g), ("q", q_params, grads_q)):
         for p, g in zip(params, grads):
             p.grad = g
@@ -252,7 +267,7 @@ def _train_step(
     row = dict(zip(CRITIC_LOG_COLUMNS, means))
     row.update(generator_loss=loss_g.item(), mi_loss=loss_mi.item())
     row.update({f"share_{j}": s for j, s in enumerate(shares)})
-    return row
+    return row if ddp is None else distributed.mean_over_ranks(row, device)
 
 
 def sample_grid(generator: Generator, z: torch.Tensor, codes: torch.Tensor, *, columns: int, scale: int = 2) -> np.ndarray:
@@ -356,18 +371,30 @@ def train(
         SIGINT or SIGTERM came; a checkpoint was saved first (:mod:`cellgan.model.guard`).
     TrainingDiverged
         A loss or weight became NaN or infinite again after one rollback with lower learning rates.
+
+    Notes
+    -----
+    Inside a process group of several ranks (:func:`cellgan.model.distributed.process_group`,
+    as ``torchrun`` sets up), every rank calls this with the same arguments and trains its
+    DDP replica; ``batch_size`` is then per rank, and rank 0 alone writes ``out_dir``.
     """
     out_dir = Path(out_dir)
+    ranks = distributed.current_ranks()
+    arguments = dict(device=device, resume=resume, progress=progress, table=table, ranks=ranks)
+    if ranks is not None and not ranks.leads:  # rank 0 alone writes out_dir, and holds its lock
+        return _train(patches_uint8, out_dir, config, **arguments)
     with folder_lock(out_dir):
         for folder in (out_dir, out_dir / "samples"):  # what writers killed before left
             remove_temporaries(folder)
-        return _train(patches_uint8, out_dir, config, device=device, resume=resume, progress=progress, table=table)
+        return _train(patches_uint8, out_dir, config, **arguments)
 
 
-def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume, progress, table) -> TrainResult:
-    """:func:`train`, once it holds ``out_dir``'s lock."""
+def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume, progress, table, ranks) -> TrainResult:
+    """:func:`train`, once rank 0 holds ``out_dir``'s lock."""
     _check_table(config, table, len(patches_uint8))
     device = resolve_device(device, set_threads=False)
+    if ranks is not None and config.strong_views:
+        raise ConfigError("strong_views runs on one process only: train it without torchrun")
     generator, critic = build_models(config, device)
     optimizers = build_optimizers(generator, critic, config)
     step, elapsed, lr_scale = 0, 0.0, 1.0
@@ -379,9 +406,12 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
     rates = learning_rates(config)
     set_learning_rates(optimizers, rates, lr_scale)
     partners = nearest_cells(table, config.pair_neighbours) if config.pair_neighbours else None
-    self_labels = _self_labels(config, patches_uint8, table, device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_config(out_dir, config)
+    self_labels = _self_labels(config, patches_uint8, table, device, ranks)
+    ddp = None if ranks is None else distributed.wrap_models(generator, critic, ranks, device)
+    leads = ranks is None or ranks.leads
+    if leads:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_config(out_dir, config)
     sampler = PatchSampler(
         patches_uint8,
         batch_size=config.batch_size,
@@ -389,22 +419,27 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
         augment=config.augment,
         pairs=config.lambda_pair > 0 and not config.strong_views,  # strong views pair Q's inputs themselves
         partners=partners,
+        rows=None if ranks is None else distributed.rank_rows(len(patches_uint8), ranks),
         device=device,
     )
     fixed_z, fixed_codes = _fixed_latent(config, device)
-    log = _Log(out_dir / LOG_NAME, config.categories, keep_until=step if resume else None)
+    log = _Log(out_dir / LOG_NAME, config.categories, keep_until=step if resume else None) if leads else None
 
-    def budget_left() -> bool:
-        return (config.iterations is None or step < config.iterations) and (
-            config.minutes is None or elapsed < config.minutes * 60
+    def budget_left(signals: StopSignals) -> bool:
+        left = (
+            (config.iterations is None or step < config.iterations)
+            and (config.minutes is None or elapsed < config.minutes * 60)
+            and signals.received is None
         )
+        return left if ranks is None else distributed.rank_zero_decides(left, device)
 
-    def save() -> Path:  # the one place training saves (rank 0 alone, in a multi-process run)
+    def save() -> None:  # the one place training saves (rank 0 alone, in a multi-process run)
         nonlocal saved_step, last_save
         saved_step, last_save = step, time.perf_counter()
-        return save_training_state(
-            out_dir, generator, critic, optimizers, step=step, elapsed_seconds=elapsed, config=config, lr_scale=lr_scale
-        )
+        if leads:
+            save_training_state(
+                out_dir, generator, critic, optimizers, step=step, elapsed_seconds=elapsed, config=config, lr_scale=lr_scale
+            )
 
     def write_samples() -> None:
         grid = sample_grid(generator, fixed_z, fixed_codes, columns=SAMPLE_COLUMNS)
@@ -412,7 +447,7 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
         _write_png(out_dir / "samples" / "latest.png", grid)
 
     bar = None
-    if progress:
+    if progress and leads:
         from tqdm import tqdm
 
         bar = tqdm(total=config.iterations, initial=step, unit="it", desc="train", dynamic_ncols=True)
@@ -423,26 +458,30 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
         try:
             if not resume:
                 save()  # step 0: from here on a kill leaves a checkpoint to resume, and a divergence one to roll back to
-            while budget_left() and signals.received is None:
+            while budget_left(signals):
                 tic = time.perf_counter()
-                row = _train_step(generator, critic, optimizers, sampler, step, config, self_labels=self_labels)
+                row = _train_step(generator, critic, optimizers, sampler, step, config, self_labels=self_labels, ddp=ddp)
+                # the same on every rank: the row is the ranks' mean and the weights are in step
                 problem = non_finite(row, {"generator": generator, "critic": critic})
                 if problem is not None:  # roll back to the last checkpoint, with the rates lowered once
                     source = out_dir / META_NAME
                     lr_scale = lowered_scale(lr_scale, problem=problem, step=step + 1, checkpoint_step=saved_step, source=source)
                     failed_at, (step, _, _) = step + 1, _restore(out_dir, config, generator, critic, optimizers, device)
                     set_learning_rates(optimizers, rates, lr_scale)
-                    log.close()
-                    log = _Log(out_dir / LOG_NAME, config.categories, keep_until=step)
+                    if leads:
+                        log.close()
+                        log = _Log(out_dir / LOG_NAME, config.categories, keep_until=step)
+                        print(
+                            f"{out_dir}: training diverged at step {failed_at} ({problem}); rolled back to step {step}, "
+                            f"learning rates lowered to {lr_scale:g}× the recipe's",
+                            file=sys.stderr,
+                        )
                     save()
-                    print(
-                        f"{out_dir}: training diverged at step {failed_at} ({problem}); rolled back to step {step}, "
-                        f"learning rates lowered to {lr_scale:g}× the recipe's",
-                        file=sys.stderr,
-                    )
                     continue
                 step += 1
                 elapsed += time.perf_counter() - tic
+                if not leads:
+                    continue
                 log.write({"step": step, "seconds": elapsed, **row})
                 if bar is not None:
                     bar.update(1)
@@ -454,14 +493,18 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
                 if due_steps or due_time or step == FIRST_CHECKPOINT_STEP:
                     save()
         finally:
-            log.close()
+            if log is not None:
+                log.close()
             if bar is not None:
                 bar.close()
         if step != saved_step:
             save()
         if signals.received is not None:
             raise signals.interrupted(out_dir / META_NAME, step)
-    write_samples()
+    if leads:
+        write_samples()
+    if ranks is not None:  # the other ranks return once the checkpoint is written
+        distributed.barrier()
     stopped_by = "iterations" if config.iterations is not None and step >= config.iterations else "minutes"
     return TrainResult(out_dir, step, elapsed, stopped_by)
 
@@ -481,19 +524,27 @@ def _check_table(config: TrainConfig, table: pd.DataFrame | None, n_patches: int
         raise ConfigError(f"the cell table has {len(table)} rows but there are {n_patches} patches")
 
 
-def _self_labels(config: TrainConfig, patches, table: pd.DataFrame | None, device) -> torch.Tensor | None:
-    """Every real cell's self-label on ``device`` when the recipe teaches Q with them, else None."""
+def _self_labels(config: TrainConfig, patches, table: pd.DataFrame | None, device, ranks=None) -> torch.Tensor | None:
+    """Every real cell's self-label on ``device`` when the recipe teaches Q with them, else None.
+
+    Under DDP (``ranks``) rank 0 computes them on the whole table and sends them to the others.
+    """
     if not config.lambda_self_label:
         return None
-    labels = neighbourhood_clusters(
-        patches,
-        table,
-        clusters=config.categories,
-        neighbours=config.self_label_neighbours,
-        seed=config.seed,
-        moments_weight=config.self_label_moments,
-    )
-    return torch.from_numpy(labels).to(device)
+
+    def compute() -> torch.Tensor:
+        labels = neighbourhood_clusters(
+            patches,
+            table,
+            clusters=config.categories,
+            neighbours=config.self_label_neighbours,
+            seed=config.seed,
+            moments_weight=config.self_label_moments,
+        )
+        return torch.from_numpy(labels).to(device)
+
+    like = torch.empty(len(patches), dtype=torch.int64, device=device)
+    return distributed.from_rank_zero(compute, like, ranks)
 
 
 def _has_checkpoint(out_dir: Path) -> bool:
