@@ -1,23 +1,36 @@
-"""Image files → a cell store, one shard per image, resumable: :func:`segment_images`.
+"""Image files and slides → a cell store, one shard per image or slide, resumable: :func:`segment_images`.
 
-Also what the runs over many files share: :class:`RunSummary`, the image ids
-(:func:`image_ids`) and the one-line reason a file failed.
+The work is a set of independent tasks, one per image and one per slide tile
+(:mod:`cellgan.segment.slide`), run in this process or by Dask workers
+(``scheduler``: :func:`task_runner`); each task writes its own shard or tile part,
+and the ids and the order of the cells are fixed before any task runs, so the store
+is the same whoever ran the tasks. Also what the runs over many files share:
+:class:`RunSummary`, the image ids (:func:`image_ids`) and the one-line reason a
+file failed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cellgan.errors import CellganError
 from cellgan.io.files import safe_image_id
 from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rgb
+from cellgan.io.slides import is_slide
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.image import refuse_crop_patches, reinhard_target, segment_image
 from cellgan.segment.reference import resolve_reference
 
-__all__ = ["RunSummary", "image_ids", "segment_images"]
+__all__ = ["SCHEDULER_FORMS", "RunSummary", "SchedulerError", "image_ids", "segment_images", "task_runner"]
+
+#: How a scheduler is named (``--scheduler``): in this process, a local Dask cluster of N
+#: worker processes, or a running Dask scheduler's address.
+SCHEDULER_FORMS = ("serial", "local:N", "tcp://HOST:PORT")
 
 
 #: The reason :class:`RunSummary` gives for an image segmented without finding a cell.
@@ -92,6 +105,135 @@ def check_patch_mode(store, config: SegmentConfig) -> None:
         )
 
 
+class SchedulerError(CellganError, ValueError):
+    """A scheduler that cannot be used: a malformed name, Dask not installed, an address not answering."""
+
+
+class _InProcess:
+    """Runs the tasks one after another in this process."""
+
+    def map(self, task, items):
+        for item in items:
+            yield item, task(item)
+
+
+class _Dask:
+    """Runs the tasks on a Dask cluster (``distributed.Client``), yielding each result as it comes."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def map(self, task, items):
+        from distributed import as_completed
+
+        items = list(items)
+        futures = self.client.map(task, items, pure=False)
+        which = {future.key: item for future, item in zip(futures, items)}
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except Exception as err:  # a worker lost, a task that could not be sent: that item fails
+                result = _Failed(failure_reason(err, Path(str(which[future.key]))))
+            yield which[future.key], result
+
+
+@contextlib.contextmanager
+def task_runner(scheduler: str | None):
+    """What runs the tasks of :func:`segment_images`: this process, or a Dask cluster.
+
+    Parameters
+    ----------
+    scheduler : str or None
+        None or ``"serial"``: this process. ``"local:N"``: a ``distributed.LocalCluster``
+        of N single-threaded worker processes on this machine, closed afterwards.
+        ``"tcp://HOST:PORT"`` (or ``tls://``): the running Dask scheduler at that
+        address, whose workers must reach the input files and the store's folder
+        under the same paths (a shared file system).
+
+    Raises
+    ------
+    SchedulerError
+    """
+    if scheduler in (None, "serial"):
+        yield _InProcess()
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as err:
+        raise SchedulerError(f"--scheduler {scheduler}: Dask is not installed; pip install 'cellgan[dask]'") from err
+    if scheduler.startswith("local:"):
+        try:
+            workers = int(scheduler.removeprefix("local:"))
+        except ValueError:
+            workers = 0
+        if workers < 1:
+            raise SchedulerError(f"--scheduler {scheduler}: expected local:N with N a whole number of at least 1")
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            with Client(cluster) as client:
+                yield _Dask(client)
+        return
+    if scheduler.startswith(("tcp://", "tls://")):
+        try:
+            client = Client(scheduler, timeout="30s")
+        except OSError as err:
+            raise SchedulerError(f"--scheduler {scheduler}: no Dask scheduler answers there ({err})") from err
+        with client:
+            yield _Dask(client)
+        return
+    raise SchedulerError(f"--scheduler {scheduler}: not one of {', '.join(SCHEDULER_FORMS)}")
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A task's failure, as a one-line reason (tasks return it rather than raise, so that the others go on)."""
+
+    reason: str
+
+
+def _image_task(item, *, store_root: Path, config: SegmentConfig, max_pixels: int):
+    """Segment one image file into its shard; the number of cells, or :class:`_Failed`."""
+    from cellgan.io.cellstore import CellStore
+
+    path, image_id = item
+    try:
+        rgb = read_rgb(path, max_pixels=max_pixels)
+        mpp = config.mpp if config.mpp is not None else read_mpp(path)
+        result = segment_image(rgb, dataclasses.replace(config, mpp=mpp), image_id=image_id)
+        CellStore.open(store_root).write_image(
+            image_id, result.table, result.patches, label_mask=result.label_mask, overlay=result.overlay
+        )
+    except Exception as err:  # one bad image must not stop the run; it is reported
+        return _Failed(failure_reason(err, path))
+    return len(result.table)
+
+
+def _plan_task(item, *, config: SegmentConfig):
+    """A slide's :class:`~cellgan.segment.slide.SlidePlan`, or :class:`_Failed`."""
+    from cellgan.segment.slide import plan_slide
+
+    path, slide_id = item
+    try:
+        return plan_slide(path, slide_id, config)
+    except Exception as err:  # one bad slide must not stop the run; it is reported
+        return _Failed(failure_reason(err, path))
+
+
+def _tile_task(item, *, store_root: Path):
+    """Segment one tile of a slide into its part; the number of cells, or :class:`_Failed`."""
+    from cellgan.segment.slide import segment_tile
+
+    plan, tile = item
+    try:
+        return segment_tile(plan, tile, _tiles_dir(store_root, plan.slide_id))
+    except Exception as err:  # the slide fails with this reason; its other tiles are kept for a re-run
+        return _Failed(f"tile {tile.index} at ({tile.x}, {tile.y}): {failure_reason(err, plan.path)}")
+
+
+def _tiles_dir(store_root: Path, slide_id: str) -> Path:
+    """Where a slide's tile parts wait until :func:`cellgan.segment.slide.join_parts` makes its shard."""
+    return Path(store_root) / "tiles" / slide_id
+
+
 def segment_images(
     paths,
     store,
@@ -99,17 +241,22 @@ def segment_images(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
+    scheduler: str | None = None,
 ) -> RunSummary:
-    """Segment image files into a cell store, one shard per image; resumable.
+    """Segment image files and slides into a cell store, one shard per image or slide; resumable.
 
     Images already in the store (``store.has_image``) are skipped. An image that
     fails (unreadable, empty, over the pixel budget, blank, smaller than a patch, not
     H&E, ...) is reported with the reason and the others go on; one segmented
     without a nucleus is written and named in ``empty``. The pixel size is
     ``config.mpp`` or, when None, the file's own
-    (:func:`cellgan.io.images.read_mpp`), else estimated. A
-    ``config.reinhard_reference`` of ``"typical"`` is the most typical of these
-    images (:func:`cellgan.segment.reference.typical_image`).
+    (:func:`cellgan.io.images.read_mpp`), else estimated. Slides
+    (:func:`cellgan.io.slides.is_slide`) are segmented tile by tile at
+    ``config.work_mpp`` (:mod:`cellgan.segment.slide`; ``config.mpp``, when set, is
+    their level 0's pixel size), without a pixel budget; a slide's finished tiles
+    are kept when it is interrupted. A ``config.reinhard_reference`` of
+    ``"typical"`` is the most typical of these images
+    (:func:`cellgan.segment.reference.typical_image`).
 
     Parameters
     ----------
@@ -122,6 +269,8 @@ def segment_images(
         The pixel budget of each image (:func:`cellgan.io.images.read_rgb`).
     progress : bool
         Show a tqdm progress bar.
+    scheduler : str, optional
+        What runs the tasks (:func:`task_runner`); the store is the same whatever it is.
 
     Returns
     -------
@@ -139,25 +288,62 @@ def segment_images(
         config = dataclasses.replace(config, reinhard_reference=resolve_reference(config.reinhard_reference, files))
         reinhard_target(config.reinhard_reference)  # fail now, not once per image
     ids = image_ids(files)
-    done, skipped, failed, empty = [], [], {}, {}
-    bar = tqdm(files, desc="segment", unit="image", disable=not progress)
-    for path in bar:
-        image_id = ids[path]
-        if store.has_image(image_id):
-            skipped.append(image_id)
+    skipped = [ids[p] for p in files if store.has_image(ids[p])]
+    todo = [p for p in files if not store.has_image(ids[p])]
+    slides = [p for p in todo if is_slide(p)]
+    images = [p for p in todo if p not in set(slides)]
+    cells: dict[Path, int] = {}
+    failed: dict[Path, str] = {}
+    with task_runner(scheduler) as runner:
+        task = functools.partial(_image_task, store_root=store.root, config=config, max_pixels=max_pixels)
+        bar = tqdm(total=len(images), desc="segment", unit="image", disable=not progress or not images)
+        for (path, _), result in runner.map(task, [(p, ids[p]) for p in images]):
+            bar.update()
+            _record(path, result, cells, failed)
+        bar.close()
+        if slides:
+            _segment_slides(runner, slides, ids, store, config, cells, failed, progress=progress)
+    done = [ids[p] for p in todo if p in cells]
+    empty = {str(p): NO_NUCLEUS for p in todo if cells.get(p) == 0}
+    return RunSummary(tuple(done), tuple(skipped), {str(p): failed[p] for p in todo if p in failed}, empty)
+
+
+def _record(path: Path, result, cells: dict, failed: dict) -> None:
+    if isinstance(result, _Failed):
+        failed[path] = result.reason
+    else:
+        cells[path] = result
+
+
+def _segment_slides(runner, slides, ids, store, config, cells: dict, failed: dict, *, progress: bool) -> None:
+    """Plan each slide, segment all their tiles not yet done as one set of tasks, then join each slide's parts."""
+    from tqdm.auto import tqdm
+
+    from cellgan.segment.slide import join_parts, part_paths
+
+    plans = {}
+    for (path, _), result in runner.map(functools.partial(_plan_task, config=config), [(p, ids[p]) for p in slides]):
+        if isinstance(result, _Failed):
+            failed[path] = result.reason
+        else:
+            plans[path] = result
+    tiles = [
+        (plan, tile)
+        for plan in plans.values()
+        for tile in plan.tiles
+        if not part_paths(_tiles_dir(store.root, plan.slide_id), tile)[1].is_file()
+    ]
+    slide_of = {plan.slide_id: path for path, plan in plans.items()}
+    bar = tqdm(total=len(tiles), desc="segment slides", unit="tile", disable=not progress or not tiles)
+    for (plan, _), result in runner.map(functools.partial(_tile_task, store_root=store.root), tiles):
+        bar.update()
+        if isinstance(result, _Failed):
+            failed.setdefault(slide_of[plan.slide_id], result.reason)
+    bar.close()
+    for path, plan in plans.items():
+        if path in failed:
             continue
-        bar.set_postfix_str(path.name, refresh=False)
         try:
-            rgb = read_rgb(path, max_pixels=max_pixels)
-            mpp = config.mpp if config.mpp is not None else read_mpp(path)
-            result = segment_image(rgb, dataclasses.replace(config, mpp=mpp), image_id=image_id)
-            store.write_image(
-                image_id, result.table, result.patches, label_mask=result.label_mask, overlay=result.overlay
-            )
-        except Exception as err:  # one bad image must not stop the run; it is reported
-            failed[str(path)] = failure_reason(err, path)
-            continue
-        done.append(image_id)
-        if result.table.empty:
-            empty[str(path)] = NO_NUCLEUS
-    return RunSummary(tuple(done), tuple(skipped), failed, empty)
+            cells[path] = join_parts(store, plan, _tiles_dir(store.root, plan.slide_id))
+        except Exception as err:  # one bad slide must not stop the others
+            failed[path] = failure_reason(err, path)
