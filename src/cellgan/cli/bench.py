@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cellgan.bench import clustering, composition, segmentation
+from cellgan.bench import clustering, composition, scale, segmentation
 from cellgan.cli.common import (
     add_config_option,
     add_data_root_option,
@@ -32,6 +32,7 @@ def register(subparsers) -> None:
     _register_segmentation(benchmarks)
     _register_clustering(benchmarks)
     _register_composition(benchmarks)
+    _register_scale(benchmarks)
 
 
 def _benchmark_parser(
@@ -215,6 +216,32 @@ def run_composition(args) -> int:
         f"{result['images']} images, {result['detected_cells']} cells: composition MAE "
         f"{result['composition_mae']:.3f}, Pearson {pearson} -> {args.json}"
     )
+    return 0
+
+
+def _register_scale(subparsers) -> None:
+    parser = _benchmark_parser(
+        subparsers,
+        "scale",
+        help="segmentation throughput with 1 and 2 Dask workers, slide memory against size, DDP throughput",
+        description=scale.__doc__.split("\n\n")[0],
+        data_root_help="folder holding bm_graz/",
+    )
+    parser.add_argument("--work-dir", type=Path, required=True, metavar="DIR", help="scratch space (emptied first)")
+    parser.add_argument(
+        "--slide-tiles", type=positive_int, nargs="+", default=[4, 16, 64], metavar="N",
+        help="slide areas to measure, in tile areas [4 16 64]",
+    )
+    parser.set_defaults(func=run_scale)
+
+
+def run_scale(args) -> int:
+    """``cellgan bench scale``: run it, write the JSON."""
+    from cellgan.bench._common import write_json
+
+    result = scale.run_scale_benchmark(args.data_root, work_dir=args.work_dir, slide_tiles=tuple(args.slide_tiles))
+    write_json(result, args.json)
+    print(f"-> {args.json}")
     return 0
 
 

@@ -236,11 +236,19 @@ def write_pyramid_tiff(path, rgb: np.ndarray, *, mpp: float, levels: int = 3, ti
     atomic_write(Path(path), write)
 
 
-def _halve(rgb: np.ndarray, factor: int) -> np.ndarray:
-    """``rgb`` block-averaged by ``factor`` (the size rounded down), as pyramid levels are made."""
-    height, width = (rgb.shape[0] // factor) * factor, (rgb.shape[1] // factor) * factor
-    blocks = rgb[:height, :width].reshape(height // factor, factor, width // factor, factor, 3)
-    return np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
+def _halve(rgb: np.ndarray, factor: int, *, rows: int = 256) -> np.ndarray:
+    """``rgb`` block-averaged by ``factor`` (the size rounded down), as pyramid levels are made.
+
+    In strips of ``rows`` output rows, so that a memory-mapped ``rgb`` larger than memory can be halved.
+    """
+    height, width = rgb.shape[0] // factor, rgb.shape[1] // factor
+    out = np.empty((height, width, 3), np.uint8)
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        strip = np.asarray(rgb[top * factor : bottom * factor, : width * factor], dtype=np.float32)
+        blocks = strip.reshape(bottom - top, factor, width, factor, 3)
+        out[top:bottom] = np.round(blocks.mean(axis=(1, 3)))
+    return out
 
 
 def image_or_overview(path) -> np.ndarray:

@@ -207,13 +207,13 @@ def _image_task(item, *, store_root: Path, config: SegmentConfig, max_pixels: in
     return len(result.table)
 
 
-def _plan_task(item, *, config: SegmentConfig):
+def _plan_task(item, *, config: SegmentConfig, tile_side: int):
     """A slide's :class:`~cellgan.segment.slide.SlidePlan`, or :class:`_Failed`."""
     from cellgan.segment.slide import plan_slide
 
     path, slide_id = item
     try:
-        return plan_slide(path, slide_id, config)
+        return plan_slide(path, slide_id, config, tile_side=tile_side)
     except Exception as err:  # one bad slide must not stop the run; it is reported
         return _Failed(failure_reason(err, path))
 
@@ -242,6 +242,7 @@ def segment_images(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
     scheduler: str | None = None,
+    tile_side: int | None = None,
 ) -> RunSummary:
     """Segment image files and slides into a cell store, one shard per image or slide; resumable.
 
@@ -271,6 +272,9 @@ def segment_images(
         Show a tqdm progress bar.
     scheduler : str, optional
         What runs the tasks (:func:`task_runner`); the store is the same whatever it is.
+    tile_side : int, optional
+        A slide tile's side in pixels, margins included (default
+        :data:`cellgan.segment.slide.TILE_SIDE`).
 
     Returns
     -------
@@ -302,7 +306,7 @@ def segment_images(
             _record(path, result, cells, failed)
         bar.close()
         if slides:
-            _segment_slides(runner, slides, ids, store, config, cells, failed, progress=progress)
+            _segment_slides(runner, slides, ids, store, config, cells, failed, progress=progress, tile_side=tile_side)
     done = [ids[p] for p in todo if p in cells]
     empty = {str(p): NO_NUCLEUS for p in todo if cells.get(p) == 0}
     return RunSummary(tuple(done), tuple(skipped), {str(p): failed[p] for p in todo if p in failed}, empty)
@@ -315,14 +319,17 @@ def _record(path: Path, result, cells: dict, failed: dict) -> None:
         cells[path] = result
 
 
-def _segment_slides(runner, slides, ids, store, config, cells: dict, failed: dict, *, progress: bool) -> None:
+def _segment_slides(
+    runner, slides, ids, store, config, cells: dict, failed: dict, *, progress: bool, tile_side: int | None
+) -> None:
     """Plan each slide, segment all their tiles not yet done as one set of tasks, then join each slide's parts."""
     from tqdm.auto import tqdm
 
-    from cellgan.segment.slide import join_parts, part_paths
+    from cellgan.segment.slide import TILE_SIDE, join_parts, part_paths
 
+    plan = functools.partial(_plan_task, config=config, tile_side=tile_side or TILE_SIDE)
     plans = {}
-    for (path, _), result in runner.map(functools.partial(_plan_task, config=config), [(p, ids[p]) for p in slides]):
+    for (path, _), result in runner.map(plan, [(p, ids[p]) for p in slides]):
         if isinstance(result, _Failed):
             failed[path] = result.reason
         else:

@@ -217,11 +217,12 @@ def slide_statistics(slide, tiles, margin: int, config: SegmentConfig) -> ImageS
     return ImageStatistics(matrix, lab, float(threshold))
 
 
-def plan_slide(path, slide_id: str, config: SegmentConfig) -> SlidePlan:
+def plan_slide(path, slide_id: str, config: SegmentConfig, *, tile_side: int = TILE_SIDE) -> SlidePlan:
     """Open a slide, find its tissue tiles and measure its statistics.
 
     ``config.mpp``, when set, is level 0's pixel size (over the slide's metadata);
-    the tiles are segmented at ``config.work_mpp``.
+    the tiles, of ``tile_side`` pixels with their margins, are segmented at
+    ``config.work_mpp``.
 
     Raises
     ------
@@ -233,7 +234,7 @@ def plan_slide(path, slide_id: str, config: SegmentConfig) -> SlidePlan:
     with open_slide(path, mpp=config.mpp) as slide:
         width, height = slide.size_at(work.mpp)
         overview, overview_mpp = slide.overview()
-        grid = tile_grid(width, height, core=TILE_SIDE - 2 * margin)
+        grid = tile_grid(width, height, core=tile_side - 2 * margin)
         tiles = tissue_cores(overview, work.mpp / overview_mpp, grid, work)
         statistics = slide_statistics(slide, tiles, margin, work)
         slide_mpp = slide.mpp
