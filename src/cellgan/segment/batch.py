@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import importlib.util
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,15 @@ from cellgan.segment.config import SegmentConfig
 from cellgan.segment.image import refuse_crop_patches, reinhard_target, segment_image
 from cellgan.segment.reference import resolve_reference
 
-__all__ = ["SCHEDULER_FORMS", "RunSummary", "SchedulerError", "image_ids", "segment_images", "task_runner"]
+__all__ = [
+    "SCHEDULER_FORMS",
+    "RunSummary",
+    "SchedulerError",
+    "image_ids",
+    "parse_scheduler",
+    "segment_images",
+    "task_runner",
+]
 
 #: How a scheduler is named (``--scheduler``): in this process, a local Dask cluster of N
 #: worker processes, or a running Dask scheduler's address.
@@ -154,33 +163,47 @@ def task_runner(scheduler: str | None):
     ------
     SchedulerError
     """
-    if scheduler in (None, "serial"):
+    kind, workers = parse_scheduler(scheduler)
+    if kind == "serial":
         yield _InProcess()
         return
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as err:
-        raise SchedulerError(f"--scheduler {scheduler}: Dask is not installed; pip install 'cellgan[dask]'") from err
-    if scheduler.startswith("local:"):
-        try:
-            workers = int(scheduler.removeprefix("local:"))
-        except ValueError:
-            workers = 0
-        if workers < 1:
-            raise SchedulerError(f"--scheduler {scheduler}: expected local:N with N a whole number of at least 1")
+    from distributed import Client, LocalCluster
+
+    if kind == "local":
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
             with Client(cluster) as client:
                 yield _Dask(client)
         return
-    if scheduler.startswith(("tcp://", "tls://")):
-        try:
-            client = Client(scheduler, timeout="30s")
-        except OSError as err:
-            raise SchedulerError(f"--scheduler {scheduler}: no Dask scheduler answers there ({err})") from err
-        with client:
-            yield _Dask(client)
-        return
-    raise SchedulerError(f"--scheduler {scheduler}: not one of {', '.join(SCHEDULER_FORMS)}")
+    try:
+        client = Client(scheduler, timeout="30s")
+    except OSError as err:
+        raise SchedulerError(f"--scheduler {scheduler}: no Dask scheduler answers there ({err})") from err
+    with client:
+        yield _Dask(client)
+
+
+def parse_scheduler(scheduler: str | None) -> tuple[str, int]:
+    """``("serial", 0)``, ``("local", N)`` or ``("address", 0)`` for a scheduler name (:func:`task_runner`).
+
+    Raises
+    ------
+    SchedulerError
+        The name has none of the forms of :data:`SCHEDULER_FORMS`, or Dask is needed and not installed.
+    """
+    if scheduler in (None, "serial"):
+        return "serial", 0
+    if scheduler.startswith("local:"):
+        workers = scheduler.removeprefix("local:")
+        if not workers.isdigit() or int(workers) < 1:
+            raise SchedulerError(f"--scheduler {scheduler}: expected local:N with N a whole number of at least 1")
+        kind = ("local", int(workers))
+    elif scheduler.startswith(("tcp://", "tls://")):
+        kind = ("address", 0)
+    else:
+        raise SchedulerError(f"--scheduler {scheduler}: not one of {', '.join(SCHEDULER_FORMS)}")
+    if importlib.util.find_spec("distributed") is None:
+        raise SchedulerError(f"--scheduler {scheduler}: Dask is not installed; pip install 'cellgan[dask]'")
+    return kind
 
 
 @dataclass(frozen=True)
@@ -287,6 +310,7 @@ def segment_images(
     config = SegmentConfig() if config is None else config
     refuse_crop_patches(config)
     check_patch_mode(store, config)
+    parse_scheduler(scheduler)  # a bad name fails before any work
     files = find_images(paths)
     if config.reinhard_reference is not None:
         config = dataclasses.replace(config, reinhard_reference=resolve_reference(config.reinhard_reference, files))
