@@ -15,6 +15,7 @@ budget of :func:`cellgan.io.images.read_rgb` does not apply to slides.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -86,7 +87,7 @@ class Slide:
         scale = self.mpp / mpp
         return max(1, int(round(self.dimensions[0] * scale))), max(1, int(round(self.dimensions[1] * scale)))
 
-    def overview(self, *, max_pixels: int = 4_000_000, finest_mpp: float = 2.0) -> tuple[np.ndarray, float]:
+    def overview(self, *, max_pixels: int = 1_000_000, finest_mpp: float = 2.0) -> tuple[np.ndarray, float]:
         """The whole slide at low resolution: ``(rgb, mpp)``, at most ``max_pixels`` and no finer than ``finest_mpp``."""
         width_um, height_um = self.dimensions[0] * self.mpp, self.dimensions[1] * self.mpp
         mpp = max(finest_mpp, self.mpp, math.sqrt(width_um * height_um / max_pixels))
@@ -141,7 +142,10 @@ class Slide:
             region = self._handle.read_region(location, level, (x1 - x0, y1 - y0))
         except Exception as err:  # the libraries raise their own types for corrupt tiles
             raise SlideReadError(f"{self.path}: cannot read a region ({type(err).__name__}: {err})") from err
-        out[y0 - y : y1 - y, x0 - x : x1 - x] = to_rgb_uint8(np.asarray(region), name=str(self.path))
+        region = np.asarray(region)
+        if region.ndim == 3 and region.shape[2] == 4 and region[..., 3].min() == 255:
+            region = region[..., :3]  # opaque (all of a scanned area): no compositing to do
+        out[y0 - y : y1 - y, x0 - x : x1 - x] = to_rgb_uint8(region, name=str(self.path))
         return out
 
 
@@ -261,5 +265,11 @@ def image_or_overview(path) -> np.ndarray:
 
     if not is_slide(path):
         return read_rgb(path)
+    return _overview(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _overview(path: str, mtime_ns: int) -> np.ndarray:
+    """A slide's overview, read once per process while the file is unchanged (the reference is asked for often)."""
     with open_slide(path) as slide:
         return slide.overview()[0]

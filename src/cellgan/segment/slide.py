@@ -165,8 +165,8 @@ def _read_tile(slide, tile: Tile, margin: int, mpp: float) -> tuple[np.ndarray, 
 def slide_statistics(slide, tiles, margin: int, config: SegmentConfig) -> ImageStatistics:
     """The stain vectors, colour statistics and foreground threshold of a slide, from a few of its tiles.
 
-    The cores of at most :data:`STATISTICS_TILES` tissue tiles, evenly spaced in tile
-    order, stand for the slide: the Macenko estimate (or the reference vectors) and
+    The central quarters of the cores of at most :data:`STATISTICS_TILES` tissue
+    tiles, evenly spaced in tile order, stand for the slide: the Macenko estimate (or the reference vectors) and
     the CIELAB statistics are those of their pixels together, and the threshold is
     ``config.threshold_factor`` × the Otsu threshold of their smoothed haematoxylin
     over their tissue, as :func:`cellgan.segment.nuclei.segment_nuclei` computes it
@@ -193,7 +193,7 @@ def slide_statistics(slide, tiles, margin: int, config: SegmentConfig) -> ImageS
     if not tiles:
         raise SegmentationError("no tissue: the slide's overview holds none")
     chosen = [tiles[i] for i in sorted(set(np.linspace(0, len(tiles) - 1, STATISTICS_TILES).round().astype(int)))]
-    cores = [_read_tile(slide, tile, 0, config.mpp)[0] for tile in chosen]
+    cores = [_read_tile(slide, _central_quarter(tile), 0, config.mpp)[0] for tile in chosen]
     pixels = np.concatenate([core.reshape(-1, 1, 3) for core in cores])
     refuse_non_h_and_e(pixels, optical_density(pixels).sum(axis=2) > config.tissue_od)
     if config.stain_vectors == "macenko":
@@ -215,6 +215,12 @@ def slide_statistics(slide, tiles, margin: int, config: SegmentConfig) -> ImageS
         raise SegmentationError("no tissue in the tiles the slide's statistics are taken from")
     threshold = foreground_threshold(np.concatenate(smooth), np.concatenate(tissue), factor=config.threshold_factor)
     return ImageStatistics(matrix, lab, float(threshold))
+
+
+def _central_quarter(tile: Tile) -> Tile:
+    """The middle of a tile's core, half its width and height (at least a patch's side, within the core)."""
+    width, height = min(tile.width, max(tile.width // 2, PATCH_SIZE)), min(tile.height, max(tile.height // 2, PATCH_SIZE))
+    return Tile(tile.index, tile.x + (tile.width - width) // 2, tile.y + (tile.height - height) // 2, width, height)
 
 
 def plan_slide(path, slide_id: str, config: SegmentConfig, *, tile_side: int = TILE_SIDE) -> SlidePlan:
