@@ -28,6 +28,9 @@ __all__ = ["Slide", "SlideReadError", "is_slide", "image_or_overview", "open_sli
 #: The suffixes OpenSlide reads (``SLIDE_SUFFIXES`` less the TIFF ones, which tiffslide reads).
 _OPENSLIDE_SUFFIXES = tuple(s for s in SLIDE_SUFFIXES if s not in (".tif", ".tiff"))
 
+#: The most pixels of a pyramid level that :meth:`Slide.overview` reads at once.
+_STRIP_PIXELS = 16_000_000
+
 _INSTALL_HINT = "install the slides extra: pip install 'cellgan[slides]'"
 
 
@@ -88,11 +91,22 @@ class Slide:
         return max(1, int(round(self.dimensions[0] * scale))), max(1, int(round(self.dimensions[1] * scale)))
 
     def overview(self, *, max_pixels: int = 1_000_000, finest_mpp: float = 2.0) -> tuple[np.ndarray, float]:
-        """The whole slide at low resolution: ``(rgb, mpp)``, at most ``max_pixels`` and no finer than ``finest_mpp``."""
+        """The whole slide at low resolution: ``(rgb, mpp)``, at most ``max_pixels`` and no finer than ``finest_mpp``.
+
+        Read in strips of at most :data:`_STRIP_PIXELS` pixels of the level it comes
+        from, so that a slide without a pyramid is not read whole either.
+        """
         width_um, height_um = self.dimensions[0] * self.mpp, self.dimensions[1] * self.mpp
         mpp = max(finest_mpp, self.mpp, math.sqrt(width_um * height_um / max_pixels))
         width, height = self.size_at(mpp)
-        return self.read(0, 0, width, height, mpp=mpp), mpp
+        level = int(self._handle.get_best_level_for_downsample(mpp / self.mpp))
+        scale = mpp / self.mpp / self._handle.level_downsamples[level]  # level pixels per overview pixel
+        level_pixels_per_row = self._handle.level_dimensions[level][0] * scale**2
+        rows = max(1, int(_STRIP_PIXELS / level_pixels_per_row))
+        out = np.empty((height, width, 3), np.uint8)
+        for top in range(0, height, rows):
+            out[top : top + rows] = self.read(0, top, width, min(rows, height - top), mpp=mpp)
+        return out, mpp
 
     def read(self, x: int, y: int, width: int, height: int, *, mpp: float) -> np.ndarray:
         """The region ``[x, x + width) × [y, y + height)`` of the slide at ``mpp`` µm per pixel.
