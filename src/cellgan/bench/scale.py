@@ -118,12 +118,13 @@ def _throughput(images, work_dir: Path, config, workers: int, *, log) -> dict:
         "megapixels_per_second": megapixels / seconds,
         "megapixels_per_second_after_startup": megapixels / max(seconds - startup, 1e-9),
     }
-    log(f"throughput, {workers} workers: {row['megapixels_per_second']:.2f} MP/s ({seconds:.1f} s, {row['cells']} cells)")
+    rate = row["megapixels_per_second"]
+    log(f"throughput, {workers} workers: {rate:.2f} MP/s ({seconds:.1f} s, {row['cells']} cells)")
     return row
 
 
 def _mosaic_slide(images, path: Path, side: int) -> None:
-    """A ``side`` × ``side`` pyramidal OME-TIFF at 0.5 µm per pixel, tiled with the images in turn (via a memory map)."""
+    """A ``side``² pyramidal OME-TIFF at 0.5 µm per pixel, tiled with the images in turn (via a memory map)."""
     from cellgan.io.images import read_rgb
     from cellgan.io.slides import write_pyramid_tiff
 

@@ -200,7 +200,9 @@ def open_slide(path, *, mpp: float | None = None) -> Slide:
         mpp = _metadata_mpp(handle.properties, prefix)
     if mpp is None or not mpp > 0:
         handle.close()
-        raise SlideReadError(f"{path}: no pixel size in the slide's metadata; give it with --mpp (level 0, µm per pixel)")
+        raise SlideReadError(
+            f"{path}: no pixel size in the slide's metadata; give it with --mpp (level 0, µm per pixel)"
+        )
     return Slide(path, handle, mpp)
 
 
@@ -241,7 +243,8 @@ def write_pyramid_tiff(path, rgb: np.ndarray, *, mpp: float, levels: int = 3, ti
 
     rgb = np.asarray(rgb)
     options = dict(tile=(tile, tile), photometric="rgb", compression="zlib", resolutionunit="CENTIMETER")
-    metadata = {"axes": "YXS", "PhysicalSizeX": mpp, "PhysicalSizeXUnit": "µm", "PhysicalSizeY": mpp, "PhysicalSizeYUnit": "µm"}
+    metadata = {"axes": "YXS", "PhysicalSizeX": mpp, "PhysicalSizeXUnit": "µm"}
+    metadata.update(PhysicalSizeY=mpp, PhysicalSizeYUnit="µm")
 
     def write(tmp: Path) -> None:
         with tifffile.TiffWriter(tmp, ome=True, bigtiff=rgb.nbytes > 2**31) as tif:

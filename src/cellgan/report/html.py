@@ -276,7 +276,8 @@ def _random_members_section(store, cells: pd.DataFrame, sources: dict[str, str],
             xy = cells.loc[rows[here], ["centroid_x", "centroid_y"]].to_numpy(dtype=np.float64)
             ring = tuple(int(c) for c in colors[q])
             if image_id in slides:
-                windows[q][here] = _slide_surroundings(sources[image_id], cells[cells["image"] == image_id], xy, side, ring)
+                rows_here = cells[cells["image"] == image_id]
+                windows[q][here] = _slide_surroundings(sources[image_id], rows_here, xy, side, ring)
             elif rgb is None:
                 missing += len(here)
             else:
@@ -394,7 +395,8 @@ def _slide_section(cells: pd.DataFrame, sources: dict[str, str], colors, config)
         for dy in range(-(dot // 2), dot - dot // 2):
             for dx in range(-(dot // 2), dot - dot // 2):
                 picture[np.clip(y + dy, 0, rgb.shape[0] - 1), np.clip(x + dx, 0, rgb.shape[1] - 1)] = colour
-        caption = f"{image_id}: {len(rows)} nuclei, the whole slide at {mpp:.2g} µm per pixel, from {Path(sources[image_id]).name}"
+        caption = f"{image_id}: {len(rows)} nuclei, the whole slide at {mpp:.2g} µm per pixel"
+        caption += f", from {Path(sources[image_id]).name}"
         figures.append(f"<figure>{_img(png_bytes(picture), image_id)}<figcaption>{_esc(caption)}</figcaption></figure>")
     if not figures:
         return ""

@@ -219,7 +219,8 @@ def slide_statistics(slide, tiles, margin: int, config: SegmentConfig) -> ImageS
 
 def _central_quarter(tile: Tile) -> Tile:
     """The middle of a tile's core, half its width and height (at least a patch's side, within the core)."""
-    width, height = min(tile.width, max(tile.width // 2, PATCH_SIZE)), min(tile.height, max(tile.height // 2, PATCH_SIZE))
+    width = min(tile.width, max(tile.width // 2, PATCH_SIZE))
+    height = min(tile.height, max(tile.height // 2, PATCH_SIZE))
     return Tile(tile.index, tile.x + (tile.width - width) // 2, tile.y + (tile.height - height) // 2, width, height)
 
 
@@ -288,7 +289,7 @@ def _empty_table(slide_id: str) -> pd.DataFrame:
 
 
 def _to_slide_coordinates(table: pd.DataFrame, dx: int, dy: int, plan: SlidePlan) -> pd.DataFrame:
-    """``table`` with its coordinates in a window at ``(dx, dy)`` moved to the slide's, and :data:`SLIDE_COLUMNS` added."""
+    """``table`` with the coordinates of a window at ``(dx, dy)`` moved to the slide's; :data:`SLIDE_COLUMNS` added."""
     table = table.copy()
     for column in ("centroid_x", "bbox_x0", "bbox_x1"):
         table[column] += dx
