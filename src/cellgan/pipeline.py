@@ -122,6 +122,7 @@ def run_pipeline(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
     log=print,
+    scheduler: str | None = None,
 ) -> dict:
     """Run every stage not yet done; return the images segmentation failed on (name -> reason).
 
@@ -145,6 +146,9 @@ def run_pipeline(
         Show the stages' progress bars.
     log : callable
         Receives one line per stage.
+    scheduler : str, optional
+        What runs the segmentation's tasks (:func:`cellgan.segment.batch.task_runner`);
+        not in the stage's key, as the cells are the same whatever it is.
 
     Raises
     ------
@@ -183,7 +187,9 @@ def run_pipeline(
             stage.check_lock()  # before anything is written, config.yaml included
         write_config(config, files.config)
         segment.run(
-            lambda: segment_stage(images, files.cells, config.segment, max_pixels=max_pixels, progress=progress),
+            lambda: segment_stage(
+                images, files.cells, config.segment, max_pixels=max_pixels, progress=progress, scheduler=scheduler
+            ),
             log=log,
         )
         train.run(lambda: train_stage(files.cells, files.model, config.train, device=device, progress=progress), log=log)
@@ -206,7 +212,13 @@ def run_pipeline(
 
 
 def segment_stage(
-    images: list[Path], cells_dir: Path, config, *, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True
+    images: list[Path],
+    cells_dir: Path,
+    config,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+    scheduler: str | None = None,
 ) -> dict:
     """Segment the images into the cell store ``cells_dir``, skipping those already there.
 
@@ -222,6 +234,8 @@ def segment_stage(
         The pixel budget of an image.
     progress : bool
         Show a progress bar.
+    scheduler : str, optional
+        What runs the tasks (:func:`cellgan.segment.batch.task_runner`).
 
     Returns
     -------
@@ -238,7 +252,9 @@ def segment_stage(
     from cellgan.segment import image_ids, segment_images
 
     store = CellStore.create(cells_dir, patch_mode=config.patch_mode)
-    summary = segment_images(list(images), store, config, progress=progress, max_pixels=max_pixels)
+    summary = segment_images(
+        list(images), store, config, progress=progress, max_pixels=max_pixels, scheduler=scheduler
+    )
     if not store.image_ids():
         reasons = "; ".join(f"{name}: {why}" for name, why in summary.failed.items()) or "no image given"
         raise StageError(f"no image could be segmented ({reasons})")

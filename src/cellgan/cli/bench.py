@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cellgan.bench import clustering, composition, reliability, segmentation
+from cellgan.bench import clustering, composition, reliability, scale, segmentation
 from cellgan.cli.common import (
     add_config_option,
     add_data_root_option,
@@ -33,6 +33,7 @@ def register(subparsers) -> None:
     _register_clustering(benchmarks)
     _register_composition(benchmarks)
     _register_reliability(benchmarks)
+    _register_scale(benchmarks)
 
 
 def _benchmark_parser(
@@ -251,6 +252,42 @@ def run_reliability(args) -> int:
         f"-> {args.json}"
     )
     return 0 if result["cases_handled"] == result["cases_tried"] and result["faults_survived"] == result["faults_injected"] else 1
+
+
+def _register_scale(subparsers) -> None:
+    parser = _benchmark_parser(
+        subparsers,
+        "scale",
+        help="segmentation throughput with 1 and 2 Dask workers, slide memory against size, DDP throughput",
+        description=scale.__doc__.split("\n\n")[0],
+        data_root_help="folder holding bm_graz/",
+    )
+    parser.add_argument("--work-dir", type=Path, required=True, metavar="DIR", help="scratch space (emptied first)")
+    parser.add_argument(
+        "--slide-tiles", type=positive_int, nargs="+", default=[4, 16, 64], metavar="N",
+        help="slide areas to measure, in tile areas [4 16 64]",
+    )
+    parser.add_argument(
+        "--tile-side", type=positive_int, default=None, metavar="PX",
+        help="the slides' tile side, margins included [2048]: smaller tiles measure memory against size sooner",
+    )
+    parser.set_defaults(func=run_scale)
+
+
+def run_scale(args) -> int:
+    """``cellgan bench scale``: run it, write the JSON."""
+    from cellgan.bench._common import write_json
+
+    result = scale.run_scale_benchmark(
+        args.data_root,
+        work_dir=args.work_dir,
+        slide_tiles=tuple(args.slide_tiles),
+        tile_side=args.tile_side,
+        log=lambda line: print(line, flush=True),
+    )
+    write_json(result, args.json)
+    print(f"-> {args.json}")
+    return 0
 
 
 def _recipe_and_config(args) -> dict:

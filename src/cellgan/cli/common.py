@@ -52,6 +52,18 @@ def add_max_pixels_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_scheduler_option(parser: argparse.ArgumentParser) -> None:
+    """``--scheduler serial|local:N|tcp://ADDRESS``: what runs the segmentation's tasks (images, slide tiles)."""
+    parser.add_argument(
+        "--scheduler",
+        default="serial",
+        metavar="serial|local:N|tcp://ADDRESS",
+        help="run the segmentation's tasks (one per image, one per slide tile) here one by one, on a local Dask "
+        "cluster of N worker processes, or on the Dask scheduler at ADDRESS (its workers must see the same paths); "
+        "the cells are the same whichever [serial]",
+    )
+
+
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",

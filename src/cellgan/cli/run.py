@@ -11,7 +11,13 @@ import dataclasses
 from dataclasses import fields
 from pathlib import Path
 
-from cellgan.cli.common import add_device_option, add_max_pixels_option, add_recipe_option, add_seed_option
+from cellgan.cli.common import (
+    add_device_option,
+    add_max_pixels_option,
+    add_recipe_option,
+    add_scheduler_option,
+    add_seed_option,
+)
 from cellgan.device import resolve_device
 from cellgan.errors import CellganError, UsageError
 
@@ -39,6 +45,7 @@ def register(subparsers) -> None:
     budget.add_argument("--iterations", type=int, metavar="N", help="train for N generator iterations")
     budget.add_argument("--minutes", type=float, metavar="M", help="train for M minutes [10]")
     add_max_pixels_option(parser)
+    add_scheduler_option(parser)
     add_device_option(parser)
     add_seed_option(parser)
     parser.set_defaults(func=main, seed=None)
@@ -59,7 +66,9 @@ def main(args) -> int:
     files = RunFiles(args.out)
     try:
         images = _expand(args.images) if args.images else default_images()
-        failed = run_pipeline(images, files.root, config, device=device, max_pixels=args.max_pixels)
+        failed = run_pipeline(
+            images, files.root, config, device=device, max_pixels=args.max_pixels, scheduler=args.scheduler
+        )
     except CellganError:
         raise
     except (FileNotFoundError, ValueError) as err:  # plain input errors of the libraries the stages call

@@ -12,6 +12,7 @@ from cellgan.cli.common import (
     add_quiet_option,
     add_recipe_option,
     add_reinhard_reference_option,
+    add_scheduler_option,
 )
 from cellgan.errors import UsageError
 
@@ -63,7 +64,8 @@ def segment_config(args, images, *, defaults: dict | None = None):
     import dataclasses
 
     from cellgan.config import given_options, layered_sections, recipe_sections
-    from cellgan.io.images import ImageReadError, read_rgb
+    from cellgan.io.images import ImageReadError
+    from cellgan.io.slides import image_or_overview
     from cellgan.segment import SegmentConfig
     from cellgan.segment.reference import resolve_reference
 
@@ -76,7 +78,7 @@ def segment_config(args, images, *, defaults: dict | None = None):
     try:
         reference = resolve_reference(asked, images)
         if reference is not None:
-            read_rgb(reference)
+            image_or_overview(reference)
     except (ImageReadError, ValueError) as err:
         where = "--reinhard-reference" if args.reinhard_reference is not None else "the recipe's reinhard_reference"
         raise UsageError(f"{where}: {err}") from err
@@ -118,12 +120,15 @@ def register(subparsers) -> None:
         description=(
             "Segment the nuclei of every image (PNG, TIFF, JPEG, BMP; directories are searched "
             "recursively) and write RUN_DIR/cells: one table row, one 32x32 patch, the label mask "
-            "and an overlay per image. Images already done are skipped; a failing image is reported "
-            "and the others go on (exit status 1 when any failed)."
+            "and an overlay per image. Whole-slide images (SVS, NDPI, MRXS, SCN, OME-TIFF and other "
+            "pyramidal TIFF) are read tile by tile at segment.work_mpp (0.5 um per pixel); --mpp is then "
+            "their level 0's pixel size, when their metadata lacks it. Images already done are skipped; "
+            "a failing image is reported and the others go on (exit status 1 when any failed)."
         ),
     )
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
     add_segment_options(parser)
+    add_scheduler_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -140,5 +145,7 @@ def run(args) -> int:
         raise UsageError(f"no image files found in {', '.join(map(str, args.images))}")
     config = segment_config(args, files)
     store = open_store(args, config)
-    summary = segment_images(files, store, config, max_pixels=args.max_pixels, progress=not args.quiet)
+    summary = segment_images(
+        files, store, config, max_pixels=args.max_pixels, progress=not args.quiet, scheduler=args.scheduler
+    )
     return report(summary, store, what="images")

@@ -286,6 +286,35 @@ class CellStore:
         atomic_write(self.patches_path(image_id), lambda p: np.save(p, patches))
         atomic_write(self.table_path(image_id), lambda p: _write_table(table, p, identity))
 
+    def write_image_in_parts(self, image_id: str, table: pd.DataFrame, patch_parts, *, identity: dict | None = None) -> None:
+        """Write one image's shard whose patches lie in ``.npy`` files, part after part (a slide's tiles).
+
+        The parts are read one at a time into the shard's patch array, so that memory
+        holds one part whatever the image's size; ``table``'s rows follow the parts in
+        order. No mask or overlay: a slide's would be the size of the slide.
+        ``identity`` as in :meth:`write_image`.
+        """
+        size = self.info.patch_size
+        parts = [Path(p) for p in patch_parts]
+        rows = sum(load_npy(p, mmap=True).shape[0] for p in parts)  # the headers only
+        if len(table) != rows:
+            raise ValueError(f"{image_id}: {len(table)} table rows but {rows} patches")
+        table = _normalise_table(table, image_id)
+        self.table_path(image_id).unlink(missing_ok=True)  # re-made: not done until the new table is in place
+
+        def write(path: Path) -> None:
+            header = {"descr": "|u1", "fortran_order": False, "shape": (rows, size, size, 3)}
+            with open(path, "wb") as f:
+                np.lib.format.write_array_header_1_0(f, header)
+                for part in parts:
+                    patches = load_npy(part)
+                    if patches.dtype != np.uint8 or patches.shape[1:] != (size, size, 3):
+                        raise ValueError(f"{part}: patches are {patches.dtype} {patches.shape}")
+                    f.write(np.ascontiguousarray(patches).tobytes())
+
+        atomic_write(self.patches_path(image_id), write)
+        atomic_write(self.table_path(image_id), lambda p: _write_table(table, p, identity))
+
     # -- reading ---------------------------------------------------------------
     def image_ids(self) -> list[str]:
         """Ids of the images whose shard is complete, sorted."""

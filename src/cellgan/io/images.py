@@ -21,6 +21,7 @@ from cellgan.errors import CellganError
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "SLIDE_SUFFIXES",
     "ImageReadError",
     "ImageTooLargeError",
     "find_images",
@@ -29,8 +30,12 @@ __all__ = [
     "to_rgb_uint8",
 ]
 
-#: File suffixes (lower case) taken as images when a directory is searched.
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+#: Suffixes (lower case) of whole-slide images: OpenSlide's formats, and TIFF for OME-TIFF and
+#: tiled pyramidal TIFF (a TIFF is a slide when it has a pyramid: :func:`cellgan.io.slides.is_slide`).
+SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide", ".tif", ".tiff")
+
+#: File suffixes (lower case) taken as images (or slides) when a directory is searched.
+IMAGE_SUFFIXES = tuple(dict.fromkeys((".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp") + SLIDE_SUFFIXES))
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 

@@ -175,8 +175,10 @@ def feature_collection(
         Number of categories K.
     label_mask : ndarray, optional
         The image's label mask (label = cell_id + 1). A cell whose label is not
-        in it, or every cell when there is no mask (cells from points), gets a
-        16-gon of its area (or of radius :data:`DEFAULT_RADIUS`) at its centroid.
+        in it, or every cell when there is no mask (cells from points, slides), gets a
+        16-gon of its area (or of radius :data:`DEFAULT_RADIUS`) at its centroid; a
+        slide's cell at its level-0 centroid (``slide_x``, ``slide_y``), where QuPath
+        puts it on the slide.
     names : list of str, optional
         Category names (default ``"Category k"``).
 
@@ -205,7 +207,10 @@ def feature_collection(
                 f"cell {cell['image']}/{cell['cell_id']}: category {category} outside 0..{categories - 1}"
             )
         ring = outlines.get(int(cell["cell_id"]) + 1)
-        if ring is None:
+        if ring is None and _finite(cell.get("slide_x", np.nan)):  # a slide's cell: in level-0 pixels, for QuPath
+            level0 = (cell["slide_x"] + 0.5) / (cell["centroid_x"] + 0.5)  # level-0 pixels per working pixel
+            ring = circle_ring(cell["slide_x"], cell["slide_y"], _radius(cell.get("area_px")) * level0)
+        elif ring is None:
             ring = circle_ring(cell["centroid_x"], cell["centroid_y"], _radius(cell.get("area_px")))
         measurements = {MEASUREMENTS[c]: _short(cell[c]) for c in measured if _finite(cell[c])}
         measurements["Probability"] = _short(prob[category])

@@ -132,6 +132,7 @@ def build_report(run_dir: Path, *, config=None, device="cpu") -> str:
         _category_sections(cells, patches, sweep, colors, names, config),
         _random_members_section(store, cells, sources, colors, names, config),
         _overlay_section(store, cells, sources, colors, config),
+        _slide_section(cells, sources, colors, config),
         _training_section(log, colors, names),
         _composition_section(composition, sources, colors, names),
         _metrics_section(cells, names),
@@ -263,18 +264,24 @@ def _random_members_section(store, cells: pd.DataFrame, sources: dict[str, str],
         return ""
     windows = {q: np.full((len(rows), _TILE, _TILE, 3), 255, np.uint8) for q, rows in chosen.items()}
     missing = 0
+    slides = set(_slide_ids(cells, sources))
     for image_id in pd.unique(cells.loc[np.concatenate(list(chosen.values())), "image"]):
-        rgb, _ = _base_image(store, str(image_id), sources.get(str(image_id)))
+        image_id = str(image_id)
+        rgb = None if image_id in slides else _base_image(store, image_id, sources.get(image_id))[0]
         side = _surroundings_side(cells[cells["image"] == image_id])
         for q, rows in chosen.items():
             here = np.flatnonzero(cells["image"].to_numpy()[rows] == image_id)
             if not len(here):
                 continue
-            if rgb is None:
-                missing += len(here)
-                continue
             xy = cells.loc[rows[here], ["centroid_x", "centroid_y"]].to_numpy(dtype=np.float64)
-            windows[q][here] = surroundings(rgb, xy, side_px=side, size=_TILE, ring=tuple(int(c) for c in colors[q]))
+            ring = tuple(int(c) for c in colors[q])
+            if image_id in slides:
+                rows_here = cells[cells["image"] == image_id]
+                windows[q][here] = _slide_surroundings(sources[image_id], rows_here, xy, side, ring)
+            elif rgb is None:
+                missing += len(here)
+            else:
+                windows[q][here] = surroundings(rgb, xy, side_px=side, size=_TILE, ring=ring)
     extent = f"{_SURROUNDINGS_UM:.0f} µm (or {_SURROUNDINGS_PX} px where the pixel size is unknown)"
     out = [
         "<h2>Random members of each category</h2>",
@@ -288,6 +295,21 @@ def _random_members_section(store, cells: pd.DataFrame, sources: dict[str, str],
         out.append(f"<h3>{_swatch(colors[q])}{_esc(names[q])}</h3>")
         out.append(_img(png_bytes(tile_patches(tiles, columns=8, scale=1)), f"random members of {names[q]}"))
     return "\n".join(out)
+
+
+def _slide_surroundings(source: str, rows: pd.DataFrame, xy: np.ndarray, side: int, ring) -> np.ndarray:
+    """:func:`~cellgan.report.figures.surroundings` of cells of a slide, each window read from the slide."""
+    from cellgan.io.slides import open_slide
+    from cellgan.report.figures import surroundings
+
+    slide_mpp, work_mpp = _slide_scales(rows)
+    out = np.full((len(xy), _TILE, _TILE, 3), 255, np.uint8)
+    with open_slide(source, mpp=slide_mpp) as slide:
+        for i, (x, y) in enumerate(xy):
+            x0, y0 = int(round(x)) - side, int(round(y)) - side
+            window = slide.read(x0, y0, 2 * side, 2 * side, mpp=work_mpp)
+            out[i] = surroundings(window, np.array([[x - x0, y - y0]]), side_px=side, size=_TILE, ring=ring)[0]
+    return out
 
 
 def _surroundings_side(cells: pd.DataFrame) -> int:
@@ -325,10 +347,62 @@ def _overlay_section(store, cells: pd.DataFrame, sources: dict[str, str], colors
             caption += f" ({origin})"
         figures.append(f"<figure>{_img(png_bytes(picture), image_id)}<figcaption>{_esc(caption)}</figcaption></figure>")
     if not figures:
+        if _slide_ids(cells, sources):
+            return ""  # slides only: their thumbnails stand in (_slide_section)
         return "<h2>Images</h2>\n<p class=\"note\">No image with a label mask to show.</p>"
     return (
         "<h2>Images</h2>\n<p class=\"note\">The images with the most nuclei, each nucleus outlined in its "
         "category's colour (the colours of the QuPath GeoJSON export).</p>\n"
+        f"<div class=\"overlays\">{''.join(figures)}</div>"
+    )
+
+
+def _slide_ids(cells: pd.DataFrame, sources: dict[str, str]) -> list[str]:
+    """The images that are slides (cells in slide coordinates, the slide file still there), most cells first."""
+    if "slide_x" not in cells.columns:
+        return []
+    counts = cells[cells["slide_x"].notna()].groupby("image").size().sort_values(ascending=False, kind="stable")
+    return [str(i) for i in counts.index if str(i) in sources and Path(sources[str(i)]).is_file()]
+
+
+def _slide_scales(rows: pd.DataFrame) -> tuple[float, float]:
+    """A slide's level-0 and working µm per pixel, from its cells' coordinates (cellgan.segment.slide)."""
+    x_um = rows["x_um"].to_numpy(dtype=np.float64)
+    return float(np.median(x_um / (rows["slide_x"] + 0.5))), float(np.median(x_um / (rows["centroid_x"] + 0.5)))
+
+
+def _slide_section(cells: pd.DataFrame, sources: dict[str, str], colors, config) -> str:
+    """A thumbnail of each slide (of the most cells first) with every nucleus a dot in its category's colour."""
+    from cellgan.io.slides import SlideReadError, open_slide
+    from cellgan.report.figures import png_bytes
+
+    if config.overlay_images == 0:
+        return ""
+    figures = []
+    for image_id in _slide_ids(cells, sources)[: config.overlay_images]:
+        rows = cells[cells["image"] == image_id]
+        slide_mpp, _ = _slide_scales(rows)
+        try:
+            with open_slide(sources[image_id], mpp=slide_mpp) as slide:
+                rgb, mpp = slide.overview(max_pixels=config.overlay_size**2, finest_mpp=slide_mpp)
+        except SlideReadError:
+            continue
+        picture = rgb.copy()
+        x = np.clip(np.round(rows["x_um"].to_numpy() / mpp - 0.5).astype(int), 0, rgb.shape[1] - 1)
+        y = np.clip(np.round(rows["y_um"].to_numpy() / mpp - 0.5).astype(int), 0, rgb.shape[0] - 1)
+        colour = np.asarray(colors)[rows["category"].to_numpy(dtype=np.int64)]
+        dot = max(1, int(round(4.0 / mpp)))  # a nucleus' size, at least a pixel
+        for dy in range(-(dot // 2), dot - dot // 2):
+            for dx in range(-(dot // 2), dot - dot // 2):
+                picture[np.clip(y + dy, 0, rgb.shape[0] - 1), np.clip(x + dx, 0, rgb.shape[1] - 1)] = colour
+        caption = f"{image_id}: {len(rows)} nuclei, the whole slide at {mpp:.2g} µm per pixel"
+        caption += f", from {Path(sources[image_id]).name}"
+        figures.append(f"<figure>{_img(png_bytes(picture), image_id)}<figcaption>{_esc(caption)}</figcaption></figure>")
+    if not figures:
+        return ""
+    return (
+        "<h2>Slides</h2>\n<p class=\"note\">Each whole slide, every nucleus a dot in its category's colour "
+        "(the colours of the QuPath GeoJSON export, which opens on the slide itself).</p>\n"
         f"<div class=\"overlays\">{''.join(figures)}</div>"
     )
 

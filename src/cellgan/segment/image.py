@@ -19,7 +19,7 @@ import pandas as pd
 
 from cellgan.errors import CellganError
 from cellgan.io.cellstore import PATCH_SIZE, TABLE_COLUMNS
-from cellgan.io.images import read_rgb, to_rgb_uint8
+from cellgan.io.images import to_rgb_uint8
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.features import cell_table, outline_mask
 from cellgan.segment.nuclei import Nuclei, drop_stain_artefacts, find_nuclei
@@ -34,7 +34,7 @@ from cellgan.segment.stain import (
     reinhard_normalise,
 )
 
-__all__ = ["OUTLINE_COLOUR", "CellResult", "NotHAndEError", "SegmentationError", "segment_image"]
+__all__ = ["OUTLINE_COLOUR", "CellResult", "ImageStatistics", "NotHAndEError", "SegmentationError", "segment_image"]
 
 #: Colour of the nuclei outlines in overlays (green stands out on H&E's pink and purple).
 OUTLINE_COLOUR = (0, 255, 0)
@@ -95,10 +95,36 @@ class Prepared:
     matrix: np.ndarray  # (3, 3) stain vectors: H, E, residual
 
 
+@dataclass(frozen=True)
+class ImageStatistics:
+    """What segmentation otherwise estimates from the whole image, fixed beforehand.
+
+    A slide is segmented tile by tile, and each tile must be treated as a part of
+    one image, not as an image of its own: its stain vectors, colour statistics and
+    foreground threshold are the slide's (:mod:`cellgan.segment.slide`).
+
+    Attributes
+    ----------
+    matrix : ndarray, shape (3, 3)
+        Stain vectors: H, E, residual.
+    lab : ndarray, shape (2, 3) or None
+        The CIELAB means and standard deviations the Reinhard normalisation maps
+        from (None: no normalisation asked).
+    threshold : float or None
+        The foreground threshold on the smoothed haematoxylin at the working scale.
+    """
+
+    matrix: np.ndarray
+    lab: np.ndarray | None = None
+    threshold: float | None = None
+
+
 @functools.lru_cache(maxsize=4)
 def reinhard_target(path: str) -> np.ndarray:
-    """The CIELAB statistics of the Reinhard reference image at ``path`` (cached)."""
-    return lab_statistics(read_rgb(path))
+    """The CIELAB statistics of the Reinhard reference image (or slide's overview) at ``path`` (cached)."""
+    from cellgan.io.slides import image_or_overview
+
+    return lab_statistics(image_or_overview(path))
 
 
 def _tissue(od: np.ndarray, config: SegmentConfig) -> np.ndarray:
@@ -162,7 +188,9 @@ def _stain_matrix(rgb: np.ndarray, config: SegmentConfig) -> np.ndarray:
     return estimate_stains(_sample(rgb)).matrix
 
 
-def prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SIZE) -> Prepared:
+def prepare(
+    rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SIZE, statistics: ImageStatistics | None = None
+) -> Prepared:
     """Normalise (optionally), separate the stains and find the tissue of one image.
 
     Parameters
@@ -171,6 +199,9 @@ def prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SIZ
     config : SegmentConfig
     min_side : int
         The smallest image side accepted.
+    statistics : ImageStatistics, optional
+        The stain vectors and colour statistics of the slide ``rgb`` is a tile of;
+        the tests of :func:`refuse_non_h_and_e` were made on the slide.
 
     Returns
     -------
@@ -189,12 +220,14 @@ def prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SIZ
         raise SegmentationError(f"image is {width}×{height} px, smaller than a {min_side}×{min_side} patch")
     od = optical_density(rgb)
     tissue = _tissue(od, config)  # before normalisation stretches blank glass into tissue
-    refuse_non_h_and_e(rgb, tissue)
+    if statistics is None:
+        refuse_non_h_and_e(rgb, tissue)
     if config.reinhard_reference is not None:
-        rgb = reinhard_normalise(rgb, target=reinhard_target(str(config.reinhard_reference)))
+        source = None if statistics is None else statistics.lab
+        rgb = reinhard_normalise(rgb, target=reinhard_target(str(config.reinhard_reference)), source=source)
         od = optical_density(rgb)
         tissue = _tissue(od, config)
-    matrix = _stain_matrix(rgb, config)
+    matrix = _stain_matrix(rgb, config) if statistics is None else statistics.matrix
     # Pigment, dye and blood are not tissue the threshold should adapt to: they would
     # raise it above the nuclei. Tested on every second pixel each way, enough for a
     # mask that only chooses the pixels of the threshold's statistics.
@@ -204,9 +237,12 @@ def prepare(rgb: np.ndarray, config: SegmentConfig, *, min_side: int = PATCH_SIZ
     return Prepared(rgb, deconvolve(od, matrix), tissue, matrix)
 
 
-def prepared_nuclei(prepared: Prepared, config: SegmentConfig) -> Nuclei:
-    """:func:`~cellgan.segment.nuclei.find_nuclei` on the haematoxylin channel, less the stain artefacts."""
-    nuclei = find_nuclei(prepared.stains[..., 0], prepared.tissue, mpp=config.mpp, config=config)
+def prepared_nuclei(prepared: Prepared, config: SegmentConfig, *, threshold: float | None = None) -> Nuclei:
+    """:func:`~cellgan.segment.nuclei.find_nuclei` on the haematoxylin channel, less the stain artefacts.
+
+    ``threshold``: the foreground threshold when fixed beforehand (:class:`ImageStatistics`).
+    """
+    nuclei = find_nuclei(prepared.stains[..., 0], prepared.tissue, mpp=config.mpp, config=config, threshold=threshold)
     labels = drop_stain_artefacts(
         nuclei.labels, prepared.rgb, max_angle_deg=config.max_stain_angle_deg, stains=prepared.matrix
     )
@@ -283,7 +319,9 @@ def finish_table(table: pd.DataFrame, image_id: str) -> pd.DataFrame:
     return table[list(TABLE_COLUMNS) + [c for c in table.columns if c not in TABLE_COLUMNS]]
 
 
-def segment_image(rgb: np.ndarray, config: SegmentConfig | None = None, *, image_id: str) -> CellResult:
+def segment_image(
+    rgb: np.ndarray, config: SegmentConfig | None = None, *, image_id: str, statistics: ImageStatistics | None = None
+) -> CellResult:
     """Segment the nuclei of one H&E image and cut one patch per nucleus.
 
     Parameters
@@ -296,6 +334,8 @@ def segment_image(rgb: np.ndarray, config: SegmentConfig | None = None, *, image
         :class:`SegmentConfig`).
     image_id : str
         Written to the table's ``image`` column.
+    statistics : ImageStatistics, optional
+        Stain vectors, colour statistics and threshold fixed beforehand (a slide's).
 
     Returns
     -------
@@ -307,8 +347,9 @@ def segment_image(rgb: np.ndarray, config: SegmentConfig | None = None, *, image
         The image is smaller than a patch, blank, or not H&E (:class:`NotHAndEError`).
     """
     config = SegmentConfig() if config is None else config
-    prepared = prepare(rgb, config)
-    labels = prepared_nuclei(prepared, config).labels
+    prepared = prepare(rgb, config, statistics=statistics)
+    threshold = None if statistics is None else statistics.threshold
+    labels = prepared_nuclei(prepared, config, threshold=threshold).labels
     table = cell_table(labels, prepared.stains, mpp=config.mpp, source="segment")
     patches = cell_patches(prepared.rgb, labels, table, config)
     overlay = overlay_outlines(prepared.rgb, labels)

@@ -316,7 +316,9 @@ class Nuclei:
     scale_mpp: float
 
 
-def find_nuclei(haematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | None, config) -> Nuclei:
+def find_nuclei(
+    haematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | None, config, threshold: float | None = None
+) -> Nuclei:
     """Segment nuclei with :func:`segment_nuclei`, settings from a ``SegmentConfig``.
 
     Physical lengths become pixels with ``mpp``; when it is None, with the scale
@@ -334,6 +336,9 @@ def find_nuclei(haematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | No
     tissue : ndarray of bool, shape (H, W)
     mpp : float or None
     config : SegmentConfig
+    threshold : float, optional
+        The foreground threshold at the working scale, when known beforehand (a
+        slide's, the same for each of its tiles); else Otsu's of this image.
 
     Returns
     -------
@@ -348,8 +353,7 @@ def find_nuclei(haematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | No
     small = downsample_mean(haematoxylin, factor)
     small_tissue = downsample_mean(tissue, factor) > 0.5
     smooth_px = config.smooth_um / work_scale
-    threshold = None
-    if factor > 1 and small_tissue.any():
+    if threshold is None and factor > 1 and small_tissue.any():
         threshold = foreground_threshold(
             ndi.gaussian_filter(small, smooth_px), small_tissue, factor=config.threshold_factor
         )

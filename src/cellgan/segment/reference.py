@@ -45,16 +45,17 @@ def most_typical(statistics: np.ndarray) -> int:
 def typical_image(paths) -> Path:
     """The most typical of the images at ``paths`` (:func:`most_typical` of their Lab statistics).
 
-    A file that cannot be read is left out (segmenting it fails later, with its
+    A slide counts by its overview (:func:`cellgan.io.slides.image_or_overview`). A file that cannot be read is left out (segmenting it fails later, with its
     reason); ValueError when none can be read.
     """
-    from cellgan.io.images import ImageReadError, read_rgb
+    from cellgan.io.images import ImageReadError
+    from cellgan.io.slides import image_or_overview
     from cellgan.segment.stain import lab_statistics
 
     readable, statistics = [], []
     for path in sorted(Path(p) for p in paths):
         try:
-            statistics.append(lab_statistics(read_rgb(path)).ravel())
+            statistics.append(lab_statistics(image_or_overview(path)).ravel())
         except ImageReadError:
             continue
         readable.append(path)

@@ -333,7 +333,7 @@ def lab_statistics(rgb: np.ndarray) -> np.ndarray:
     return np.stack([lab.mean(axis=0), lab.std(axis=0)])
 
 
-def reinhard_normalise(rgb: np.ndarray, *, target: np.ndarray) -> np.ndarray:
+def reinhard_normalise(rgb: np.ndarray, *, target: np.ndarray, source: np.ndarray | None = None) -> np.ndarray:
     """Reinhard colour transfer [3]_: match each CIELAB channel's mean and std to ``target``.
 
     Parameters
@@ -341,6 +341,9 @@ def reinhard_normalise(rgb: np.ndarray, *, target: np.ndarray) -> np.ndarray:
     rgb : ndarray, uint8, shape (H, W, 3)
     target : ndarray, shape (2, 3)
         :func:`lab_statistics` of the reference image.
+    source : ndarray, shape (2, 3), optional
+        The statistics to map from, when they are not ``rgb``'s own: a slide's,
+        so that each of its tiles is mapped alike.
 
     Returns
     -------
@@ -350,8 +353,8 @@ def reinhard_normalise(rgb: np.ndarray, *, target: np.ndarray) -> np.ndarray:
 
     target = np.asarray(target, dtype=np.float64)
     lab = rgb2lab(np.asarray(rgb))
-    mean = lab.reshape(-1, 3).mean(axis=0)
-    std = lab.reshape(-1, 3).std(axis=0)
+    flat = lab.reshape(-1, 3)
+    mean, std = (flat.mean(axis=0), flat.std(axis=0)) if source is None else np.asarray(source, dtype=np.float64)
     lab = (lab - mean) / np.maximum(std, 1e-6) * target[1] + target[0]
     with warnings.catch_warnings():
         # Colours pushed outside the sRGB gamut are clipped, here as below.
