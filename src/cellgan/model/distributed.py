@@ -116,13 +116,14 @@ def ranks_from_env(environ=None) -> Ranks:
 
 
 @contextmanager
-def process_group(device: torch.device) -> Iterator[tuple[Ranks, torch.device]]:
+def process_group(device: torch.device, *, share_cpu_threads: bool = True) -> Iterator[tuple[Ranks, torch.device]]:
     """Join the training processes for the duration of the block; yield (ranks, this rank's device).
 
     With one rank this does nothing and yields ``device`` unchanged. Otherwise it
     initialises the default process group from torchrun's variables: gloo on the CPU,
-    where the ranks of a machine share its threads (torch's thread count divided by
-    ``LOCAL_WORLD_SIZE``), NCCL on CUDA, where rank r of a machine uses GPU r.
+    where the ranks of a machine share its threads (with ``share_cpu_threads``, torch's
+    thread count divided by ``LOCAL_WORLD_SIZE``), NCCL on CUDA, where rank r of a
+    machine uses GPU r.
     """
     ranks = ranks_from_env()
     if ranks.world_size == 1:
@@ -131,7 +132,7 @@ def process_group(device: torch.device) -> Iterator[tuple[Ranks, torch.device]]:
     if device.type == "cuda":
         device = torch.device("cuda", ranks.local_rank)
         torch.cuda.set_device(device)
-    else:
+    elif share_cpu_threads:
         torch.set_num_threads(max(1, torch.get_num_threads() // ranks.local_world_size))
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=ranks.rank, world_size=ranks.world_size)
     try:
@@ -177,7 +178,7 @@ class _InformationPath(nn.Module):
 
 
 def wrap_models(generator: nn.Module, critic: nn.Module, ranks: Ranks, device: torch.device) -> DistributedModels:
-    """The DDP wrappers of one training run; builds them collectively, after rank 0's weights are broadcast."""
+    """The DDP wrappers of one training run. Collective: each wrapper starts by sending rank 0's weights to every rank."""
     ids = [device.index] if device.type == "cuda" else None
     return DistributedModels(
         ranks,
