@@ -18,7 +18,11 @@ Which parts need the other ranks:
   inside the critic step's one backward, through the DDP critic, and its gradient is
   averaged with the rest (tests/test_distributed.py checks it).
 - Every critic update is its own optimiser step, so every backward is synced (no
-  ``no_sync``: there is no gradient accumulation to save communication on).
+  ``no_sync``: there is no gradient accumulation to save communication on). DDP waits
+  for a gradient of every parameter it wraps, so the critic's loss holds Q's logits with
+  weight 0 (the paper's recipe uses Q's head only in the Q step): a zero gradient, which
+  Adam turns into no move. The strong views call the critic's parts one by one, not
+  through a DDP forward, and are refused on several ranks.
 - The generator step takes two gradients of the generator's weights from one batch,
   ∂L_G for the generator's Adam and ∂L_MI for Q's (:func:`generator_gradients`). DDP
   averages only gradients left in ``.grad`` by a backward that follows a forward through
@@ -130,6 +134,11 @@ def process_group(device: torch.device, *, share_cpu_threads: bool = True) -> It
         yield ranks, device
         return
     if device.type == "cuda":
+        if ranks.local_rank >= torch.cuda.device_count():
+            raise DistributedError(
+                f"LOCAL_RANK {ranks.local_rank}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                "start at most one process per GPU (torchrun --nproc_per_node)"
+            )
         device = torch.device("cuda", ranks.local_rank)
         torch.cuda.set_device(device)
     elif share_cpu_threads:
