@@ -142,8 +142,8 @@ def _rank(rank: int, ranks: int, port: int, store: str, config_json: str, scratc
     cells = CellStore.open(Path(store))
     patches, table = cells.read_patches(), cells.read_table()
     config = TrainConfig.from_dict(json.loads(config_json))
-    with process_group(torch.device("cpu")) as (_, device):
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    with process_group(torch.device("cpu"), share_cpu_threads=False) as (_, device):
         cpu = time.process_time()
         result = train(patches, Path(scratch) / "model", config, device=device, progress=False, table=table)
         cpu = time.process_time() - cpu

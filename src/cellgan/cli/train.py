@@ -77,13 +77,14 @@ def run(args) -> int:
     if args.iterations is not None or args.minutes is not None:  # a budget flag replaces both budgets
         options.update(iterations=args.iterations, minutes=args.minutes)
     config = TrainConfig.from_dict(options, source=args.config or "options")
+    device = resolve_device(args.device)
+    if args.threads is not None:  # per process under torchrun
+        set_cpu_threads(args.threads)
     store = CellStore.open(Path(args.cells))
     patches, table = store.read_patches(), store.read_table()
     if len(patches) == 0:
         raise UsageError(f"{args.cells}: the cell store holds no cells")
-    with process_group(resolve_device(args.device)) as (ranks, device):
-        if args.threads is not None:
-            set_cpu_threads(args.threads)
+    with process_group(device, share_cpu_threads=args.threads is None) as (ranks, device):
         result = train(
             patches, Path(args.out), config, device=device, resume=args.resume, progress=not args.quiet, table=table
         )

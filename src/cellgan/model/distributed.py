@@ -18,7 +18,11 @@ Which parts need the other ranks:
   inside the critic step's one backward, through the DDP critic, and its gradient is
   averaged with the rest (tests/test_distributed.py checks it).
 - Every critic update is its own optimiser step, so every backward is synced (no
-  ``no_sync``: there is no gradient accumulation to save communication on).
+  ``no_sync``: there is no gradient accumulation to save communication on). DDP waits
+  for a gradient of every parameter it wraps, so the critic's loss holds Q's logits with
+  weight 0 (the paper's recipe uses Q's head only in the Q step): a zero gradient, which
+  Adam turns into no move. The strong views call the critic's parts one by one, not
+  through a DDP forward, and are refused on several ranks.
 - The generator step takes two gradients of the generator's weights from one batch,
   ∂L_G for the generator's Adam and ∂L_MI for Q's (:func:`generator_gradients`). DDP
   averages only gradients left in ``.grad`` by a backward that follows a forward through
@@ -116,22 +120,28 @@ def ranks_from_env(environ=None) -> Ranks:
 
 
 @contextmanager
-def process_group(device: torch.device) -> Iterator[tuple[Ranks, torch.device]]:
+def process_group(device: torch.device, *, share_cpu_threads: bool = True) -> Iterator[tuple[Ranks, torch.device]]:
     """Join the training processes for the duration of the block; yield (ranks, this rank's device).
 
     With one rank this does nothing and yields ``device`` unchanged. Otherwise it
     initialises the default process group from torchrun's variables: gloo on the CPU,
-    where the ranks of a machine share its threads (torch's thread count divided by
-    ``LOCAL_WORLD_SIZE``), NCCL on CUDA, where rank r of a machine uses GPU r.
+    where the ranks of a machine share its threads (with ``share_cpu_threads``, torch's
+    thread count divided by ``LOCAL_WORLD_SIZE``), NCCL on CUDA, where rank r of a
+    machine uses GPU r.
     """
     ranks = ranks_from_env()
     if ranks.world_size == 1:
         yield ranks, device
         return
     if device.type == "cuda":
+        if ranks.local_rank >= torch.cuda.device_count():
+            raise DistributedError(
+                f"LOCAL_RANK {ranks.local_rank}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                "start at most one process per GPU (torchrun --nproc_per_node)"
+            )
         device = torch.device("cuda", ranks.local_rank)
         torch.cuda.set_device(device)
-    else:
+    elif share_cpu_threads:
         torch.set_num_threads(max(1, torch.get_num_threads() // ranks.local_world_size))
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=ranks.rank, world_size=ranks.world_size)
     try:
@@ -177,7 +187,7 @@ class _InformationPath(nn.Module):
 
 
 def wrap_models(generator: nn.Module, critic: nn.Module, ranks: Ranks, device: torch.device) -> DistributedModels:
-    """The DDP wrappers of one training run; builds them collectively, after rank 0's weights are broadcast."""
+    """The DDP wrappers of one training run. Collective: each wrapper starts by sending rank 0's weights to every rank."""
     ids = [device.index] if device.type == "cuda" else None
     return DistributedModels(
         ranks,
