@@ -161,7 +161,7 @@ class ReportConfig:
     """
 
     overlay_images: int = 4
-    overlay_size: int = 1000
+    overlay_size: int = 800
     gallery_cells: int = 16
     sweep_columns: int = 12
     seed: int = 0

@@ -20,7 +20,6 @@ __all__ = [
     "figure_png",
     "generator_sweep",
     "jpeg_bytes",
-    "labelled_rows",
     "outline_overlay",
     "png_bytes",
     "scale_bar",
@@ -41,7 +40,7 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def jpeg_bytes(image: np.ndarray, *, quality: int = 85) -> bytes:
+def jpeg_bytes(image: np.ndarray, *, quality: int = 75) -> bytes:
     """Encode an RGB uint8 image as JPEG: tissue photographs at a fraction of their PNG size."""
     from PIL import Image
 
@@ -51,10 +50,20 @@ def jpeg_bytes(image: np.ndarray, *, quality: int = 85) -> bytes:
 
 
 def figure_png(figure) -> bytes:
-    """Render a matplotlib figure to PNG (without the "Software" tag, which holds a URL)."""
+    """Render a matplotlib figure to a PNG of 256 colours (without the "Software" tag, which holds a URL).
+
+    A chart has few colours; the palette keeps its file about a third of the size of
+    a full-colour one.
+    """
+    from PIL import Image
+
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    return buffer.getvalue()
+    with Image.open(io.BytesIO(buffer.getvalue())) as rendered:
+        paletted = rendered.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    paletted.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 def tile_patches(patches: np.ndarray, *, columns: int, scale: int = 2, gap: int = 2) -> np.ndarray:
@@ -147,47 +156,6 @@ def scale_bar(windows: np.ndarray, *, length_px: float, margin: int = 4, thickne
     windows[:, y1 - thickness - 2 : y1, x0 : x0 + length + 2] = 255  # the white outline
     windows[:, y1 - thickness - 1 : y1 - 1, x0 + 1 : x0 + length + 1] = 0
     return windows
-
-
-def labelled_rows(
-    rows: np.ndarray, labels: list[str], colours: np.ndarray, *, scale: int = 2, label_width: int = 170
-) -> np.ndarray:
-    """Lay out one row of tiles per label, each row named on its left beside a swatch of its colour.
-
-    Used for the generator's sweep, one row per category (Hu et al., JBHI 2019, Fig. 4).
-
-    Parameters
-    ----------
-    rows : ndarray of uint8, shape (K, n, h, w, 3)
-    labels : list of str
-        One per row.
-    colours : ndarray of uint8, shape (K, 3)
-    scale : int
-        Integer enlargement of each tile (nearest neighbour).
-    label_width : int
-        Pixels left of the tiles for the labels.
-
-    Returns
-    -------
-    ndarray of uint8, shape (H, W, 3)
-    """
-    from PIL import Image, ImageDraw, ImageFont
-
-    rows = np.asarray(rows)
-    if len(rows) != len(labels) or len(rows) != len(colours):
-        raise ValueError(f"{len(rows)} rows, {len(labels)} labels and {len(colours)} colours")
-    strips = [tile_patches(r, columns=len(r), scale=scale) for r in rows]
-    height, width = strips[0].shape[:2]
-    canvas = Image.new("RGB", (label_width + width, height * len(strips)), _GAP_COLOUR)
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=15)
-    for k, (strip, label) in enumerate(zip(strips, labels)):
-        y = k * height
-        canvas.paste(Image.fromarray(strip), (label_width, y))
-        draw.rectangle((6, y + 6, 20, height + y - 6), fill=tuple(int(c) for c in colours[k]), outline=(60, 60, 60))
-        text = label if draw.textlength(label, font=font) <= label_width - 34 else label[:18] + "…"
-        draw.text((28, y + height / 2), text, fill=(0, 0, 0), font=font, anchor="lm")
-    return np.asarray(canvas)
 
 
 def generator_sweep(generator, *, columns: int, seed: int, device=None) -> np.ndarray:

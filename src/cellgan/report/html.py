@@ -55,7 +55,8 @@ _MORPHOLOGY = (
 #: on each side, when the pixel size is known; else in pixels.
 _SURROUNDINGS_UM = 32.0
 _SURROUNDINGS_PX = 64
-_TILE = 80  #: pixels of each window in the report
+_TILE = 96  #: pixels of each window in the report
+_GALLERY_COLUMNS = 8  #: windows per line of a gallery, so each is shown at its full size
 _SCALE_BAR_UM = 10.0  #: length of the scale bar drawn in each window
 
 _STYLE = """
@@ -68,7 +69,8 @@ p.note { color: #555; font-size: 0.9em; margin-top: 0.2em; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.88em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f4f4f6; }
-td.name, th.name { text-align: left; }
+td.name, th.name { text-align: left; white-space: nowrap; }
+td.words { text-align: left; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; border: 1px solid #666;
           vertical-align: -0.1em; margin-right: 0.35em; }
 .category { border: 1px solid #e2e2e6; border-radius: 6px; padding: 0.4em 1em 0.8em; margin: 1em 0; }
@@ -79,13 +81,14 @@ p.apart { font-size: 1em; margin: 0.3em 0 0.6em; }
 .figure { max-width: 100%; height: auto; }
 .overlays { display: flex; flex-wrap: wrap; gap: 1.2em; }
 .overlay { display: flex; gap: 0.6em; align-items: flex-start; }
+.overlay figure { width: 340px; }
 .overlay img { width: 340px; }
 ul.legend { list-style: none; padding: 0; margin: 0; font-size: 0.85em; }
 figure { margin: 0; max-width: 100%; }
 figcaption { font-size: 0.85em; color: #444; }
 a.zoom { cursor: zoom-in; }
 .zoomable .close { display: none; }
-.zoomable:target { position: fixed; inset: 0; z-index: 10; background: rgba(25, 25, 28, 0.94); display: flex;
+.zoomable:target { position: fixed; inset: 0; z-index: 10; width: auto; max-width: none; background: #1a1a1c; display: flex;
                    flex-direction: column; align-items: center; justify-content: center; gap: 0.5em; }
 .zoomable:target img { width: auto; max-width: 96vw; max-height: 88vh; }
 .zoomable:target figcaption { color: #eee; }
@@ -337,7 +340,7 @@ def _category_sections(run: _Run, config) -> str:
         )
         rows.append(
             f"<tr><td class=\"name\">{_swatch(colours[q])}{_esc(names[q])}</td><td>{counts[q]}</td>"
-            f"<td>{100 * counts[q] / total:.1f}%</td>{values}<td class=\"name\">{_esc(apart[q])}</td></tr>"
+            f"<td>{100 * counts[q] / total:.1f}%</td>{values}<td class=\"words\">{_esc(apart[q])}</td></tr>"
         )
     galleries = _galleries(run, config)
     out = [
@@ -399,7 +402,7 @@ def _galleries(run: _Run, config) -> _Galleries:
     for (q, kind), rows in chosen.items():
         p = probs[rows, q]
         label = f"{labels[kind]}<br>Q {p.max():.2f}–{p.min():.2f}" if kind != "random" else labels[kind]
-        picture = _img(jpeg_bytes(tile_patches(windows[q, kind], columns=len(rows), scale=1)),
+        picture = _img(jpeg_bytes(tile_patches(windows[q, kind], columns=_GALLERY_COLUMNS, scale=1)),
                        f"{labels[kind]} of {run.names[q]}", mime="jpeg")
         html_by_category.setdefault(q, []).append(f"<div class=\"label\">{label}</div><div>{picture}</div>")
     extent = (
@@ -462,18 +465,21 @@ def _surroundings_side(cells: pd.DataFrame) -> tuple[int, bool]:
 
 
 def _sweep_section(run: _Run, config, *, device) -> str:
-    """The generator's sweep: one labelled row per category, one column per fixed noise vector."""
-    from cellgan.report.figures import generator_sweep, labelled_rows, png_bytes
+    """The generator's sweep: one row per category, one column per fixed noise vector."""
+    from cellgan.report.figures import generator_sweep, png_bytes, tile_patches
 
     sweep = generator_sweep(run.model.generator, columns=config.sweep_columns, seed=config.seed, device=device)
-    picture = labelled_rows(sweep, run.names, run.colours, scale=2)
+    rows = []
+    for q, row in enumerate(sweep):
+        strip = tile_patches(row, columns=len(row), scale=1, gap=1)
+        picture = _img(png_bytes(strip), f"generated {run.names[q]}", pixels=True, width=2 * strip.shape[1])
+        rows.append(f"<div class=\"label\">{_swatch(run.colours[q])}{_esc(run.names[q])}</div><div>{picture}</div>")
     return (
         "<h2 id=\"generated\">Generated cells</h2>\n<p class=\"note\">What the generator draws for each category: "
         "each column keeps one noise vector z fixed and each row sets the categorical code c to its category, "
-        "as in the paper's figures, so the rows differ only by what the code means. A fine grid pattern "
-        "in these images is left by the generator's transposed-convolution upsampling (the paper's networks); "
-        "it fades with training.</p>\n"
-        + _zoomable(_img(png_bytes(picture), "generated cells, one row per category", pixels=True), "sweep", "generated")
+        "as in the paper's figures, so that a column differs from row to row only by what the code means "
+        f"(shown at twice their {sweep.shape[2]}-pixel size).</p>\n"
+        f"<div class=\"gallery\">{''.join(rows)}</div>"
     )
 
 
@@ -675,10 +681,11 @@ def _esc(text: str) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _img(data: bytes, alt: str, *, pixels: bool = False, mime: str = "png") -> str:
+def _img(data: bytes, alt: str, *, pixels: bool = False, mime: str = "png", width: int | None = None) -> str:
     encoded = base64.b64encode(data).decode("ascii")
     css = "figure pixels" if pixels else "figure"
-    return f"<img class=\"{css}\" alt=\"{_esc(alt)}\" src=\"data:image/{mime};base64,{encoded}\">"
+    size = f" width=\"{width}\"" if width else ""
+    return f"<img class=\"{css}\" alt=\"{_esc(alt)}\"{size} src=\"data:image/{mime};base64,{encoded}\">"
 
 
 def _zoomable(img: str, ident: str, back: str, caption: str = "") -> str:
