@@ -8,7 +8,7 @@ checks need no label, so they run on every run and the report shows them:
   shape columns (nucleus area alone, then all shape columns) predicts a cell's
   category, cross-validated. Near 1 means the categories are size (or shape)
   bins; near the majority share means shape does not decide them.
-- :func:`category_warnings`: categories holding more than 60 % or fewer than 2 %
+- :func:`category_warnings`: categories empty, or holding more than 60 % or fewer than 2 %
   of the cells (a collapse, or a category that barely exists).
 - :func:`training_warnings`: a run with too few cells for its batches, or with
   fewer generator iterations than its recipe needs.

@@ -405,14 +405,12 @@ def _galleries(run: _Run, config) -> _Galleries:
         picture = _img(jpeg_bytes(tile_patches(windows[q, kind], columns=_GALLERY_COLUMNS, scale=1)),
                        f"{labels[kind]} of {run.names[q]}", mime="jpeg")
         html_by_category.setdefault(q, []).append(f"<div class=\"label\">{label}</div><div>{picture}</div>")
-    extent = (
-        f" ({_SURROUNDINGS_UM:.0f} µm across; the bar is {_SCALE_BAR_UM:.0f} µm)"
-        if scaled == "all"
-        else f" ({_SURROUNDINGS_UM:.0f} µm across where the pixel size is known, with a {_SCALE_BAR_UM:.0f} µm "
-        f"bar; else {_SURROUNDINGS_PX} pixels, without a bar)"
-        if scaled == "some"
-        else f" ({_SURROUNDINGS_PX} pixels across: the pixel size is unknown, give --mpp)"
-    )
+    extent = {
+        "all": f" ({_SURROUNDINGS_UM:.0f} µm across; the bar is {_SCALE_BAR_UM:.0f} µm)",
+        "some": f" ({_SURROUNDINGS_UM:.0f} µm across where the pixel size is known, with a {_SCALE_BAR_UM:.0f} µm "
+        f"bar; else {_SURROUNDINGS_PX} pixels, without a bar)",
+        "none": f" ({_SURROUNDINGS_PX} pixels across: the pixel size is unknown, give --mpp)",
+    }[scaled]
     return _Galleries(
         html={q: "<div class=\"gallery\">" + "".join(parts) + "</div>" for q, parts in html_by_category.items()},
         extent=extent,
