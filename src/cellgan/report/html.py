@@ -476,7 +476,8 @@ def _sweep_section(run: _Run, config, *, device) -> str:
         "<h2 id=\"generated\">Generated cells</h2>\n<p class=\"note\">What the generator draws for each category: "
         "each column keeps one noise vector z fixed and each row sets the categorical code c to its category, "
         "as in the paper's figures, so that a column differs from row to row only by what the code means "
-        f"(shown at twice their {sweep.shape[2]}-pixel size).</p>\n"
+        f"(shown at twice their {sweep.shape[2]}-pixel size). A fine two-pixel grid in them is left by the "
+        "generator's ×2 upsampling (the paper's networks), not a property of the cells.</p>\n"
         f"<div class=\"gallery\">{''.join(rows)}</div>"
     )
 
