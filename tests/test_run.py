@@ -210,3 +210,10 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "bad.yaml" in err and "unknown key 'epochs'" in err
     assert main(["run", str(tmp_path / "missing.png"), "--out", str(tmp_path / "r")]) == 2
     assert "missing.png: no such file or directory" in capsys.readouterr().err
+
+
+def test_iterations_is_the_length_and_minutes_an_upper_bound():
+    from cellgan.cli.main import build_parser
+
+    args = build_parser().parse_args(["run", "--out", "x", "--iterations", "5000", "--minutes", "30"])
+    assert (args.iterations, args.minutes) == (5000, 30.0)  # both at once: whichever comes first stops training
