@@ -88,6 +88,17 @@ def test_write_and_read_roundtrip(tmp_path):
         pd.testing.assert_frame_equal(back[result.columns], result, check_dtype=False)
 
 
+def test_named_categories_name_the_columns(tmp_path):
+    names = ["lymphocyte", "erythroblast", "myeloid", "other cells"]
+    result = composition(_assignments(), categories=4, names=names)
+    assert [c for c in result.columns if c.startswith("count_")] == [f"count_{n}" for n in names]
+    assert proportion_columns(result) == [f"prop_{n}" for n in names]
+    write_composition(result, tmp_path / "comp")
+    assert proportion_columns(read_composition(tmp_path / "comp" / "composition.csv")) == [f"prop_{n}" for n in names]
+    with pytest.raises(CompositionError, match="3 category names for 4 categories"):
+        composition(_assignments(), categories=4, names=names[:3])
+
+
 def test_read_composition_errors(tmp_path):
     with pytest.raises(CompositionError, match="no composition"):
         read_composition(tmp_path)

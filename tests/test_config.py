@@ -121,6 +121,19 @@ def test_the_shipped_recipes():
     assert paper.train.recipe() == TrainConfig(**authors, lambda_self_label=0.0, separate_q=False).recipe()
     assert paper.segment.patch_mode == "masked" and paper.segment.reinhard_reference == "typical"
     assert paper.train.minutes == RUN_DEFAULTS["train"]["minutes"]  # a recipe says what to train, not how long
+    assert default.report.min_iterations == paper.report.min_iterations == 300  # but how long it needs
+    assert ReportConfig().min_iterations == 0
+
+
+def test_category_names_are_checked_against_the_categories(tmp_path):
+    from cellgan.config import ConfigError
+
+    config = resolve_config(_write(tmp_path, "train: {categories: 2}\nreport: {names: [lymphocyte, other]}\n"))
+    assert config.report.names == ("lymphocyte", "other")
+    with pytest.raises(ConfigError, match="report.names gives 2 names for 3 categories"):
+        resolve_config(_write(tmp_path, "train: {categories: 3}\nreport: {names: [lymphocyte, other]}\n"))
+    with pytest.raises(ConfigError, match="section 'report'.*distinct"):
+        resolve_config(_write(tmp_path, "train: {categories: 2}\nreport: {names: [a, a]}\n"))
 
 
 def test_recipe_layers_under_the_file_and_the_command_line(tmp_path):

@@ -12,6 +12,7 @@ from cellgan.analysis.diagnostics import (
     diagnose,
     seed_agreement,
     shape_explains,
+    training_warnings,
 )
 
 
@@ -52,6 +53,16 @@ def test_category_warnings():
     collapsed = category_warnings([70, 29, 1])
     assert len(collapsed) == 2 and "category 0 holds 70%" in collapsed[0] and "category 2 holds 1.0%" in collapsed[1]
     assert category_warnings([0, 0]) == ["no cell was assigned"]
+    named = category_warnings([0, 90, 10], names=["lymphocyte", "erythroblast", "myeloid"])
+    assert named == ["lymphocyte holds no cell", "erythroblast holds 90% of the cells (more than 60%): the model may have collapsed"]
+
+
+def test_training_warnings():
+    assert training_warnings(cells=4000, batch_size=64, iterations=1500, min_iterations=300) == []
+    few = training_warnings(cells=55, batch_size=64, iterations=23, min_iterations=300)
+    assert len(few) == 2
+    assert few[0].startswith("only 55 cells, fewer than 4 training batches of 64")
+    assert "23 generator iterations, fewer than the 300 this recipe needs" in few[1] and "--iterations 300" in few[1]
 
 
 def test_seed_agreement():

@@ -79,23 +79,33 @@ def _images(html_text):
     return re.findall(r"<img [^>]*src=\"([^\"]*)\"", html_text)
 
 
+def _gallery_rows(cells, per_gallery=6):
+    """Galleries per category: three (most and least confident, random) when it has more cells than one holds."""
+    counts = cells["category"].value_counts()
+    return int(sum(3 if n > per_gallery else 1 for n in counts if n))
+
+
 @pytest.mark.realdata
 def test_report_is_one_self_contained_file(small_run):
     text = (small_run / "report.html").read_text(encoding="utf-8")
     assert re.search(r"(?i)(https?|ftp)://", text) is None
-    assert re.search(r"(?i)\b(href|src)\s*=\s*\"(?!data:image/png;base64,)", text) is None
+    assert re.search(r"(?i)\bsrc\s*=\s*\"(?!data:image/(png|jpeg);base64,)", text) is None
+    assert re.search(r"(?i)\bhref\s*=\s*\"(?!#)", text) is None  # links only within the page
     assert re.search(r"(?i)<(script|link|iframe|object|embed)\b|url\(|@import", text) is None
+    ids = set(re.findall(r'\bid="([^"]*)"', text))
+    assert set(re.findall(r'href="#([^"]*)"', text)) <= ids  # every link has its target
     sources = _images(text)
     cells = pd.read_parquet(small_run / "assignments" / "assignments.parquet")
-    galleries = cells["category"].nunique()  # an empty category has no gallery
-    # sweeps, galleries, random members with their surroundings, 2 overlays, curves, composition
-    assert len(sources) == 3 + galleries + galleries + 2 + 2
+    # the sweep rows, the galleries, 2 overlays, curves, composition
+    assert len(sources) == 3 + _gallery_rows(cells) + 2 + 2  # (one sweep row per category)
     from PIL import Image
 
     for source in sources:
-        png = base64.b64decode(source.split(",", 1)[1], validate=True)
-        with Image.open(io.BytesIO(png)) as image:
-            assert image.format == "PNG" and image.size[0] > 8 and image.size[1] > 8
+        data = base64.b64decode(source.split(",", 1)[1], validate=True)
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.format == ("JPEG" if source.startswith("data:image/jpeg") else "PNG")
+            assert image.size[0] > 8 and image.size[1] > 8
+    assert sum(s.startswith("data:image/jpeg") for s in sources) == _gallery_rows(cells) + 2  # tissue as JPEG
 
 
 @pytest.mark.realdata
@@ -112,18 +122,55 @@ def test_report_shows_each_category_with_its_share(small_run):
     counts = np.bincount(cells["category"], minlength=3)
     for k in range(3):
         assert f"Category {k}: {counts[k]} cells ({100 * counts[k] / len(cells):.1f}%)" in text
-    for heading in ("Categories", "Images", "Training", "Composition per image"):
-        assert f"<h2>{heading}</h2>" in text
+    assert "<h2>Categories</h2>" in text
+    for anchor, heading in (("images", "Images"), ("training", "Training"), ("composition", "Composition per image")):
+        assert f'<h2 id="{anchor}">{heading}</h2>' in text
     assert "Scores against the labels" not in text  # segmented cells carry no label
 
 
 @pytest.mark.realdata
-def test_report_shows_random_members_with_their_surroundings(small_run):
+def test_report_shows_each_category_in_three_galleries_with_words(small_run):
     text = (small_run / "report.html").read_text(encoding="utf-8")
     cells = pd.read_parquet(small_run / "assignments" / "assignments.parquet")
-    assert "<h2>Random members of each category</h2>" in text
-    shown = re.findall(r'alt="random members of ([^"]*)"', text)
-    assert len(shown) == cells["category"].nunique()
+    counts = cells["category"].value_counts()
+    for kind in ("most confident", "random members", "least confident"):
+        shown = re.findall(rf'alt="{kind} of ([^"]*)"', text)
+        assert sorted(shown) == sorted(f"Category {q}" for q, n in counts.items() if n > 6)
+    assert len(re.findall(r'alt="all members of ', text)) == sum(1 for n in counts if 0 < n <= 6)
+    assert text.count("Against the other cells: ") == len(counts)
+    assert "the bar is 10 µm" in text or "without a bar" in text or "pixel size is unknown" in text
+    assert '<h2 id="generated">Generated cells</h2>' in text
+
+
+@pytest.mark.realdata
+def test_report_warns_in_red_and_names_files_relative_to_the_run(small_run):
+    from cellgan.config import read_config
+    from cellgan.report.html import run_warnings
+
+    text = (small_run / "report.html").read_text(encoding="utf-8")
+    warnings = run_warnings(small_run, read_config(small_run / "config.yaml").report)
+    assert any("training ran 2 generator iterations, fewer than the 300 this recipe needs" in w for w in warnings)
+    box = text[text.index('<div class="warnings">') : text.index("</div>", text.index('<div class="warnings">'))]
+    for warning in warnings:
+        assert html.escape(warning[0].upper() + warning[1:]) in box
+    assert "<code>export/</code>" in text and "<code>config.yaml</code>" in text
+    assert str(small_run.resolve()) not in text and str(small_run.parent.resolve()) not in text
+
+
+@pytest.mark.realdata
+def test_category_names_from_the_config_name_every_part(small_run):
+    from cellgan.config import ReportConfig
+    from cellgan.report.html import build_report
+
+    names = ("lymphocyte", "<i>erythroblast</i>", "myeloid")
+    text = build_report(small_run, config=ReportConfig(overlay_images=1, sweep_columns=2, gallery_cells=2, names=names))
+    assert "Category 0" not in text and "<i>" not in text
+    counts = np.bincount(pd.read_parquet(small_run / "assignments" / "assignments.parquet")["category"], minlength=3)
+    for name, n in zip(names, counts):
+        assert f"{html.escape(name)}: {n} cells" in text  # its heading
+        assert (f'alt="random members of {html.escape(name)}"' in text) == (n > 2)
+    with pytest.raises(ValueError, match="report.names"):
+        build_report(small_run, config=ReportConfig(names=("a", "b")))
 
 
 def test_surroundings_mark_the_cell_and_pad_with_white():
@@ -144,8 +191,6 @@ def test_report_shows_the_label_free_checks(small_run):
     assert diagnostics["cells_per_category"] == meta["cells_per_category"]
     assert "<h2>Checks without labels</h2>" in text
     assert "Cells per category: " + " / ".join(map(str, meta["cells_per_category"])) in text
-    for warning in diagnostics["warnings"]:
-        assert html.escape(warning) in text
     if diagnostics["shape_explains"]["area"] is not None:
         assert f"Nucleus area alone predicts a cell's category for {diagnostics['shape_explains']['area']:.0%}" in text
 
@@ -250,3 +295,14 @@ def test_figures_are_pngs():
         assert b"matplotlib.org" not in png  # no URL, not even in the PNG metadata
     with pytest.raises(ValueError, match="none of the known columns"):
         training_curves(pd.DataFrame({"x": [1]}), colours=colours, names=names)
+
+
+def test_scale_bar_and_jpeg():
+    from cellgan.report.figures import jpeg_bytes, scale_bar
+
+    windows = np.full((2, 80, 80, 3), 128, np.uint8)
+    barred = scale_bar(windows, length_px=25)
+    assert (windows == 128).all()  # a copy
+    bar = (barred[0] == 0).all(axis=2)
+    assert bar.sum(axis=1).max() == 25 and bar[:40].sum() == 0  # 25 px long, in the lower part
+    assert jpeg_bytes(barred[0]).startswith(b"\xff\xd8")

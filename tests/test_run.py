@@ -74,6 +74,39 @@ def test_a_report_option_redoes_only_the_report(small_run, tmp_path):
 
 
 @pytest.mark.realdata
+def test_category_names_reach_the_composition_the_exports_and_the_report(small_run, tmp_path):
+    import pandas as pd
+
+    root, run_dir = small_run
+    names = ["lymphocyte", "erythroblast", "myeloid"]
+    yaml_text = SMALL_RUN_YAML.replace("report: {", f"report: {{names: [{', '.join(names)}], ")
+    copy, lines = _again(root, run_dir, tmp_path, yaml_text)
+    assert [line.split(":")[0] for line in lines if "running" in line] == ["compose", "export", "report"]
+    columns = list(pd.read_csv(copy / "composition" / "composition.csv").columns)
+    assert columns == ["image", "n_cells", *(f"count_{n}" for n in names), *(f"prop_{n}" for n in names)]
+    cells = pd.read_parquet(copy / "export" / "cells.parquet")
+    assert set(cells["category_name"]) <= set(names)
+    geojson = next((copy / "export" / "geojson").glob("*.geojson"))
+    classes = {f["properties"]["classification"]["name"] for f in json.loads(geojson.read_text())["features"]}
+    assert classes and classes <= set(names)
+    text = (copy / "report.html").read_text(encoding="utf-8")
+    assert all(f"{n}: " in text for n in names) and "Category 0" not in text
+
+
+@pytest.mark.realdata
+def test_cellgan_run_warns_when_the_run_is_too_short(small_run, tmp_path, capsys):
+    root, run_dir = small_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    config = tmp_path / "run.yaml"
+    config.write_text(SMALL_RUN_YAML)
+    images = [str(p) for p in sorted((root / "images").iterdir())]
+    assert main(["run", *images, "--out", str(copy), "--config", str(config), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: training ran 2 generator iterations, fewer than the 300 this recipe needs" in err
+
+
+@pytest.mark.realdata
 def test_longer_training_continues_and_redoes_what_follows(small_run, tmp_path):
     root, run_dir = small_run
     copy, lines = _again(root, run_dir, tmp_path, SMALL_RUN_YAML.replace("iterations: 2", "iterations: 3"))
@@ -177,3 +210,10 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "bad.yaml" in err and "unknown key 'epochs'" in err
     assert main(["run", str(tmp_path / "missing.png"), "--out", str(tmp_path / "r")]) == 2
     assert "missing.png: no such file or directory" in capsys.readouterr().err
+
+
+def test_iterations_is_the_length_and_minutes_an_upper_bound():
+    from cellgan.cli.main import build_parser
+
+    args = build_parser().parse_args(["run", "--out", "x", "--iterations", "5000", "--minutes", "30"])
+    assert (args.iterations, args.minutes) == (5000, 30.0)  # both at once: whichever comes first stops training

@@ -11,6 +11,7 @@ A configuration file for ``cellgan run --config FILE.yaml`` looks like::
       batch_size: 512
     report:             # fields of ReportConfig below
       overlay_images: 2
+      names: [lymphocyte, erythroblast, myeloid, other]   # one per category
 
 Every section is optional and so is every key in it. A value comes from, in
 order of precedence: the command line, the file, the *recipe* (a named file of
@@ -140,14 +141,23 @@ class ReportConfig:
         How many images are shown with every nucleus outlined in its category's colour.
     overlay_size : int
         Longest side, in pixels, of each overlay in the report (larger images are
-        shrunk before the outlines are drawn, so outlines stay one pixel wide).
+        shrunk before the outlines are drawn, so outlines stay two pixels wide).
     gallery_cells : int
-        Real cells shown per category, those the Q head is most sure of.
+        Real cells in each of a category's galleries: those the Q head is most
+        sure of, random members, and those it is least sure of.
     sweep_columns : int
         Noise vectors of the generator sweep: each column keeps z fixed and each
         row sets the categorical code c, as in the paper's figures.
     seed : int
-        Seed of the sweep's noise.
+        Seed of the sweep's noise and of the random members shown.
+    names : tuple of str or None
+        The name of each category, in category order (``train.categories`` of them):
+        the report, the composition's columns, the GeoJSON classification and the
+        exported tables use them. None: "Category 0", "Category 1", ...
+    min_iterations : int
+        The generator iterations below which the run is reported as too short for its
+        recipe (a warning from ``cellgan run`` and a red note in the report); the
+        recipes set it (``src/cellgan/recipes/*.yaml``).
     """
 
     overlay_images: int = 4
@@ -155,14 +165,21 @@ class ReportConfig:
     gallery_cells: int = 16
     sweep_columns: int = 12
     seed: int = 0
+    names: tuple[str, ...] | None = None
+    min_iterations: int = 0
 
     def __post_init__(self):
         check_types(self)
         for name in ("overlay_size", "gallery_cells", "sweep_columns"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.overlay_images < 0:
-            raise ValueError(f"overlay_images must be at least 0, got {self.overlay_images}")
+        for name in ("overlay_images", "min_iterations"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if self.names is not None:
+            from cellgan.io.palette import category_names
+
+            category_names(len(self.names), list(self.names))  # non-empty and distinct
 
 
 @dataclass(frozen=True)
@@ -175,6 +192,11 @@ class RunConfig:
     compose: ComposeConfig
     export: ExportConfig
     report: ReportConfig
+
+    def __post_init__(self):
+        names, categories = self.report.names, getattr(self.train, "categories", None)
+        if names is not None and categories is not None and len(names) != categories:
+            raise ConfigError(f"report.names gives {len(names)} names for {categories} categories (train.categories)")
 
 
 def stage_config_types() -> dict[str, type]:

@@ -179,8 +179,9 @@ def run_pipeline(
     length = {k: v for k, v in plain["train"].items() if k not in recipe["config"]}
     train = _Stage(files, "train", {**recipe, "length": length}, locked=recipe)
     assign = _Stage(files, "assign", {"config": plain["assign"], "after": train.fingerprint})
-    compose = _Stage(files, "compose", {"config": plain["compose"], "after": assign.fingerprint})
-    export = _Stage(files, "export", {"config": plain["export"], "after": compose.fingerprint})
+    names = None if config.report.names is None else list(config.report.names)
+    compose = _Stage(files, "compose", {"config": plain["compose"], "names": names, "after": assign.fingerprint})
+    export = _Stage(files, "export", {"config": plain["export"], "names": names, "after": compose.fingerprint})
     report = _Stage(files, "report", {"config": plain["report"], "after": export.fingerprint})
     with folder_lock(files.root):  # one run at a time in a run directory
         for stage in (segment, train):
@@ -197,9 +198,11 @@ def run_pipeline(
             lambda: assign_stage(files.model, files.cells, files.assignments, device=device, batch_size=config.assign.batch_size),
             log=log,
         )
-        compose.run(lambda: compose_stage(files.assignments, files.composition), log=log)
+        compose.run(lambda: compose_stage(files.assignments, files.composition, names=names), log=log)
         export.run(
-            lambda: export_stage(files.assignments, files.export, cells_dir=files.cells, formats=config.export.formats),
+            lambda: export_stage(
+                files.assignments, files.export, cells_dir=files.cells, formats=config.export.formats, names=names
+            ),
             log=log,
         )
         report.run(lambda: report_stage(files.root, config.report, device=device), log=log)
@@ -331,21 +334,21 @@ def assign_stage(model_dir: Path, cells_dir: Path, out_dir: Path, *, device, bat
     return {"summary": f"{meta['n_cells']} cells per category: {meta['cells_per_category']}"}
 
 
-def compose_stage(assignments_dir: Path, out_dir: Path) -> dict:
-    """Write each image's composition (cells per category) from an ASSIGNMENTS directory."""
+def compose_stage(assignments_dir: Path, out_dir: Path, *, names=None) -> dict:
+    """Write each image's composition (cells per category, columns named by ``names``) from an ASSIGNMENTS directory."""
     from cellgan.analysis.composition import composition, read_assignments, write_composition
 
     table, meta = read_assignments(assignments_dir)
-    result = composition(table, categories=int(meta["categories"]))
+    result = composition(table, categories=int(meta["categories"]), names=names)
     write_composition(result, out_dir)
     return {"summary": f"{len(result)} images"}
 
 
-def export_stage(assignments_dir: Path, out_dir: Path, *, cells_dir: Path, formats) -> dict:
-    """Export the assignments in ``formats`` (:func:`cellgan.report.export.export_assignments`)."""
+def export_stage(assignments_dir: Path, out_dir: Path, *, cells_dir: Path, formats, names=None) -> dict:
+    """Export the assignments in ``formats``, categories named by ``names`` (:func:`cellgan.report.export.export_assignments`)."""
     from cellgan.report.export import export_assignments
 
-    written = export_assignments(assignments_dir, out_dir, cells_dir=cells_dir, formats=formats)
+    written = export_assignments(assignments_dir, out_dir, cells_dir=cells_dir, formats=formats, names=names)
     return {"summary": ", ".join(f"{len(paths)} {fmt}" for fmt, paths in written.items())}
 
 

@@ -11,7 +11,9 @@ An ASSIGNMENTS directory (written by ``cellgan assign``) holds
 ``prob_0`` ... ``prob_{K-1}`` and the cell table's columns), ``features.npy`` and
 ``meta.json`` (``{"categories": K, ...}``). A COMPOSITION directory holds
 ``composition.csv`` and ``composition.parquet`` with the columns ``image``,
-``n_cells``, ``count_0`` ... ``count_{K-1}``, ``prop_0`` ... ``prop_{K-1}``.
+``n_cells``, ``count_0`` ... ``count_{K-1}``, ``prop_0`` ... ``prop_{K-1}``; with
+category names (``report.names`` of the run configuration) ``count_<name>`` and
+``prop_<name>`` instead, in category order.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from cellgan.io.files import atomic_write
 
 __all__ = [
     "CompositionError",
+    "category_suffixes",
     "composition",
     "proportion_columns",
     "read_assignments",
@@ -44,7 +47,12 @@ class CompositionError(CellganError, ValueError):
     """An assignments or composition table that is missing or malformed."""
 
 
-def composition(assignments: pd.DataFrame, *, categories: int) -> pd.DataFrame:
+def category_suffixes(categories: int, names=None) -> list[str]:
+    """The part after ``count_`` and ``prop_`` of each category's columns: its name, else its index."""
+    return [str(k) for k in range(int(categories))] if names is None else [str(n) for n in names]
+
+
+def composition(assignments: pd.DataFrame, *, categories: int, names=None) -> pd.DataFrame:
     """Count the cells of each category in each image and their proportions.
 
     Parameters
@@ -55,6 +63,9 @@ def composition(assignments: pd.DataFrame, *, categories: int) -> pd.DataFrame:
     categories : int
         Number of categories K. Every category gets its columns, also when no
         cell of any image falls in it.
+    names : list of str, optional
+        Category names, one per category: the columns are then ``count_<name>``
+        and ``prop_<name>`` (:func:`category_suffixes`).
 
     Returns
     -------
@@ -71,14 +82,17 @@ def composition(assignments: pd.DataFrame, *, categories: int) -> pd.DataFrame:
         raise CompositionError(f"assignments table lacks columns {missing}")
     category = _category_codes(assignments["category"], categories)
     images = assignments["image"].astype(str).to_numpy()
-    names, image_codes = np.unique(images, return_inverse=True)
-    counts = np.bincount(image_codes * categories + category, minlength=len(names) * categories)
-    counts = counts.reshape(len(names), categories).astype(np.int64)
+    images_found, image_codes = np.unique(images, return_inverse=True)
+    counts = np.bincount(image_codes * categories + category, minlength=len(images_found) * categories)
+    counts = counts.reshape(len(images_found), categories).astype(np.int64)
     n_cells = counts.sum(axis=1)
     props = counts / np.maximum(n_cells, 1)[:, None]
-    table = {"image": names, "n_cells": n_cells}
-    table.update({f"count_{k}": counts[:, k] for k in range(categories)})
-    table.update({f"prop_{k}": props[:, k] for k in range(categories)})
+    suffixes = category_suffixes(categories, names)
+    if len(suffixes) != categories:
+        raise CompositionError(f"{len(suffixes)} category names for {categories} categories")
+    table = {"image": images_found, "n_cells": n_cells}
+    table.update({f"count_{s}": counts[:, k] for k, s in enumerate(suffixes)})
+    table.update({f"prop_{s}": props[:, k] for k, s in enumerate(suffixes)})
     return pd.DataFrame(table)
 
 
@@ -94,12 +108,17 @@ def _category_codes(column: pd.Series, categories: int) -> np.ndarray:
 
 
 def proportion_columns(table: pd.DataFrame) -> list[str]:
-    """Return the ``prop_k`` columns of a composition table in category order."""
-    found = {c for c in table.columns if re.fullmatch(r"prop_\d+", str(c))}
-    columns = [f"prop_{k}" for k in range(len(found))]
-    if not columns or set(columns) != found:
-        raise CompositionError(f"composition table needs columns prop_0..prop_(K-1), has {list(table.columns)}")
-    return columns
+    """Return the ``prop_`` columns of a composition table in category order (the table's, for named ones)."""
+    found = [str(c) for c in table.columns if str(c).startswith("prop_")]
+    if found and all(re.fullmatch(r"prop_\d+", c) for c in found):
+        columns = [f"prop_{k}" for k in range(len(found))]
+        if set(columns) == set(found):
+            return columns
+    elif found:
+        return found
+    raise CompositionError(
+        f"composition table needs columns prop_0..prop_(K-1) or prop_<name>, has {list(table.columns)}"
+    )
 
 
 def read_assignments(path: Path) -> tuple[pd.DataFrame, dict]:

@@ -8,8 +8,10 @@ checks need no label, so they run on every run and the report shows them:
   shape columns (nucleus area alone, then all shape columns) predicts a cell's
   category, cross-validated. Near 1 means the categories are size (or shape)
   bins; near the majority share means shape does not decide them.
-- :func:`category_warnings`: categories holding more than 60 % or fewer than 2 %
+- :func:`category_warnings`: categories empty, or holding more than 60 % or fewer than 2 %
   of the cells (a collapse, or a category that barely exists).
+- :func:`training_warnings`: a run with too few cells for its batches, or with
+  fewer generator iterations than its recipe needs.
 - :func:`seed_agreement`: the mean adjusted Rand index between the categories
   that models trained with different seeds give the same cells.
 """
@@ -26,12 +28,14 @@ from cellgan.errors import CellganError
 __all__ = [
     "DiagnosticsError",
     "LARGEST_SHARE",
+    "MIN_BATCHES",
     "SHAPE_COLUMNS",
     "SMALLEST_SHARE",
     "category_warnings",
     "diagnose",
     "seed_agreement",
     "shape_explains",
+    "training_warnings",
 ]
 
 #: The cell table's shape columns, tried together after area alone.
@@ -40,6 +44,10 @@ SHAPE_COLUMNS = ("area_px", "perimeter_px", "eccentricity", "solidity")
 LARGEST_SHARE = 0.60
 #: A category below this share of the cells is reported as nearly empty.
 SMALLEST_SHARE = 0.02
+#: A run with fewer cells than this many training batches is reported as too small: the
+#: critic then sees the same few cells again and again (the paper's smallest set held
+#: about 4,000 cells, some 60 batches of 64; Hu et al., JBHI 2019, Sec. IV-A).
+MIN_BATCHES = 4
 
 
 class DiagnosticsError(CellganError, ValueError):
@@ -98,22 +106,57 @@ def shape_explains(
 
 
 def category_warnings(
-    cells_per_category, *, largest: float = LARGEST_SHARE, smallest: float = SMALLEST_SHARE
+    cells_per_category, *, names=None, largest: float = LARGEST_SHARE, smallest: float = SMALLEST_SHARE
 ) -> list[str]:
-    """One sentence per category that holds more than ``largest`` or less than ``smallest`` of the cells."""
+    """One sentence per category that is empty, or holds more than ``largest`` or less than ``smallest`` of the cells.
+
+    ``names`` (one per category) name them in the sentences; default ``"category k"``.
+    """
     counts = np.asarray(cells_per_category, dtype=np.int64)
+    names = [f"category {k}" for k in range(len(counts))] if names is None else list(names)
     total = int(counts.sum())
     if total == 0:
         return ["no cell was assigned"]
     warnings = []
-    for k, n in enumerate(counts):
+    for name, n in zip(names, counts):
         share = n / total
         if share > largest:
             warnings.append(
-                f"category {k} holds {share:.0%} of the cells (more than {largest:.0%}): the model may have collapsed"
+                f"{name} holds {share:.0%} of the cells (more than {largest:.0%}): the model may have collapsed"
             )
+        elif n == 0:
+            warnings.append(f"{name} holds no cell")
         elif share < smallest:
-            warnings.append(f"category {k} holds {share:.1%} of the cells ({n}; fewer than {smallest:.0%})")
+            warnings.append(f"{name} holds {share:.1%} of the cells ({n}; fewer than {smallest:.0%})")
+    return warnings
+
+
+def training_warnings(*, cells: int, batch_size: int, iterations: int, min_iterations: int) -> list[str]:
+    """One sentence for a run with fewer cells than :data:`MIN_BATCHES` batches, one for too few iterations.
+
+    Parameters
+    ----------
+    cells : int
+        Cells the model was trained on.
+    batch_size : int
+        Real cells per training batch.
+    iterations : int
+        Generator iterations the training ran.
+    min_iterations : int
+        The fewest the recipe needs (``report.min_iterations`` of the recipes).
+    """
+    warnings = []
+    if cells < MIN_BATCHES * batch_size:
+        warnings.append(
+            f"only {cells} cells, fewer than {MIN_BATCHES} training batches of {batch_size}: "
+            "too few to learn cell types from (give more images; a few thousand cells at least)"
+        )
+    if iterations < min_iterations:
+        warnings.append(
+            f"training ran {iterations} generator iterations, fewer than the {min_iterations} this recipe needs: "
+            f"the categories are not yet what training would give (run again with --iterations {min_iterations} "
+            "or more; the run continues where it stopped)"
+        )
     return warnings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from cellgan.cli.common import add_config_option, add_device_option
@@ -28,7 +29,7 @@ def main(args) -> int:
     from cellgan.config import ReportConfig, read_config
     from cellgan.io.cellstore import CellStoreError
     from cellgan.pipeline import RunFiles
-    from cellgan.report.html import write_report
+    from cellgan.report.html import run_warnings, write_report
 
     if not args.run_dir.is_dir():
         raise UsageError(f"{args.run_dir}: no such run directory")
@@ -40,4 +41,6 @@ def main(args) -> int:
     except (CellStoreError, ValueError) as err:  # ReportError, CompositionError, CheckpointError
         raise UsageError(str(err)) from err
     print(f"report: {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB)")
+    for warning in run_warnings(args.run_dir, config):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0

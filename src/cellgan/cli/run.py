@@ -8,6 +8,7 @@ configuration and calls :func:`cellgan.pipeline.run_pipeline`.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -41,9 +42,15 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--mpp", type=float, metavar="MICRONS_PER_PIXEL", help="pixel size [segment.mpp; else the TIFF tags, else estimated]"
     )
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--iterations", type=int, metavar="N", help="train for N generator iterations")
-    budget.add_argument("--minutes", type=float, metavar="M", help="train for M minutes [10]")
+    parser.add_argument(
+        "--iterations", type=int, metavar="N", help="the training's length: N generator iterations [train.iterations]"
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        metavar="M",
+        help="stop training after M minutes at most; alone, train for M minutes [10 without --iterations]",
+    )
     add_max_pixels_option(parser)
     add_scheduler_option(parser)
     add_device_option(parser)
@@ -54,12 +61,13 @@ def register(subparsers) -> None:
 def main(args) -> int:
     from cellgan.config import resolve_config
     from cellgan.pipeline import RunFiles, default_images, read_marker, run_pipeline
+    from cellgan.report.html import run_warnings
 
     overrides = _seed_overrides(args.seed) if args.seed is not None else {}
     overrides.setdefault("train", {}).update(categories=args.categories)
     overrides.setdefault("segment", {}).update(mpp=args.mpp)
     config = resolve_config(args.config, overrides, recipe=args.recipe)
-    if args.iterations is not None or args.minutes is not None:  # a length given replaces both lengths
+    if args.iterations is not None or args.minutes is not None:  # the lengths given replace both lengths
         length = {"iterations": args.iterations, "minutes": args.minutes}
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, **length))
     device = resolve_device(args.device)
@@ -74,6 +82,8 @@ def main(args) -> int:
     except (FileNotFoundError, ValueError) as err:  # plain input errors of the libraries the stages call
         raise UsageError(str(err)) from err
     print(f"report: {files.report.resolve()}")
+    for warning in run_warnings(files.root, config.report):
+        print(f"warning: {warning}", file=sys.stderr)
     empty = read_marker(files.sources).get("empty", {})
     if empty:
         print(f"{len(empty)} image(s) hold no cell:")

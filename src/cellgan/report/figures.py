@@ -19,8 +19,11 @@ __all__ = [
     "composition_chart",
     "figure_png",
     "generator_sweep",
+    "jpeg_bytes",
     "outline_overlay",
     "png_bytes",
+    "scale_bar",
+    "surroundings",
     "tile_patches",
     "training_curves",
 ]
@@ -37,11 +40,30 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg_bytes(image: np.ndarray, *, quality: int = 75) -> bytes:
+    """Encode an RGB uint8 image as JPEG: tissue photographs at a fraction of their PNG size."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="JPEG", quality=quality, optimize=True)
+    return buffer.getvalue()
+
+
 def figure_png(figure) -> bytes:
-    """Render a matplotlib figure to PNG (without the "Software" tag, which holds a URL)."""
+    """Render a matplotlib figure to a PNG of 256 colours (without the "Software" tag, which holds a URL).
+
+    A chart has few colours; the palette keeps its file about a third of the size of
+    a full-colour one.
+    """
+    from PIL import Image
+
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    return buffer.getvalue()
+    with Image.open(io.BytesIO(buffer.getvalue())) as rendered:
+        paletted = rendered.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    paletted.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 def tile_patches(patches: np.ndarray, *, columns: int, scale: int = 2, gap: int = 2) -> np.ndarray:
@@ -111,6 +133,31 @@ def surroundings(
     return windows
 
 
+def scale_bar(windows: np.ndarray, *, length_px: float, margin: int = 4, thickness: int = 3) -> np.ndarray:
+    """Draw a black scale bar, outlined in white, in the lower left corner of each window.
+
+    Parameters
+    ----------
+    windows : ndarray of uint8, shape (n, h, w, 3)
+    length_px : float
+        Length of the bar in the windows' pixels (e.g. 10 µm at the shown scale).
+    margin, thickness : int
+        Distance from the corner and thickness of the bar, in pixels.
+
+    Returns
+    -------
+    ndarray of uint8, shape (n, h, w, 3)
+        A copy with the bar drawn.
+    """
+    windows = np.array(windows, dtype=np.uint8, copy=True)
+    _, h, w, _ = windows.shape
+    length = int(round(min(max(length_px, 1), w - 2 * margin - 2)))
+    y1, x0 = h - margin, margin
+    windows[:, y1 - thickness - 2 : y1, x0 : x0 + length + 2] = 255  # the white outline
+    windows[:, y1 - thickness - 1 : y1 - 1, x0 + 1 : x0 + length + 1] = 0
+    return windows
+
+
 def generator_sweep(generator, *, columns: int, seed: int, device=None) -> np.ndarray:
     """Generate the category sweep: one row per category, one column per fixed noise vector.
 
@@ -156,7 +203,7 @@ def outline_overlay(
     label_colours: np.ndarray,
     *,
     size: int,
-    width: int = 1,
+    width: int = 2,
 ) -> np.ndarray:
     """Outline every nucleus of an image in a colour of its own.
 
@@ -233,43 +280,50 @@ def training_curves(log: pd.DataFrame, *, colours: np.ndarray, names: list[str],
     steps = log["step"].to_numpy() if "step" in log.columns else np.arange(1, len(log) + 1)
     smooth = smooth or max(1, len(log) // 25)
     panels = [
-        ("Critic", [("critic_loss", "critic loss"), ("wasserstein", "Wasserstein estimate")]),
-        ("Gradient penalty", [("gradient_penalty", "gradient penalty")]),
+        ("Critic", "loss", [("critic_loss", "critic loss"), ("wasserstein", "Wasserstein estimate")]),
+        ("Gradient penalty", "penalty", [("gradient_penalty", "gradient penalty")]),
         (
             "Generator and information terms",
+            "loss",
             [("generator_loss", "generator loss"), ("mi_loss", "MI loss")],
         ),
     ]
     present = {c for c in log.columns if pd.to_numeric(log[c], errors="coerce").fillna(0).ne(0).any()}
-    panels = [(t, [(c, lbl) for c, lbl in curves if c in present]) for t, curves in panels]
-    panels = [(t, curves) for t, curves in panels if curves]
+    panels = [(t, y, [(c, lbl) for c, lbl in curves if c in present]) for t, y, curves in panels]
+    panels = [(t, y, curves) for t, y, curves in panels if curves]
     share_columns = [f"share_{k}" for k in range(len(names)) if f"share_{k}" in log.columns]
     count = len(panels) + bool(share_columns)
     if count == 0:
         raise ValueError(f"the training log has none of the known columns; it has {list(log.columns)}")
-    figure = Figure(figsize=(4.2 * count, 3.2))
-    axes = figure.subplots(1, count, squeeze=False)[0]
-    for ax in axes:
+    columns = min(count, 2)
+    grid_rows = -(-count // columns)
+    figure = Figure(figsize=(5.5 * columns, 3.9 * grid_rows))
+    axes = list(figure.subplots(grid_rows, columns, squeeze=False).ravel())
+    for extra in axes[count:]:
+        extra.set_visible(False)
+    for ax in axes[:count]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for ax, (title, curves) in zip(axes, panels):
+        ax.tick_params(labelsize=10)
+        ax.set_xlabel("generator iteration", fontsize=11)
+    for ax, (title, ylabel, curves) in zip(axes, panels):
         for i, (column, label) in enumerate(curves):
             values = pd.to_numeric(log[column], errors="coerce")
             colour = f"C{i}"
             ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
             ax.plot(steps, values.rolling(smooth, min_periods=1).mean(), color=colour, label=label)
-        ax.set_title(title)
-        ax.set_xlabel("generator step")
-        ax.legend(fontsize=8)
+        ax.set_title(title, fontsize=12)
+        ax.set_ylabel(ylabel, fontsize=11)
+        ax.legend(fontsize=10)
     if share_columns:
-        ax = axes[-1]
+        ax = axes[count - 1]
         for column in share_columns:
             k = int(column.split("_")[1])
             values = pd.to_numeric(log[column], errors="coerce").rolling(smooth, min_periods=1).mean()
-            ax.plot(steps, values, color=colours[k] / 255.0, label=names[k], linewidth=1.5)
+            ax.plot(steps, values, color=colours[k] / 255.0, label=names[k], linewidth=1.8)
         ax.set_ylim(0, 1)
-        ax.set_title("Share of real cells per category")
-        ax.set_xlabel("generator step")
-        ax.legend(fontsize=8)
+        ax.set_title("Share of real cells per category", fontsize=12)
+        ax.set_ylabel("share of the batch", fontsize=11)
+        ax.legend(fontsize=10)
     figure.tight_layout()
     return figure_png(figure)
 
@@ -292,18 +346,21 @@ def composition_chart(table: pd.DataFrame, *, colours: np.ndarray, names: list[s
     """
     from matplotlib.figure import Figure
 
-    props = table[[f"prop_{k}" for k in range(len(names))]].to_numpy(dtype=float)
+    from cellgan.analysis.composition import proportion_columns
+
+    props = table[proportion_columns(table)].to_numpy(dtype=float)
     labels = [f"{image} ({n})" for image, n in zip(table["image"], table["n_cells"])]
     rows = np.arange(len(table))[::-1]
-    figure = Figure(figsize=(9, 0.9 + 0.32 * max(len(table), 1)))
+    figure = Figure(figsize=(10, 1.3 + 0.34 * max(len(table), 1)))
     ax = figure.subplots()
     left = np.zeros(len(table))
     for k, name in enumerate(names):
         ax.barh(rows, props[:, k], left=left, color=colours[k] / 255.0, label=name, edgecolor="white", linewidth=0.5)
         left += props[:, k]
-    ax.set_yticks(rows, labels, fontsize=8)
+    ax.set_yticks(rows, labels, fontsize=10)
+    ax.tick_params(axis="x", labelsize=10)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("share of the image's cells")
-    ax.legend(ncol=min(len(names), 6), fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.set_xlabel("share of the image's cells", fontsize=11)
+    ax.legend(ncol=min(len(names), 4), fontsize=10, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     figure.tight_layout()
     return figure_png(figure)
