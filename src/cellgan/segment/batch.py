@@ -14,10 +14,11 @@ from pathlib import Path
 from cellgan.io.files import safe_image_id
 from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rgb
 from cellgan.segment.config import SegmentConfig
-from cellgan.segment.image import refuse_crop_patches, reinhard_target, segment_image
+from cellgan.segment.image import prepare, refuse_crop_patches, reinhard_target, segment_image
+from cellgan.segment.pixel_size import PixelSizeError, field_estimates, pool_estimates
 from cellgan.segment.reference import resolve_reference
 
-__all__ = ["RunSummary", "image_ids", "segment_images"]
+__all__ = ["RunSummary", "image_ids", "pixel_sizes", "segment_images"]
 
 
 #: The reason :class:`RunSummary` gives for an image segmented without finding a cell.
@@ -92,6 +93,62 @@ def check_patch_mode(store, config: SegmentConfig) -> None:
         )
 
 
+def pixel_sizes(
+    files, config: SegmentConfig, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> dict[Path, tuple[float | None, str]]:
+    """Each file's pixel size and where it came from: ``given``, ``file`` or ``estimated``.
+
+    ``config.mpp`` when set; else the file's own (:func:`cellgan.io.images.read_mpp`);
+    else the estimate pooled over the fields of all the files without one
+    (:mod:`cellgan.segment.pixel_size`). A file that cannot be read or prepared
+    adds nothing to the estimate (the segmentation reports it).
+
+    Parameters
+    ----------
+    files : list of Path
+    config : SegmentConfig
+    max_pixels : int
+
+    Returns
+    -------
+    dict
+        file -> (µm per pixel, source); (None, "unknown") for all of them when
+        none of the files without a pixel size can be read.
+
+    Raises
+    ------
+    PixelSizeError
+        Some files state no pixel size and the estimate is not to be trusted.
+    """
+    if config.mpp is not None:
+        return {path: (config.mpp, "given") for path in files}
+    stated = {path: read_mpp(path) for path in files}
+    sizes = {path: (mpp, "file") for path, mpp in stated.items() if mpp is not None}
+    unstated = [path for path, mpp in stated.items() if mpp is None]
+    if not unstated:
+        return sizes
+    values, readable = [], 0
+    for path in unstated:
+        try:
+            prepared = prepare(read_rgb(path, max_pixels=max_pixels), config)
+        except Exception:  # unreadable, blank, not H&E: segment_images names it
+            continue
+        readable += 1
+        values += field_estimates(prepared.stains[..., 0], prepared.tissue, config)
+    pooled = pool_estimates(values)
+    if not readable:  # nothing to segment either: each file's own failure says why
+        sizes.update({path: (None, "unknown") for path in unstated})
+    elif not pooled.trusted:
+        where = unstated[0] if len(unstated) == 1 else f"{unstated[0]} and {len(unstated) - 1} other image(s)"
+        raise PixelSizeError(
+            f"{where}: no pixel size in the file, and estimating it from the nuclei is not safe here "
+            f"({pooled.why_not()}); give it with --mpp (µm per pixel: about 0.5 at 20×, 0.25 at 40×)"
+        )
+    else:
+        sizes.update({path: (pooled.mpp, "estimated") for path in unstated})
+    return sizes
+
+
 def segment_images(
     paths,
     store,
@@ -107,7 +164,9 @@ def segment_images(
     H&E, ...) is reported with the reason and the others go on; one segmented
     without a nucleus is written and named in ``empty``. The pixel size is
     ``config.mpp`` or, when None, the file's own
-    (:func:`cellgan.io.images.read_mpp`), else estimated. A
+    (:func:`cellgan.io.images.read_mpp`), else estimated from the nuclei of all
+    the files without one (:func:`pixel_sizes`); the table records it (``mpp``,
+    ``mpp_source``). A
     ``config.reinhard_reference`` of ``"typical"`` is the most typical of these
     images (:func:`cellgan.segment.reference.typical_image`).
 
@@ -139,6 +198,8 @@ def segment_images(
         config = dataclasses.replace(config, reinhard_reference=resolve_reference(config.reinhard_reference, files))
         reinhard_target(config.reinhard_reference)  # fail now, not once per image
     ids = image_ids(files)
+    todo = [path for path in files if not store.has_image(ids[path])]
+    sizes = pixel_sizes(files, config, max_pixels=max_pixels) if todo else {}
     done, skipped, failed, empty = [], [], {}, {}
     bar = tqdm(files, desc="segment", unit="image", disable=not progress)
     for path in bar:
@@ -149,15 +210,14 @@ def segment_images(
         bar.set_postfix_str(path.name, refresh=False)
         try:
             rgb = read_rgb(path, max_pixels=max_pixels)
-            mpp = config.mpp if config.mpp is not None else read_mpp(path)
+            mpp, source = sizes[path]
             result = segment_image(rgb, dataclasses.replace(config, mpp=mpp), image_id=image_id)
-            store.write_image(
-                image_id, result.table, result.patches, label_mask=result.label_mask, overlay=result.overlay
-            )
+            table = result.table.assign(mpp_source=source)
+            store.write_image(image_id, table, result.patches, label_mask=result.label_mask, overlay=result.overlay)
         except Exception as err:  # one bad image must not stop the run; it is reported
             failed[str(path)] = failure_reason(err, path)
             continue
         done.append(image_id)
-        if result.table.empty:
+        if table.empty:
             empty[str(path)] = NO_NUCLEUS
     return RunSummary(tuple(done), tuple(skipped), failed, empty)
