@@ -27,12 +27,20 @@ def test_given_and_file_pixel_sizes_are_not_estimated(tmp_path):
     tifffile.imwrite(path, np.full((40, 40, 3), 200, np.uint8), resolution=(40000.0, 40000.0), resolutionunit=3)
     assert pixel_sizes([path], SegmentConfig(mpp=0.3)) == {path: (0.3, "given")}
     assert pixel_sizes([path], SegmentConfig())[path] == (pytest.approx(0.25), "file")
-    blank = tmp_path / "b.png"
     from PIL import Image
 
+    blank = tmp_path / "blank.png"  # nothing to estimate from, nor to segment: the segmentation says why
     Image.fromarray(np.full((40, 40, 3), 255, np.uint8)).save(blank)
-    with pytest.raises(PixelSizeError, match=r"b\.png: no pixel size in the file.*give it with --mpp"):
-        pixel_sizes([blank], SegmentConfig())
+    assert pixel_sizes([blank], SegmentConfig()) == {blank: (None, "unknown")}
+    tissue = np.empty((100, 100, 3), np.uint8)
+    tissue[:] = (235, 180, 210)  # eosin pink, with haematoxylin-purple nuclei
+    yy, xx = np.mgrid[:100, :100]
+    for cy, cx in ((25, 25), (70, 40), (40, 75)):
+        tissue[(yy - cy) ** 2 + (xx - cx) ** 2 <= 36] = (90, 50, 140)
+    one_field = tmp_path / "b.png"
+    Image.fromarray(tissue).save(one_field)
+    with pytest.raises(PixelSizeError, match=r"b\.png: no pixel size in the file.*only 1 field.*give it with --mpp"):
+        pixel_sizes([one_field], SegmentConfig())
 
 
 def _subset(items, n, seed):

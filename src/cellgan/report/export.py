@@ -14,7 +14,7 @@ of the cell store that ``meta.json`` names (or another given), and writes into D
 - ``cells.h5ad``: an AnnData object (X and obsm["X_cellgan"] = the learned
   features, obsm["spatial"] = the centroids, obs = the cell table with the
   category), when the optional package ``anndata`` is installed
-  (``pip install cellgan[anndata]``).
+  (see the ``anndata`` extra in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -143,7 +143,8 @@ def _import_anndata():
     except ImportError as err:
         raise ExportError(
             "writing .h5ad needs the optional package 'anndata', which is not installed "
-            "(pip install 'cellgan[anndata]')"
+            "(pip install --no-deps anndata==0.12.19, then: pip install h5py zarr natsort array-api-compat "
+            "legacy-api-wrap scverse-misc)"
         ) from err
     return anndata
 

@@ -133,7 +133,7 @@ def build_report(run_dir: Path, *, config=None, device="cpu") -> str:
         _random_members_section(store, cells, sources, colors, names, config),
         _overlay_section(store, cells, sources, colors, config),
         _training_section(log, colors, names),
-        _composition_section(composition, sources, colors, names),
+        _composition_section(composition, sources, colors, names, _pixel_sizes(cells)),
         _metrics_section(cells, names),
         _files_section(files),
     ]
@@ -346,11 +346,19 @@ def _training_section(log: pd.DataFrame | None, colors, names) -> str:
     )
 
 
-def _composition_section(composition: pd.DataFrame, sources: dict[str, str], colors, names) -> str:
+def _pixel_sizes(cells: pd.DataFrame) -> dict[str, str]:
+    """Each image's pixel size as the report shows it: "0.2476 (estimated)", "0.5 (file)"; absent when unknown."""
+    if "mpp" not in cells.columns:
+        return {}
+    first = cells.dropna(subset=["mpp"]).groupby("image").first()
+    return {str(i): f"{row['mpp']:.4g} ({row.get('mpp_source', 'given')})" for i, row in first.iterrows()}
+
+
+def _composition_section(composition: pd.DataFrame, sources: dict[str, str], colors, names, mpp) -> str:
     from cellgan.report.figures import composition_chart
 
     k = len(names)
-    head = "<th class=\"name\">image</th><th class=\"name\">file</th><th>cells</th>" + "".join(
+    head = "<th class=\"name\">image</th><th class=\"name\">file</th><th>µm/px</th><th>cells</th>" + "".join(
         f"<th>{_swatch(colors[q])}{_esc(names[q])}</th>" for q in range(k)
     )
     rows = []
@@ -360,11 +368,12 @@ def _composition_section(composition: pd.DataFrame, sources: dict[str, str], col
         source = Path(sources[image]).name if image in sources else ""
         rows.append(
             f"<tr><td class=\"name\">{_esc(image)}</td><td class=\"name\">{_esc(source)}</td>"
-            f"<td>{int(row['n_cells'])}</td>{cells}</tr>"
+            f"<td>{_esc(mpp.get(image, 'unknown'))}</td><td>{int(row['n_cells'])}</td>{cells}</tr>"
         )
     return (
         "<h2>Composition per image</h2>\n<p class=\"note\">The share of each image's cells in each category: "
-        "the image-level feature P<sub>i</sub> = X<sub>i</sub> / ΣX of the paper.</p>\n"
+        "the image-level feature P<sub>i</sub> = X<sub>i</sub> / ΣX of the paper; µm/px is the pixel size the "
+        "µm values used, and where it came from (given, the file, or estimated from the nuclei).</p>\n"
         + _img(composition_chart(composition, colours=colors, names=names), "composition per image")
         + f"\n<table><tr>{head}</tr>{''.join(rows)}</table>"
     )

@@ -16,11 +16,11 @@ image file (``file``, :func:`cellgan.io.images.read_mpp`), else from the nuclei
    their logarithms, is at most :data:`MAX_SPREAD`. This test needs no labels.
    Otherwise :class:`PixelSizeError` asks for ``--mpp``.
 
-Measured on the shared datasets (benchmarks/README.md, "Pixel size"): the
-pooled estimate is within 10 % of the known pixel size on kather2016 (0.495),
-MoNuSeg (0.25, from its XML) and CRCHistoPhenotypes (0.5); on CoNSeP (0.25) it
-is 1.7 times too large and its fields disagree, as do kather2016's small tiles,
-so both are refused.
+Measured on the shared datasets (benchmarks/README.md, "Pixel size estimated from
+the nuclei"): where trusted, the pooled estimate is within 15 % of the known pixel
+size of kather2016 (0.495), MoNuSeg (0.25, from its XML) and CRCHistoPhenotypes
+(0.5); on CoNSeP (0.25) it would be 1.5–1.8 times too large, and its fields
+disagree, so it is refused; small sets of kather2016's 150-px tiles often are.
 """
 
 from __future__ import annotations
