@@ -33,7 +33,9 @@ def _cell_table(image: str, mask: np.ndarray) -> pd.DataFrame:
                 "bbox_x1": cc.max() + 1,
                 "bbox_y1": rr.max() + 1,
                 "area_px": float(len(rr)),
-                "area_um2": np.nan,
+                "area_um2": len(rr) * 0.25 if image == "a" else np.nan,
+                "mpp": 0.5 if image == "a" else np.nan,
+                "mpp_source": "estimated" if image == "a" else "unknown",
                 "perimeter_px": 10.0,
                 "eccentricity": 0.5,
                 "solidity": 0.9,
@@ -208,6 +210,10 @@ def test_export_reads_the_store_from_meta_and_keys_rows_by_uuid(tmp_path):
     assert feature["properties"]["image"] == "a" and feature["properties"]["cell_id"] == 0
     ring = np.asarray(feature["geometry"]["coordinates"][0])  # the rectangle of test above, shifted
     assert (ring[:, 0].min(), ring[:, 0].max(), ring[:, 1].min(), ring[:, 1].max()) == (1002.0, 1009.0, 2002.0, 2008.0)
+    assert feature["properties"]["mpp"] == 0.5 and feature["properties"]["mpp_source"] == "estimated"
+    assert "Area µm^2" in feature["properties"]["measurements"]
+    b = json.loads((tmp_path / "out" / "geojson" / "b.geojson").read_text())["features"][0]["properties"]
+    assert "mpp" not in b and b["mpp_source"] == "unknown" and "Area µm^2" not in b["measurements"]
     for value in feature["properties"]["measurements"].values():
         assert len(f"{value:g}".replace("-", "").replace(".", "").lstrip("0")) <= 4  # 4 significant digits
 

@@ -51,9 +51,8 @@ def _subset(items, n, seed):
 CASES = [
     ("kather2016", datasets.load_kather2016, 12, 2, datasets.KATHER2016_MPP, True),
     ("crchistophenotypes", datasets.load_crchistophenotypes, 8, 0, 0.5, True),
-    ("crchistophenotypes", datasets.load_crchistophenotypes, 8, 2, 0.5, False),  # 0.41 if trusted: refused
     ("consep", datasets.load_consep, 12, 0, datasets.CONSEP_MPP, False),  # 0.45 if trusted: refused
-    ("monuseg_test", datasets.load_monuseg, 2, 0, None, True),  # from its XML, not in the TIFF
+    ("monuseg_test", datasets.load_monuseg, 1, 0, None, True),  # from its XML, not in the TIFF; 4 fields
     ("bm_graz", datasets.load_bm_graz, 2, 0, None, True),  # never published: only trusted or not
 ]
 

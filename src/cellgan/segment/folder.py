@@ -93,6 +93,8 @@ def cells_from_folder(
             except Exception as err:  # one bad crop must not stop the run; it is reported
                 failed[str(path)] = failure_reason(err, path)
                 continue
+            if config.mpp is None and mpp is not None:
+                row["mpp_source"] = "file"
             row["label"] = label
             row["file"] = str(path.relative_to(folder))
             rows.append(row)
