@@ -23,13 +23,13 @@ def test_segment_writes_the_store_and_exit_status_tells_failures(tmp_path, bm_cr
     images.mkdir()
     Image.fromarray(bm_crop).save(images / "a.png")
     run = tmp_path / "run"
-    assert main(["segment", str(images), "--out", str(run), "--quiet"]) == 0
+    assert main(["segment", str(images), "--out", str(run), "--quiet", "--mpp", "0.3"]) == 0
     store = CellStore.open(run)
     assert store.image_ids() == ["a"] and len(store) > 5 and store.info.patch_mode == "faded"  # the default recipe's
     assert "1 images done" in capsys.readouterr().out
 
     (images / "b.png").write_text("not an image")
-    assert main(["segment", str(images), "--out", str(run), "--quiet"]) == 1
+    assert main(["segment", str(images), "--out", str(run), "--quiet", "--mpp", "0.3"]) == 1
     captured = capsys.readouterr()
     assert "0 images done, 1 already done, 1 failed" in captured.out
     assert "b.png" in captured.err and "not a recognised image" in captured.err
@@ -88,9 +88,10 @@ def test_cells_from_points_keeps_labels_and_checks_the_csv(tmp_path, bm_crop, ca
     Image.fromarray(bm_crop).save(tmp_path / "img.png")
     (tmp_path / "points.csv").write_text("x,y,label\n40,50,a\n100.5,20,b\n10,150,\n")
     run = tmp_path / "run"
-    args = ["cells", "from-points", str(tmp_path / "img.png"), "--points", str(tmp_path / "points.csv")]
+    args = ["cells", "from-points", str(tmp_path / "img.png"), "--points", str(tmp_path / "points.csv"), "--mpp", "0.3"]
     assert main(args + ["--out", str(run), "--quiet"]) == 0
     table = CellStore.open(run).read_table()
+    assert set(table["mpp_source"]) == {"given"} and (table["mpp"] == 0.3).all()
     assert list(table["label"][:2]) == ["a", "b"] and table["label"].isna().iloc[2]
     assert list(table["centroid_x"]) == [40.0, 100.5, 10.0] and (table["source"] == "points").all()
     assert main(args + ["--out", str(run), "--quiet"]) == 0  # done already: skipped
@@ -101,7 +102,7 @@ def test_cells_from_points_keeps_labels_and_checks_the_csv(tmp_path, bm_crop, ca
     assert main(bad + ["--out", str(tmp_path / "r2")]) == 2
     assert "missing column(s) x, y" in capsys.readouterr().err
     (tmp_path / "far.csv").write_text("x,y\n5000,2\n")
-    far = ["cells", "from-points", str(tmp_path / "img.png"), "--points", str(tmp_path / "far.csv")]
+    far = ["cells", "from-points", str(tmp_path / "img.png"), "--points", str(tmp_path / "far.csv"), "--mpp", "0.3"]
     assert main(far + ["--out", str(tmp_path / "r3")]) == 2
     assert "outside" in capsys.readouterr().err
 
@@ -109,9 +110,9 @@ def test_cells_from_points_keeps_labels_and_checks_the_csv(tmp_path, bm_crop, ca
 @pytest.mark.realdata
 def test_segment_takes_the_recipe_under_the_options(tmp_path, bm_crop):
     Image.fromarray(bm_crop).save(tmp_path / "a.png")
-    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "r1"), "--recipe", "paper", "--quiet"]) == 0
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "r1"), "--recipe", "paper", "--quiet", "--mpp", "0.3"]) == 0
     assert CellStore.open(tmp_path / "r1").info.patch_mode == "masked"
-    faded = ["--recipe", "paper", "--patch-mode", "faded", "--reinhard-reference", "none", "--quiet"]
+    faded = ["--recipe", "paper", "--patch-mode", "faded", "--reinhard-reference", "none", "--quiet", "--mpp", "0.3"]
     assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "r2"), *faded]) == 0
     assert CellStore.open(tmp_path / "r2").info.patch_mode == "faded"
     assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "r3"), "--patch-mode", "crop"]) == 2

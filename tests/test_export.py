@@ -33,7 +33,9 @@ def _cell_table(image: str, mask: np.ndarray) -> pd.DataFrame:
                 "bbox_x1": cc.max() + 1,
                 "bbox_y1": rr.max() + 1,
                 "area_px": float(len(rr)),
-                "area_um2": np.nan,
+                "area_um2": len(rr) * 0.25 if image == "a" else np.nan,
+                "mpp": 0.5 if image == "a" else np.nan,
+                "mpp_source": "estimated" if image == "a" else "unknown",
                 "perimeter_px": 10.0,
                 "eccentricity": 0.5,
                 "solidity": 0.9,
@@ -77,7 +79,7 @@ def _make_run(tmp_path, *, with_mask_b: bool = True):
     assignments.to_parquet(out / "assignments.parquet", index=False)
     features = rng.normal(size=(len(cells), 5)).astype(np.float32)
     np.save(out / "features.npy", features)
-    (out / "meta.json").write_text(json.dumps({"categories": K, "width": 5}))
+    (out / "meta.json").write_text(json.dumps({"categories": K, "width": 5, "cells": str(store.root)}))
     return out, store.root, assignments, features
 
 
@@ -152,6 +154,9 @@ def test_h5ad_with_anndata(tmp_path):
     export_assignments(assign, tmp_path / "out", formats=("h5ad",))
     adata = anndata.read_h5ad(tmp_path / "out" / "cells.h5ad")
     assert adata.shape == features.shape
+    np.testing.assert_allclose(adata.obsm["X_cellgan"], features)
+    np.testing.assert_allclose(adata.obsm["spatial"], assignments[["centroid_x", "centroid_y"]].to_numpy())
+    assert adata.obs["uuid"].is_unique and {"area_px", "mean_eosin", "category"} <= set(adata.obs.columns)
     assert list(adata.obs["category"].cat.categories) == [f"Category {k}" for k in range(K)]
     np.testing.assert_allclose(adata.obsm["probabilities"], assignments.filter(like="prob_"), rtol=1e-6)
 
@@ -160,7 +165,9 @@ def test_export_errors(tmp_path):
     assign, cells, _, _ = _make_run(tmp_path)
     with pytest.raises(ExportError, match="unknown export formats"):
         export_assignments(assign, tmp_path / "out", cells_dir=cells, formats=("shp",))
-    with pytest.raises(ExportError, match="--cells"):
+    meta = json.loads((assign / "meta.json").read_text())
+    (assign / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "cells"}))
+    with pytest.raises(ExportError, match="meta.json names no cell store.*--cells"):
         export_assignments(assign, tmp_path / "out", formats=("geojson",))
     with pytest.raises(ExportError, match="no cell store"):
         export_assignments(assign, tmp_path / "out", cells_dir=tmp_path / "assign", formats=("geojson",))
@@ -188,3 +195,37 @@ def test_cli_export(tmp_path, capsys):
         assert status == 0 and (out / "cells.h5ad").is_file()
     assert main(["export", str(assign), "--out", str(out), "--names", "x,y"]) == 2
     assert "2 category names given for 3 categories" in capsys.readouterr().err
+
+
+def test_export_reads_the_store_from_meta_and_keys_rows_by_uuid(tmp_path):
+    from cellgan.report.geojson import cell_id_uuid
+
+    assign, _, assignments, _ = _make_run(tmp_path)
+    export_assignments(assign, tmp_path / "out", formats=("geojson", "parquet"), offset=(1000.0, 2000.0))
+    table = pd.read_parquet(tmp_path / "out" / "cells.parquet")
+    assert table["uuid"].tolist() == [cell_id_uuid(i, c) for i, c in zip(assignments["image"], assignments["cell_id"])]
+    a = json.loads((tmp_path / "out" / "geojson" / "a.geojson").read_text())
+    feature = a["features"][0]
+    assert feature["id"] == table["uuid"][0]
+    assert feature["properties"]["image"] == "a" and feature["properties"]["cell_id"] == 0
+    ring = np.asarray(feature["geometry"]["coordinates"][0])  # the rectangle of test above, shifted
+    assert (ring[:, 0].min(), ring[:, 0].max(), ring[:, 1].min(), ring[:, 1].max()) == (1002.0, 1009.0, 2002.0, 2008.0)
+    assert feature["properties"]["mpp"] == 0.5 and feature["properties"]["mpp_source"] == "estimated"
+    assert "Area µm^2" in feature["properties"]["measurements"]
+    b = json.loads((tmp_path / "out" / "geojson" / "b.geojson").read_text())["features"][0]["properties"]
+    assert "mpp" not in b and b["mpp_source"] == "unknown" and "Area µm^2" not in b["measurements"]
+    for value in feature["properties"]["measurements"].values():
+        assert len(f"{value:g}".replace("-", "").replace(".", "").lstrip("0")) <= 4  # 4 significant digits
+
+
+def test_cli_export_offset(tmp_path, capsys):
+    from cellgan.cli.main import main
+
+    assign, _, _, _ = _make_run(tmp_path)
+    out = tmp_path / "out"
+    assert main(["export", str(assign), "--out", str(out), "--format", "geojson", "--offset", "5,-3"]) == 0
+    ring = np.asarray(json.loads((out / "geojson" / "a.geojson").read_text())["features"][0]["geometry"]["coordinates"][0])
+    assert ring[:, 0].min() == 7.0 and ring[:, 1].min() == -1.0
+    with pytest.raises(SystemExit):
+        main(["export", str(assign), "--out", str(out), "--offset", "5"])
+    assert "expected two numbers X,Y" in capsys.readouterr().err

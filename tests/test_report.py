@@ -24,6 +24,7 @@ from cellgan.report.figures import (
 
 HOSTILE = "<script>x.png"
 SMALL_RUN_YAML = """\
+segment: {mpp: 0.3}
 train: {categories: 3, width: 8, batch_size: 8, iterations: 2, minutes: null, critic_steps: 1, sample_every: 1}
 report: {overlay_images: 2, sweep_columns: 4, gallery_cells: 6}
 """

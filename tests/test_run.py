@@ -134,7 +134,7 @@ def test_a_killed_run_continues(small_run, tmp_path):
     root, _ = small_run
     config = tmp_path / "run.yaml"
     config.write_text(
-        "train: {categories: 3, width: 8, batch_size: 8, iterations: null, minutes: 0.15, critic_steps: 1,"
+        "segment: {mpp: 0.3}\ntrain: {categories: 3, width: 8, batch_size: 8, iterations: null, minutes: 0.15, critic_steps: 1,"
         " checkpoint_every: 1, sample_every: 50}\nreport: {overlay_images: 1, sweep_columns: 4}\n"
     )
     run_dir = tmp_path / "run"

@@ -185,7 +185,7 @@ def test_segment_images_reports_failures_goes_on_and_resumes(tmp_path, bm_crop):
     Image.fromarray(bm_crop[128:]).save(images / "sub" / "good2.tif")
     reasons = _write_bad_files(images)
     store = CellStore.create(tmp_path / "run" / "cells", patch_mode="masked")
-    summary = segment_images([images], store, SegmentConfig(), progress=False)
+    summary = segment_images([images], store, SegmentConfig(mpp=0.3), progress=False)
     assert sorted(summary.done) == ["good1", "good2"] and summary.skipped == ()
     assert {Path(k).name for k in summary.failed} == set(reasons)
     for name, reason in summary.failed.items():
@@ -195,7 +195,7 @@ def test_segment_images_reports_failures_goes_on_and_resumes(tmp_path, bm_crop):
     assert store.overlay_path("good2").is_file()
     table = store.read_table()
     assert len(table) == len(store.read_patches()) > 10
-    again = segment_images([images], store, SegmentConfig(), progress=False)
+    again = segment_images([images], store, SegmentConfig(mpp=0.3), progress=False)
     assert again.done == () and sorted(again.skipped) == ["good1", "good2"] and len(again.failed) == 5
     with pytest.raises(ValueError, match="context"):
         segment_images([images], store, SegmentConfig(patch_mode="context"), progress=False)

@@ -29,7 +29,8 @@ def crops(data_root) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _segment(paths, store, **options):
-    return segment_images(paths, store, SegmentConfig(**options), progress=False)
+    """At 0.3 µm per pixel unless told: a 128-px crop is too small to estimate it from."""
+    return segment_images(paths, store, SegmentConfig(**{"mpp": 0.3, **options}), progress=False)
 
 
 @pytest.mark.realdata
@@ -56,7 +57,7 @@ def test_done_means_the_same_file_and_options(tmp_path, crops):
     moved.rename(a / "x.png")
 
     finer = _segment([a / "x.png"], store, mpp=0.25)  # other options: made again, and said why
-    assert finer.done == ("x",) and "mpp: None -> 0.25" in finer.remade[str(a / "x.png")]
+    assert finer.done == ("x",) and "mpp: 0.3 -> 0.25" in finer.remade[str(a / "x.png")]
     assert store.read_identity("x")["options"]["mpp"] == 0.25
 
     Image.fromarray(crops[1]).save(a / "x.png")  # the file changed in place: made again
@@ -70,6 +71,7 @@ def test_a_corrected_points_csv_is_made_again(tmp_path, crops, capsys):
     points = tmp_path / "points.csv"
     points.write_text("x,y\n40,50\n100,20\n")
     args = ["cells", "from-points", str(tmp_path / "img.png"), "--points", str(points), "--out", str(tmp_path / "r"),
+            "--mpp", "0.3",
             "--quiet"]  # fmt: skip
     assert main(args) == 0 and main(args) == 0
     assert "1 already done" in capsys.readouterr().out
@@ -85,7 +87,7 @@ def test_the_output_folder_inside_the_input_is_never_read(tmp_path, crops, capsy
     slides.mkdir()
     Image.fromarray(crops[0]).save(slides / "one.png")
     Image.fromarray(crops[1]).save(slides / "two.png")
-    args = ["segment", str(slides), "--out", str(slides / "run"), "--quiet"]
+    args = ["segment", str(slides), "--out", str(slides / "run"), "--mpp", "0.3", "--quiet"]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert main(args) == 0  # the masks and overlays written under slides/run are not images to segment

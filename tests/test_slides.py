@@ -124,7 +124,7 @@ def test_dask_cluster_of_two_workers_writes_the_serial_store(tmp_path, data_root
     slide.parent.mkdir()
     Image.fromarray(read_rgb(source / image.name)[:500, :500]).save(image)
     write_pyramid_tiff(slide, read_rgb(source / "BM_GRAZ_HE_0001_01.png")[:700, :700], mpp=0.5)
-    config = SegmentConfig(patch_mode="faded")
+    config = SegmentConfig(patch_mode="faded", mpp=0.5)  # a 500-px image is too small to estimate it from
     stores = {}
     for scheduler in ("serial", "local:2"):
         store = CellStore.create(tmp_path / scheduler.replace(":", "_"), patch_mode="faded")

@@ -1,4 +1,4 @@
-"""``cellgan cells from-points|from-folder``: cells at given centres, or from single-cell crops."""
+"""``cellgan cells from-points|from-geojson|from-folder``: cells at given centres, of given outlines, or from crops."""
 
 from __future__ import annotations
 
@@ -11,23 +11,36 @@ from cellgan.errors import UsageError
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "cells",
-        help="cells at given centres (from-points) or from a folder of single-cell crops (from-folder)",
+        help="cells at given centres (from-points), of given outlines (from-geojson) or from single-cell crops (from-folder)",
     )
     sub = parser.add_subparsers(dest="cells_command", metavar="SOURCE", required=True)
 
-    points = sub.add_parser(
-        "from-points",
-        help="one cell per point of a CSV (columns x, y, optional label; 0-based pixels)",
-        description=(
+    one_image = (
+        (
+            "from-points",
+            "one cell per point of a CSV (columns x, y, optional label; 0-based pixels)",
             "Write one cell per row of CSV into RUN_DIR/cells: masked patches show the nucleus "
             "segmented around the point (a disc of typical nucleus size when none is found), "
-            "context patches are centred on the point; the label column is kept for scoring."
+            "context patches are centred on the point; the label column is kept for scoring.",
+            ("--points", "CSV", "columns x, y and optional label"),
+            run_points,
+        ),
+        (
+            "from-geojson",
+            "one cell per nucleus outline of a GeoJSON export (QuPath, StarDist, CellViT, HoVer-Net)",
+            "Write one cell per outline of FILE into RUN_DIR/cells, the outlines as the nuclei's masks "
+            "(a FeatureCollection, a Feature or a list of Features; Polygon or MultiPolygon, each polygon one "
+            "nucleus); a feature's classification name becomes the cells' label (for scoring only).",
+            ("--geojson", "FILE", "the nuclei's outlines"),
+            run_outlines,
         ),
     )
-    points.add_argument("image", type=Path, metavar="IMAGE")
-    points.add_argument("--points", type=Path, required=True, metavar="CSV", help="columns x, y and optional label")
-    add_segment_options(points)
-    points.set_defaults(func=run_points)
+    for name, help_text, description, (option, metavar, option_help), func in one_image:
+        command = sub.add_parser(name, help=help_text, description=description)
+        command.add_argument("image", type=Path, metavar="IMAGE")
+        command.add_argument(option, type=Path, required=True, metavar=metavar, help=option_help)
+        add_segment_options(command)
+        command.set_defaults(func=func)
 
     folder = sub.add_parser(
         "from-folder",
@@ -80,33 +93,58 @@ def read_points(path: Path):
 
 
 def run_points(args) -> int:
-    from cellgan.fields import as_dict
-    from cellgan.io.files import safe_image_id
-    from cellgan.io.images import read_mpp, read_rgb
-    from cellgan.segment import RunSummary, cells_at_points
-    from cellgan.segment.batch import shard_to_write
+    from cellgan.segment import cells_at_points
 
     xy, labels = read_points(args.points)
+    return _cells_of_one_image(
+        args,
+        lambda rgb, config, image_id: cells_at_points(rgb, xy, config, image_id=image_id, labels=labels),
+        sources={"points": args.points},
+    )
+
+
+def run_outlines(args) -> int:
+    from cellgan.segment.outlines import cells_from_outlines, read_outlines
+
+    outlines = read_outlines(args.geojson)
+    return _cells_of_one_image(
+        args,
+        lambda rgb, config, image_id: cells_from_outlines(rgb, outlines, config, image_id=image_id),
+        sources={"geojson": args.geojson},
+    )
+
+
+def _cells_of_one_image(args, make, *, sources: dict) -> int:
+    """Write the cells ``make(rgb, config, image_id)`` finds in ``args.image`` into the store.
+
+    Once: done again only when the image, the file of cells (``sources``) or the options changed.
+    """
+    import dataclasses
+
+    from cellgan.fields import as_dict
+    from cellgan.io.files import safe_image_id
+    from cellgan.io.images import read_rgb
+    from cellgan.segment import RunSummary
+    from cellgan.segment.batch import pixel_sizes, shard_to_write
+
     config = segment_config(args, [args.image])
     store = open_store(args, config)
     image_id = safe_image_id(args.image.stem)
-    sources = {"image": args.image, "points": args.points}
+    sources = {"image": args.image, **sources}
     summary = {"skipped": [], "failed": {}, "remade": {}}
     with store.writing():
         identity = shard_to_write(store, image_id, sources, as_dict(config), name=str(args.image), summary=summary)
         if identity is None:
             return report(RunSummary((), tuple(summary["skipped"]), summary["failed"]), store, what="images")
         rgb = read_rgb(args.image, max_pixels=args.max_pixels)
-        if config.mpp is None:
-            import dataclasses
-
-            config = dataclasses.replace(config, mpp=read_mpp(args.image))
+        mpp, source = pixel_sizes([args.image], config, max_pixels=args.max_pixels)[args.image]
         try:
-            result = cells_at_points(rgb, xy, config, image_id=image_id, labels=labels)
+            result = make(rgb, dataclasses.replace(config, mpp=mpp), image_id)
         except ValueError as err:
             raise UsageError(f"{args.image}: {err}") from err
+        table = result.table.assign(mpp_source=source)
         store.write_image(
-            image_id, result.table, result.patches, label_mask=result.label_mask, overlay=result.overlay, identity=identity
+            image_id, table, result.patches, label_mask=result.label_mask, overlay=result.overlay, identity=identity
         )
     return report(RunSummary((image_id,), (), {}, remade=summary["remade"]), store, what="images")
 

@@ -66,6 +66,8 @@ TABLE_COLUMNS = (
     "bbox_y1",
     "area_px",  # float
     "area_um2",  # float, NaN when the pixel size is unknown
+    "mpp",  # float, the pixel size (µm per pixel) the µm values use; NaN when unknown
+    "mpp_source",  # "given", "file", "estimated" or "unknown" (cellgan.segment.pixel_size)
     "perimeter_px",
     "eccentricity",
     "solidity",
@@ -422,6 +424,7 @@ _FLOAT_COLUMNS = {
     "centroid_y",
     "area_px",
     "area_um2",
+    "mpp",
     "perimeter_px",
     "eccentricity",
     "solidity",
@@ -441,13 +444,17 @@ def _dtype(column: str):
 
 def _normalise_table(table: pd.DataFrame, image_id: str) -> pd.DataFrame:
     """Check and order a shard table: every column present, cell ids 0..n-1."""
-    missing = [c for c in TABLE_COLUMNS if c not in table.columns and c not in ("label", "area_um2", "image")]
+    optional = ("label", "area_um2", "mpp", "mpp_source", "image")
+    missing = [c for c in TABLE_COLUMNS if c not in table.columns and c not in optional]
     if missing:
         raise ValueError(f"{image_id}: cell table lacks columns {missing}")
     table = table.copy()
     table["image"] = image_id
-    if "area_um2" not in table.columns:
-        table["area_um2"] = np.nan
+    for column in ("area_um2", "mpp"):
+        if column not in table.columns:
+            table[column] = np.nan
+    if "mpp_source" not in table.columns:
+        table["mpp_source"] = np.where(table["mpp"].notna(), "given", "unknown")
     if "label" not in table.columns:
         table["label"] = None
     if not np.array_equal(table["cell_id"].to_numpy(), np.arange(len(table))):

@@ -11,7 +11,11 @@ every export.
 
 Coordinates are image pixels with QuPath's convention: the pixel in row r and
 column c covers [c, c + 1) x [r, r + 1), so an outline traced through the
-pixel centres of scikit-image is shifted by half a pixel.
+pixel centres of scikit-image is shifted by half a pixel; an ``offset`` moves
+them into the slide's frame when the image is a tile cut from a slide.
+Besides QuPath's keys, ``properties`` hold ``image``, ``cell_id`` (to join edits
+made in QuPath back to the cell table), and the pixel size the µm values used,
+``mpp`` and ``mpp_source`` (given, file or estimated).
 """
 
 from __future__ import annotations
@@ -161,6 +165,7 @@ def feature_collection(
     categories: int,
     label_mask: np.ndarray | None = None,
     names: list[str] | None = None,
+    offset: tuple[float, float] = (0.0, 0.0),
 ) -> dict:
     """Build the GeoJSON FeatureCollection of one image's classified cells.
 
@@ -181,6 +186,9 @@ def feature_collection(
         puts it on the slide.
     names : list of str, optional
         Category names (default ``"Category k"``).
+    offset : (float, float)
+        ``(x, y)`` added to every coordinate: the tile's top-left corner in the
+        slide it was cut from.
 
     Returns
     -------
@@ -198,6 +206,7 @@ def feature_collection(
     outlines = {} if label_mask is None else cell_outlines(label_mask)
     probs = cells[[f"prob_{k}" for k in range(categories)]].to_numpy(dtype=np.float64)
     measured = [c for c in MEASUREMENTS if c in cells.columns]
+    shift = np.asarray(offset, dtype=np.float64)
     features = []
     for row, prob in zip(cells.itertuples(index=False), probs):
         cell = row._asdict()
@@ -212,6 +221,7 @@ def feature_collection(
             ring = circle_ring(cell["slide_x"], cell["slide_y"], _radius(cell.get("area_px")) * level0)
         elif ring is None:
             ring = circle_ring(cell["centroid_x"], cell["centroid_y"], _radius(cell.get("area_px")))
+        ring = ring + shift
         measurements = {MEASUREMENTS[c]: _short(cell[c]) for c in measured if _finite(cell[c])}
         measurements["Probability"] = _short(prob[category])
         measurements.update({f"Probability {labels[k]}": _short(p) for k, p in enumerate(prob)})
@@ -225,9 +235,9 @@ def feature_collection(
                     "classification": {"name": labels[category], "color": colours[category]},
                     "measurements": measurements,
                     "isLocked": False,
-                    # to join edits made in QuPath back to the cell table (image, cell_id) and the UUID
                     "image": str(cell["image"]),
                     "cell_id": int(cell["cell_id"]),
+                    **_pixel_size(cell),
                 },
             }
         )
@@ -235,8 +245,18 @@ def feature_collection(
 
 
 def _short(value) -> float:
-    """A measurement to 6 significant digits: finer is noise, and 16-digit floats a third of the file."""
-    return float(f"{float(value):.6g}")
+    """A measurement to 4 significant digits: finer is noise, and 16-digit floats a third of the file."""
+    return float(f"{float(value):.4g}")
+
+
+def _pixel_size(cell: dict) -> dict:
+    """``mpp`` (when known) and ``mpp_source`` of a cell's row, for its properties."""
+    mpp = cell.get("mpp")
+    source = cell.get("mpp_source")
+    out = {"mpp": _short(mpp)} if _finite(mpp) else {}
+    if isinstance(source, str):
+        out["mpp_source"] = source
+    return out
 
 
 def _finite(value) -> bool:

@@ -616,15 +616,24 @@ def _training_section(run: _Run) -> str:
     )
 
 
+def _pixel_sizes(cells: pd.DataFrame) -> dict[str, str]:
+    """Each image's pixel size as the report shows it: "0.2476 (estimated)", "0.5 (file)"; absent when unknown."""
+    if "mpp" not in cells.columns:
+        return {}
+    first = cells.dropna(subset=["mpp"]).groupby("image").first()
+    return {str(i): f"{row['mpp']:.4g} ({row.get('mpp_source', 'given')})" for i, row in first.iterrows()}
+
+
 def _composition_section(run: _Run) -> str:
     from cellgan.analysis.composition import proportion_columns
     from cellgan.report.figures import composition_chart
 
     k, names, colours, composition = run.categories, run.names, run.colours, run.composition
+    mpp = _pixel_sizes(run.cells)
     columns = proportion_columns(composition)
     if len(columns) != k:
         raise ReportError(f"{run.files.composition}: {len(columns)} proportion columns for {k} categories")
-    head = "<th class=\"name\">image</th><th class=\"name\">file</th><th>cells</th>" + "".join(
+    head = "<th class=\"name\">image</th><th class=\"name\">file</th><th>µm/px</th><th>cells</th>" + "".join(
         f"<th>{_swatch(colours[q])}{_esc(names[q])}</th>" for q in range(k)
     )
     rows = []
@@ -634,12 +643,13 @@ def _composition_section(run: _Run) -> str:
         source = Path(run.sources[image]).name if image in run.sources else ""
         rows.append(
             f"<tr><td class=\"name\">{_esc(image)}</td><td class=\"name\">{_esc(source)}</td>"
-            f"<td>{int(row['n_cells'])}</td>{shares}</tr>"
+            f"<td>{_esc(mpp.get(image, 'unknown'))}</td><td>{int(row['n_cells'])}</td>{shares}</tr>"
         )
     chart = _img(composition_chart(composition, colours=colours, names=names), "composition per image")
     return (
         "<h2 id=\"composition\">Composition per image</h2>\n<p class=\"note\">The share of each image's cells in "
-        "each category: the image-level feature P<sub>i</sub> = X<sub>i</sub> / ΣX of the paper.</p>\n"
+        "each category: the image-level feature P<sub>i</sub> = X<sub>i</sub> / ΣX of the paper; µm/px is the pixel "
+        "size the µm values used, and where it came from (given, the file, or estimated from the nuclei).</p>\n"
         + _zoomable(chart, "composition-chart", "composition")
         + f"\n<table><tr>{head}</tr>{''.join(rows)}</table>"
     )

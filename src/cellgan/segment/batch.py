@@ -26,7 +26,8 @@ from cellgan.io.files import outside, safe_image_id
 from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rgb
 from cellgan.io.slides import is_slide
 from cellgan.segment.config import SegmentConfig
-from cellgan.segment.image import refuse_crop_patches, reinhard_target, segment_image
+from cellgan.segment.image import prepare, refuse_crop_patches, reinhard_target, segment_image
+from cellgan.segment.pixel_size import PixelSizeError, field_estimates, pool_estimates
 from cellgan.segment.reference import resolve_reference
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "SchedulerError",
     "image_ids",
     "parse_scheduler",
+    "pixel_sizes",
     "segment_images",
     "task_runner",
 ]
@@ -246,17 +248,18 @@ class _Failed:
 
 
 def _image_task(item, *, store_root: Path, config: SegmentConfig, max_pixels: int):
-    """Segment one image file into its shard; the number of cells, or :class:`_Failed`."""
+    """Segment one image file at its pixel size (:func:`pixel_sizes`) into its shard: its number of cells, or
+    :class:`_Failed`."""
     from cellgan.io.cellstore import CellStore
 
-    path, image_id, identity = item
+    path, image_id, identity, mpp, mpp_source = item
     try:
         rgb = read_rgb(path, max_pixels=max_pixels)
-        mpp = config.mpp if config.mpp is not None else read_mpp(path)
         result = segment_image(rgb, dataclasses.replace(config, mpp=mpp), image_id=image_id)
+        table = result.table.assign(mpp_source=mpp_source)
         CellStore.open(store_root).write_image(
             image_id,
-            result.table,
+            table,
             result.patches,
             label_mask=result.label_mask,
             overlay=result.overlay,
@@ -294,6 +297,62 @@ def _tiles_dir(store_root: Path, slide_id: str) -> Path:
     return Path(store_root) / "tiles" / slide_id
 
 
+def pixel_sizes(
+    files, config: SegmentConfig, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> dict[Path, tuple[float | None, str]]:
+    """Each file's pixel size and where it came from: ``given``, ``file`` or ``estimated``.
+
+    ``config.mpp`` when set; else the file's own (:func:`cellgan.io.images.read_mpp`);
+    else the estimate pooled over the fields of all the files without one
+    (:mod:`cellgan.segment.pixel_size`). A file that cannot be read or prepared
+    adds nothing to the estimate (the segmentation reports it).
+
+    Parameters
+    ----------
+    files : list of Path
+    config : SegmentConfig
+    max_pixels : int
+
+    Returns
+    -------
+    dict
+        file -> (µm per pixel, source); (None, "unknown") for all of them when
+        none of the files without a pixel size can be read.
+
+    Raises
+    ------
+    PixelSizeError
+        Some files state no pixel size and the estimate is not to be trusted.
+    """
+    if config.mpp is not None:
+        return {path: (config.mpp, "given") for path in files}
+    stated = {path: read_mpp(path) for path in files}
+    sizes = {path: (mpp, "file") for path, mpp in stated.items() if mpp is not None}
+    unstated = [path for path, mpp in stated.items() if mpp is None]
+    if not unstated:
+        return sizes
+    values, readable = [], 0
+    for path in unstated:
+        try:
+            prepared = prepare(read_rgb(path, max_pixels=max_pixels), config)
+        except Exception:  # unreadable, blank, not H&E: segment_images names it
+            continue
+        readable += 1
+        values += field_estimates(prepared.stains[..., 0], prepared.tissue, config)
+    pooled = pool_estimates(values)
+    if not readable:  # nothing to segment either: each file's own failure says why
+        sizes.update({path: (None, "unknown") for path in unstated})
+    elif not pooled.trusted:
+        where = unstated[0] if len(unstated) == 1 else f"{unstated[0]} and {len(unstated) - 1} other image(s)"
+        raise PixelSizeError(
+            f"{where}: no pixel size in the file, and estimating it from the nuclei is not safe here "
+            f"({pooled.why_not()}); give it with --mpp (µm per pixel: about 0.5 at 20×, 0.25 at 40×)"
+        )
+    else:
+        sizes.update({path: (pooled.mpp, "estimated") for path in unstated})
+    return sizes
+
+
 def segment_images(
     paths,
     store,
@@ -314,7 +373,9 @@ def segment_images(
     H&E, ...) is reported with the reason and the others go on; one segmented
     without a nucleus is written and named in ``empty``. The pixel size is
     ``config.mpp`` or, when None, the file's own
-    (:func:`cellgan.io.images.read_mpp`), else estimated. Slides
+    (:func:`cellgan.io.images.read_mpp`), else estimated from the nuclei of all
+    the files without one (:func:`pixel_sizes`); the table records it (``mpp``,
+    ``mpp_source``). Slides
     (:func:`cellgan.io.slides.is_slide`) are segmented tile by tile at
     ``config.work_mpp`` (:mod:`cellgan.segment.slide`; ``config.mpp``, when set, is
     their level 0's pixel size), without a pixel budget; a slide's finished tiles
@@ -370,10 +431,12 @@ def segment_images(
                 todo[path] = identity
         slides = [p for p in todo if is_slide(p)]
         images = [p for p in todo if p not in set(slides)]
+        # pooled over every image file, done or not, so that a resumed run estimates as the first did
+        sizes = pixel_sizes([p for p in files if not is_slide(p)], config, max_pixels=max_pixels) if images else {}
         with task_runner(scheduler) as runner:
             task = functools.partial(_image_task, store_root=store.root, config=config, max_pixels=max_pixels)
             bar = tqdm(total=len(images), desc="segment", unit="image", disable=not progress or not images)
-            for (path, *_), result in runner.map(task, [(p, ids[p], todo[p]) for p in images]):
+            for (path, *_), result in runner.map(task, [(p, ids[p], todo[p], *sizes[p]) for p in images]):
                 bar.update()
                 _record(path, result, cells, failed)
             bar.close()

@@ -172,7 +172,9 @@ def cell_table(
     stains : ndarray of float, shape (H, W, >=2)
         Stain concentrations (optical density), channel 0 haematoxylin, 1 eosin.
     mpp : float or None
-        Micrometres per pixel for ``area_um2``; NaN when None.
+        Micrometres per pixel for ``area_um2`` and the ``mpp`` column; NaN when None.
+        Its ``mpp_source`` is "given" ("unknown" when None); the callers that read
+        the pixel size from the file or estimate it say so.
     source : str
         The ``source`` column ("segment", "points" or "folder").
 
@@ -195,6 +197,8 @@ def cell_table(
         table["mean_haematoxylin"] = np.zeros(0)
         table["mean_eosin"] = np.zeros(0)
     table["area_um2"] = table["area_px"] * mpp**2 if mpp is not None else np.nan
+    table["mpp"] = np.nan if mpp is None else float(mpp)
+    table["mpp_source"] = "unknown" if mpp is None else "given"
     table["source"] = source
     table["label"] = None
     return table

@@ -105,6 +105,8 @@ def _folder_shard(store, parent: Path, files, folder: Path, config, options, sum
         except Exception as err:  # one bad crop must not stop the run; it is reported
             summary["failed"][str(path)] = failure_reason(err, path)
             continue
+        if config.mpp is None and mpp is not None:
+            row["mpp_source"] = "file"
         row["label"] = label
         row["file"] = str(path.relative_to(folder))
         rows.append(row)

@@ -33,6 +33,7 @@ from scipy import ndimage as ndi
 __all__ = [
     "Nuclei",
     "area_limits_px",
+    "blob_scale",
     "disk",
     "downsample_mean",
     "drop_stain_artefacts",
@@ -345,8 +346,8 @@ def find_nuclei(
     Nuclei
     """
     scale = mpp
-    if scale is None:
-        scale = _estimate_scale(haematoxylin, tissue, config)
+    if scale is None:  # no blob (and so no nucleus to find): any scale will do
+        scale = blob_scale(haematoxylin, tissue, config) or config.work_mpp
     factor = max(1, int(np.floor(config.work_mpp / scale + 0.5)))
     work_scale = scale * factor
     min_area, max_area = (a / factor**2 for a in area_limits_px(config, mpp=mpp, scale_mpp=scale))
@@ -493,19 +494,18 @@ def _refine_outlines(labels: np.ndarray, haematoxylin: np.ndarray, factor: int, 
     return _filter_areas(np.where(fine | interior, labels, 0), 1, np.inf)
 
 
-def _estimate_scale(haematoxylin: np.ndarray, tissue: np.ndarray, config, *, max_pixels: int = 150_000) -> float:
+def blob_scale(haematoxylin: np.ndarray, tissue: np.ndarray, config, *, max_pixels: int = 150_000) -> float | None:
     """The pixel size at which the image's typical nucleus has radius ``nucleus_radius_um``.
 
     Computed on the image block-averaged to at most ``max_pixels``: the Otsu
     foreground of the lightly smoothed haematoxylin, then :func:`estimate_nucleus_radius`.
+    None when the image holds nothing blob-like.
     """
     factor = max(1, int(np.ceil(np.sqrt(haematoxylin.size / max_pixels))))
     smooth = ndi.gaussian_filter(downsample_mean(haematoxylin, factor), 1.0)
     small_tissue = downsample_mean(tissue, factor) > 0.5
-    radius = None
-    if small_tissue.any():
-        foreground = smooth > otsu_threshold(smooth[small_tissue])
-        radius = estimate_nucleus_radius(foreground, max_pixels=foreground.size)
-    if radius is None:  # nothing blob-like (and so no nucleus to find): any scale will do
-        return config.work_mpp
-    return config.nucleus_radius_um / (radius * factor)
+    if not small_tissue.any():
+        return None
+    foreground = smooth > otsu_threshold(smooth[small_tissue])
+    radius = estimate_nucleus_radius(foreground, max_pixels=foreground.size)
+    return None if radius is None else config.nucleus_radius_um / (radius * factor)
