@@ -155,6 +155,7 @@ def test_cellgan_run_on_a_real_svs(tmp_path):
 
 
 def test_scheduler_names_are_checked_before_any_work():
+    pytest.importorskip("distributed")
     assert parse_scheduler(None) == ("serial", 0) and parse_scheduler("serial") == ("serial", 0)
     assert parse_scheduler("tcp://10.0.0.1:8786") == ("address", 0)
     for bad in ("local:0", "local:two", "dask", "http://host:8786"):
