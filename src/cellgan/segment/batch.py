@@ -176,7 +176,7 @@ class _Dask:
             try:
                 result = future.result()
             except Exception as err:  # a worker lost, a task that could not be sent: that item fails
-                result = _Failed(failure_reason(err, Path(str(which[future.key]))))
+                result = _Failed(f"{type(err).__name__}: {err}")
             yield which[future.key], result
 
 
