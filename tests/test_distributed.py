@@ -56,7 +56,7 @@ def cells(data_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     crop = read_rgb(data_root / "bm_graz" / "source" / "BM_GRAZ_HE_0002_01.png")[200:560, 200:560]
     Image.fromarray(crop).save(root / "crop.png")
-    assert main(["segment", str(root / "crop.png"), "--out", str(root / "run"), "--quiet"]) == 0
+    assert main(["segment", str(root / "crop.png"), "--out", str(root / "run"), "--mpp", "0.3", "--quiet"]) == 0
     return root / "run"
 
 

@@ -113,7 +113,7 @@ def _segment_default_images(store: Path, sections: dict) -> Path:
     from cellgan.segment import SegmentConfig
 
     images = default_images(log=lambda _: None)[:IMAGES]
-    segment_stage(images, store, SegmentConfig(**sections.get("segment", {})), progress=False)
+    segment_stage(images, store, SegmentConfig(**{"mpp": 0.3, **sections.get("segment", {})}), progress=False)
     return store
 
 
