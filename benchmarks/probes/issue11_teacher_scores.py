@@ -21,9 +21,9 @@ from cellgan.model.self_labels import neighbourhood_clusters
 
 C = Path(".cache/issue11")
 TEACHERS = {
-    "pixels": {},
-    "pixels+moments (default before)": {"moments_weight": 0.5},
     "pixels+moments+crowding (default now)": {"moments_weight": 0.5, "crowding_weight": 0.2},
+    "pixels+moments (default before)": {"moments_weight": 0.5},
+    "pixels": {},
 }
 
 
@@ -43,7 +43,7 @@ def main(out):
         agree = float(np.mean([adjusted_rand(a, b) for a, b in combinations(runs, 2)]))
         result["teachers"][name] = {"weights": weights, "seeds": seeds, **summary, "seed_agreement_ari": agree}
         print(name, {k: round(v["mean"], 3) for k, v in summary.items()}, "agree", round(agree, 2), flush=True)
-    Path(out).write_text(json.dumps(result, indent=1) + "\n")
+        Path(out).write_text(json.dumps(result, indent=1) + "\n")  # after each teacher: a stopped run keeps what it did
 
 
 if __name__ == "__main__":
