@@ -76,6 +76,10 @@ def test_kmeans_neighbourhood_pixels_are_the_gans_self_labels():
     result = kmeans_neighbourhood_pixels(patches, table, clusters=3, neighbours=4, seed=2, components=50)
     teacher = neighbourhood_clusters(patches, table, clusters=3, neighbours=4, seed=2)
     assert np.array_equal(result.clusters, teacher) and result.embedding.shape == (50, 49)
+    weights = dict(moments_weight=0.5, crowding_weight=0.2)
+    joined = kmeans_neighbourhood_pixels(patches, table, clusters=3, neighbours=4, seed=2, **weights)
+    assert np.array_equal(joined.clusters, neighbourhood_clusters(patches, table, clusters=3, neighbours=4, seed=2, **weights))
+    assert joined.embedding.shape == (50, 49 + 4 + 3)
     alone = kmeans_neighbourhood_pixels(patches, table, clusters=3, neighbours=0, seed=2)
     assert np.array_equal(alone.clusters, kmeans_pixels(patches, clusters=3, seed=2).clusters)
     with pytest.raises(BaselineError, match="49 rows but there are 50 patches"):

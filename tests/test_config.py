@@ -114,7 +114,9 @@ def test_the_shipped_recipes():
     assert {"default", "paper"} <= set(recipe_names())
     default = resolve_config(recipe="default")
     assert default.segment == SegmentConfig(patch_mode="faded", reinhard_reference="typical")
-    own_q = dict(lambda_self_label=1.0, self_label_neighbours=8, self_label_moments=0.5, separate_q=True)
+    own_q = dict(
+        lambda_self_label=1.0, self_label_neighbours=8, self_label_moments=0.5, self_label_crowding=0.2, separate_q=True
+    )
     assert default.train.recipe() == TrainConfig(**own_q).recipe()
     paper = resolve_config(recipe="paper")
     authors = dict(width=128, batch_size=64, lr=1e-4, lr_critic=None, critic_steps=5, lambda_pair=0.0)

@@ -54,3 +54,20 @@ def test_nucleus_moments_are_finite_for_blank_and_noise_patches():
     )
     assert np.isfinite(nucleus_moments(patches)).all()
     assert np.isfinite(neighbourhood_pixels(patches, None, neighbours=0, seed=0, moments_weight=0.5)).all()
+
+
+def test_crowding_is_the_log_distance_to_the_1st_4th_and_8th_nearest_cell_in_um():
+    from cellgan.neighbourhood import crowding
+
+    # image "dense": nine cells 2 px apart on a line; image "sparse": nine cells 20 px apart
+    rows = [(image, step * i, 0.0) for image, step in (("dense", 2.0), ("sparse", 20.0)) for i in range(9)]
+    table = _table(rows)
+    in_px = crowding(table)
+    assert in_px.shape == (18, 3)
+    # the end cell of each line: its 1st, 4th and 8th nearest lie 1, 4 and 8 steps away
+    assert np.allclose(in_px[0], np.log1p([2.0, 8.0, 16.0])) and np.allclose(in_px[9], np.log1p([20.0, 80.0, 160.0]))
+    assert (in_px[:9] < in_px[9:]).all()  # every dense cell is more crowded than every sparse one
+    table["area_px"], table["area_um2"] = 100.0, 25.0  # 0.5 µm per pixel
+    assert np.allclose(crowding(table)[9], np.log1p([10.0, 40.0, 80.0]))
+    table.loc[9:, "area_um2"] = np.nan  # pixel size unknown: pixels
+    assert np.allclose(crowding(table)[9], in_px[9])

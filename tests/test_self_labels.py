@@ -52,3 +52,29 @@ def test_neighbourhoods_need_the_table():
         neighbourhood_clusters(patches, None, clusters=2, neighbours=3, seed=0)
     with pytest.raises(ValueError, match="a cell table of 59 rows"):
         neighbourhood_clusters(patches, table.iloc[1:], clusters=2, neighbours=3, seed=0)
+
+
+def test_crowding_splits_cells_that_look_alike_by_how_densely_they_lie():
+    rng = np.random.default_rng(0)
+    patches = np.clip(rng.normal(128, 20, (80, 32, 32, 3)), 0, 255).astype(np.uint8)
+    dense = np.arange(80) % 2 == 0  # interleaved: the same pixels' statistics in both groups
+    xy = np.where(dense[:, None], [[3.0, 0.0]], [[40.0, 0.0]]) * np.c_[np.arange(80) // 2, np.zeros(80)]
+    table = pd.DataFrame({"image": np.where(dense, "a", "b"), "centroid_x": xy[:, 0], "centroid_y": xy[:, 1]})
+    plain = neighbourhood_clusters(patches, table, clusters=2, neighbours=0, seed=0)
+    crowded = neighbourhood_clusters(patches, table, clusters=2, neighbours=0, seed=0, crowding_weight=4.0)
+    assert abs(np.corrcoef(plain, dense)[0, 1]) < 0.5  # pixels alone do not see it
+    assert (crowded == crowded[0]).tolist() == dense.tolist()
+    with pytest.raises(ValueError, match="got no cell table"):
+        neighbourhood_clusters(patches, None, clusters=2, neighbours=0, seed=0, crowding_weight=1.0)
+
+
+def test_training_with_crowding_needs_the_cell_table(tmp_path):
+    from cellgan.errors import ConfigError
+    from cellgan.model import TrainConfig, train
+
+    config = TrainConfig(width=8, batch_size=8, iterations=1, minutes=None, lambda_self_label=1.0,
+                         self_label_neighbours=0, self_label_crowding=0.2)
+    with pytest.raises(ConfigError, match="self_label_crowding needs the cell table"):
+        train(np.zeros((16, 32, 32, 3), np.uint8), tmp_path / "m", config, device="cpu", progress=False)
+    with pytest.raises(ConfigError, match="self_label_crowding must be a non-negative number"):
+        TrainConfig(self_label_crowding=-0.1)

@@ -49,7 +49,8 @@ row = {"name": name, "iterations": iterations, "seconds": round(seconds), "acc":
        "sizes": np.bincount(clusters, minlength=config.categories).tolist(), "overrides": overrides}
 if config.lambda_self_label:
     teacher = neighbourhood_clusters(patches, table, clusters=config.categories, neighbours=config.self_label_neighbours,
-                                     seed=config.seed, moments_weight=config.self_label_moments)
+                                     seed=config.seed, moments_weight=config.self_label_moments,
+                                     crowding_weight=config.self_label_crowding)
     t = clustering_scores(teacher, labels)
     row["teacher"] = [round(t["acc"], 3), round(t["ari"], 3), round(t["nmi"], 3)]
     row["agree_teacher_ari"] = round(clustering_scores(clusters, teacher.astype(str))["ari"], 3)

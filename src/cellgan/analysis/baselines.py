@@ -6,9 +6,10 @@ Each is k-means with k = K on a fixed, label-free description of each cell:
   (the pixel baseline of the data README: accuracy 0.34, NMI 0.08 on context crops).
 - :func:`kmeans_shape_stain`: the cell table's shape and stain features
   (``SHAPE_STAIN_COLUMNS``), standardised.
-- :func:`kmeans_neighbourhood_pixels`: the PCA-50 pixels averaged over each cell
-  and its nearest cells in the same image: the self-labels that can teach the
-  GAN's Q (:mod:`cellgan.model.self_labels`), scored on their own.
+- :func:`kmeans_neighbourhood_pixels`: the PCA-50 pixels (optionally joined by
+  nucleus moments and crowding) averaged over each cell and its nearest cells in
+  the same image: the self-labels that can teach the GAN's Q
+  (:mod:`cellgan.model.self_labels`), scored on their own.
 
 Each returns a :class:`BaselineResult` whose ``clusters`` go to
 :func:`cellgan.metrics.clustering.clustering_scores` like the GAN's categories.
@@ -75,21 +76,39 @@ def kmeans_pixels(patches_uint8, *, clusters: int, seed: int = 0, components: in
 
 
 def kmeans_neighbourhood_pixels(
-    patches_uint8, table: pd.DataFrame, *, clusters: int, neighbours: int, seed: int = 0, components: int = 50
+    patches_uint8,
+    table: pd.DataFrame,
+    *,
+    clusters: int,
+    neighbours: int,
+    seed: int = 0,
+    components: int = 50,
+    moments_weight: float = 0.0,
+    crowding_weight: float = 0.0,
 ) -> BaselineResult:
     """k-means on the PCA of the pixels averaged over each cell and its ``neighbours`` nearest cells.
 
     The same clusters as :func:`cellgan.model.self_labels.neighbourhood_clusters`
-    (same PCA, averaging and k-means seed), with the scores and embedding of
-    the other baselines. ``table`` places the cells (``image``, ``centroid_x``,
-    ``centroid_y``; row i describes patch i).
+    (same PCA, averaging, weights and k-means seed), with the scores and embedding
+    of the other baselines. ``table`` places the cells (``image``, ``centroid_x``,
+    ``centroid_y``; row i describes patch i). ``moments_weight`` and
+    ``crowding_weight`` join the nucleus moments and the crowding
+    (:func:`cellgan.neighbourhood.neighbourhood_pixels`).
     """
     from cellgan.neighbourhood import neighbourhood_pixels
 
     patches = _checked_patches(patches_uint8, clusters)
     if len(table) != len(patches):
         raise BaselineError(f"the cell table has {len(table)} rows but there are {len(patches)} patches")
-    described = neighbourhood_pixels(patches, table, neighbours=neighbours, seed=seed, components=components)
+    described = neighbourhood_pixels(
+        patches,
+        table,
+        neighbours=neighbours,
+        seed=seed,
+        components=components,
+        moments_weight=moments_weight,
+        crowding_weight=crowding_weight,
+    )
     return _kmeans(described, clusters=clusters, seed=seed)
 
 

@@ -15,10 +15,11 @@ representation and not the detection. The pixel size is the one the dataset stat
 - ``kmeans_pixels``: k-means (k = K) on the PCA-50 of the patches' pixels;
 - ``kmeans_features``: k-means on the cell table's standardised shape and stain
   features (:data:`cellgan.analysis.baselines.SHAPE_STAIN_COLUMNS`);
-- ``kmeans_neighbourhood``: k-means on the PCA-50 pixels averaged over each cell
-  and its ``self_label_neighbours`` nearest cells: the self-labels that teach Q when
-  ``lambda_self_label`` > 0, scored on their own so that the GAN can be compared
-  with its teacher.
+- ``kmeans_neighbourhood``: k-means on the PCA-50 pixels, joined by the nucleus
+  moments and the crowding of the recipe's ``self_label_moments`` and
+  ``self_label_crowding``, averaged over each cell and its ``self_label_neighbours``
+  nearest cells: the self-labels that teach Q when ``lambda_self_label`` > 0,
+  scored on their own so that the GAN can be compared with its teacher.
 
 Each clustering is scored against the labels (Hungarian accuracy, ARI, NMI, AMI
 and the paper's purity, entropy and F-score), and each method's representation
@@ -376,14 +377,23 @@ def _train_worker(task) -> int:
 
 
 def _baselines(table, patches, config, seed: int) -> dict:
-    """The k-means baselines with k = the GAN's K (the neighbourhood one with its self-label neighbours)."""
+    """The k-means baselines with k = the GAN's K; the neighbourhood one is the recipe's self-labels exactly."""
     from cellgan.analysis.baselines import kmeans_neighbourhood_pixels, kmeans_pixels, kmeans_shape_stain
 
-    k, neighbours = config.categories, config.self_label_neighbours
+    k = config.categories
+    teacher = kmeans_neighbourhood_pixels(
+        patches,
+        table,
+        clusters=k,
+        neighbours=config.self_label_neighbours,
+        seed=seed,
+        moments_weight=config.self_label_moments,
+        crowding_weight=config.self_label_crowding,
+    )
     return {
         "kmeans_pixels": kmeans_pixels(patches, clusters=k, seed=seed),
         "kmeans_features": kmeans_shape_stain(table, clusters=k, seed=seed),
-        "kmeans_neighbourhood": kmeans_neighbourhood_pixels(patches, table, clusters=k, neighbours=neighbours, seed=seed),
+        "kmeans_neighbourhood": teacher,
     }
 
 

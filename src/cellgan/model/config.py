@@ -89,6 +89,10 @@ class TrainConfig:
         nucleus moments (:func:`cellgan.model.self_labels.nucleus_moments`: size,
         elongation, darkness) in the description the self-labels cluster; 0, pixels
         only [not in the paper].
+    self_label_crowding : float
+        Total weight, likewise, of the crowding of each cell's place
+        (:func:`cellgan.neighbourhood.crowding`: distances to its 1st, 4th and 8th
+        nearest cell) in that description; needs the cell table [0: not in the paper].
     strong_views : bool
         Q's real-cell terms (pair, self-label, contrastive) see two strong views of
         each real cell (:func:`cellgan.model.augment.strong_view`: crop ≥ 60 %,
@@ -135,6 +139,7 @@ class TrainConfig:
     lambda_self_label: float = 0.0
     self_label_neighbours: int = 5
     self_label_moments: float = 0.0
+    self_label_crowding: float = 0.0
     strong_views: bool = False
     lambda_contrastive: float = 0.0
     separate_q: bool = False
@@ -171,6 +176,7 @@ class TrainConfig:
             "lambda_pair",
             "lambda_self_label",
             "self_label_moments",
+            "self_label_crowding",
             "lambda_contrastive",
         ):
             if not getattr(self, name) >= 0:

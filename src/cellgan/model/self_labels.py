@@ -16,7 +16,10 @@ Why the neighbourhood: cell types come in neighbourhoods (a cell and its 5
 nearest cells share the labelled type 73 % of the time on CRCHistoPhenotypes),
 so averaging over them keeps what a neighbourhood shares and damps what is
 particular to one nucleus. Q sees only the cell's own patch, at training and at
-assignment time.
+assignment time. What is averaged: the pixels' PCA, optionally joined by the
+nucleus's rotation-invariant moments (size, elongation, darkness) and by how
+crowded the cell's place is (distances to its nearest cells), which tells dense
+glands and infiltrates from sparse stroma.
 
 The recipe is an option, off by default; what it measures is in
 benchmarks/README.md ("Cell-type clustering", the self-label results).
@@ -40,16 +43,24 @@ def neighbourhood_clusters(
     neighbours: int,
     seed: int,
     moments_weight: float = 0.0,
+    crowding_weight: float = 0.0,
 ) -> np.ndarray:
     """The self-label of every cell: int64 (n,) in [0, clusters).
 
     k-means (``clusters`` centres, 10 starts, seeded) of
     :func:`cellgan.neighbourhood.neighbourhood_pixels` (``neighbours`` 0: the pixel
-    k-means baseline), optionally joined by the nucleus moments (``moments_weight``).
+    k-means baseline), optionally joined by the nucleus moments (``moments_weight``)
+    and the crowding of the cell's place (``crowding_weight``: distances to its
+    nearest cells, :func:`cellgan.neighbourhood.crowding`).
     """
     from sklearn.cluster import KMeans
 
     described = neighbourhood_pixels(
-        patches_uint8, table, neighbours=neighbours, seed=seed, moments_weight=moments_weight
+        patches_uint8,
+        table,
+        neighbours=neighbours,
+        seed=seed,
+        moments_weight=moments_weight,
+        crowding_weight=crowding_weight,
     )
     return KMeans(n_clusters=clusters, n_init=10, random_state=seed).fit_predict(described).astype(np.int64)

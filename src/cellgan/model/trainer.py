@@ -514,6 +514,7 @@ def _check_table(config: TrainConfig, table: pd.DataFrame | None, n_patches: int
     uses = {
         "pair_neighbours": config.pair_neighbours,
         "self_label_neighbours": config.lambda_self_label and config.self_label_neighbours,
+        "self_label_crowding": config.lambda_self_label and config.self_label_crowding,
     }
     needs = [name for name, used in uses.items() if used]
     if not needs:
@@ -540,6 +541,7 @@ def _self_labels(config: TrainConfig, patches, table: pd.DataFrame | None, devic
             neighbours=config.self_label_neighbours,
             seed=config.seed,
             moments_weight=config.self_label_moments,
+            crowding_weight=config.self_label_crowding,
         )
         return torch.from_numpy(labels).to(device)
 
