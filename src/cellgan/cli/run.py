@@ -38,6 +38,12 @@ def register(subparsers) -> None:
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--iterations", type=int, metavar="N", help="train for N generator iterations")
     budget.add_argument("--minutes", type=float, metavar="M", help="train for M minutes [10]")
+    parser.add_argument(
+        "--image-labels",
+        type=Path,
+        metavar="CSV",
+        help="image labels (columns image,label), only to score the image classification the report shows",
+    )
     add_max_pixels_option(parser)
     add_device_option(parser)
     add_seed_option(parser)
@@ -51,6 +57,7 @@ def main(args) -> int:
     overrides = _seed_overrides(args.seed) if args.seed is not None else {}
     overrides.setdefault("train", {}).update(categories=args.categories)
     overrides.setdefault("segment", {}).update(mpp=args.mpp)
+    overrides.setdefault("compose", {}).update(image_labels=None if args.image_labels is None else str(args.image_labels))
     config = resolve_config(args.config, overrides, recipe=args.recipe)
     if args.iterations is not None or args.minutes is not None:  # a length given replaces both lengths
         length = {"iterations": args.iterations, "minutes": args.minutes}

@@ -14,14 +14,10 @@ from pathlib import Path
 from cellgan.io.files import safe_image_id
 from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rgb
 from cellgan.segment.config import SegmentConfig
-from cellgan.segment.image import refuse_crop_patches, reinhard_target, segment_image
+from cellgan.segment.image import NO_NUCLEUS, refuse_crop_patches, reinhard_target, segment_image
 from cellgan.segment.reference import resolve_reference
 
-__all__ = ["RunSummary", "image_ids", "segment_images"]
-
-
-#: The reason :class:`RunSummary` gives for an image segmented without finding a cell.
-NO_NUCLEUS = "no nucleus found"
+__all__ = ["NO_NUCLEUS", "RunSummary", "image_ids", "segment_images"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +33,8 @@ class RunSummary:
     failed : dict
         File (as given) → reason, for the images that could not be segmented.
     empty : dict
-        File → reason, for the images written without a cell (among ``done``).
+        File → reason, for the images written without a cell (among ``done``): blank
+        glass, or tissue without a nucleus.
     """
 
     done: tuple[str, ...]
@@ -103,9 +100,9 @@ def segment_images(
     """Segment image files into a cell store, one shard per image; resumable.
 
     Images already in the store (``store.has_image``) are skipped. An image that
-    fails (unreadable, empty, over the pixel budget, blank, smaller than a patch, not
-    H&E, ...) is reported with the reason and the others go on; one segmented
-    without a nucleus is written and named in ``empty``. The pixel size is
+    fails (unreadable, empty, over the pixel budget, smaller than a patch, not
+    H&E, ...) is reported with the reason and the others go on; one of blank glass
+    or without a nucleus is written without cells and named in ``empty``. The pixel size is
     ``config.mpp`` or, when None, the file's own
     (:func:`cellgan.io.images.read_mpp`), else estimated. A
     ``config.reinhard_reference`` of ``"typical"`` is the most typical of these
@@ -127,7 +124,7 @@ def segment_images(
     -------
     RunSummary
         ``failed`` maps each failed file (as given) to its reason, ``empty`` each
-        file without a cell to :data:`NO_NUCLEUS`.
+        file without a cell to why (``no tissue: ...`` or :data:`NO_NUCLEUS`).
     """
     from tqdm.auto import tqdm
 
@@ -152,12 +149,17 @@ def segment_images(
             mpp = config.mpp if config.mpp is not None else read_mpp(path)
             result = segment_image(rgb, dataclasses.replace(config, mpp=mpp), image_id=image_id)
             store.write_image(
-                image_id, result.table, result.patches, label_mask=result.label_mask, overlay=result.overlay
+                image_id,
+                result.table,
+                result.patches,
+                label_mask=result.label_mask,
+                overlay=result.overlay,
+                image_info=result.image_info,
             )
         except Exception as err:  # one bad image must not stop the run; it is reported
             failed[str(path)] = failure_reason(err, path)
             continue
         done.append(image_id)
         if result.table.empty:
-            empty[str(path)] = NO_NUCLEUS
+            empty[str(path)] = result.empty_reason or NO_NUCLEUS
     return RunSummary(tuple(done), tuple(skipped), failed, empty)
