@@ -71,7 +71,7 @@ def cluster_images(props: np.ndarray, *, n_clusters: int = 2, seed: int = 0) -> 
     distinct = len(np.unique(props, axis=0))
     if distinct < n_clusters:
         raise ImageClassificationError(
-            f"only {distinct} distinct proportion vectors among {len(props)} images: cannot form {n_clusters} clusters"
+            f"only {distinct} distinct feature vectors among {len(props)} images: cannot form {n_clusters} clusters"
         )
     kmeans = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit(props)
     return kmeans.labels_.astype(np.int64), kmeans.cluster_centers_
@@ -264,7 +264,8 @@ def classify_images(
     dict
         ``images``, ``feature_set``, ``features`` (the column names), ``kmeans``
         (``n_clusters``, the cluster of every image, cluster sizes and centres, and
-        with labels ``scores`` against them), and with labels one
+        with labels ``scores`` against them; or ``error`` when the images are too
+        few or too alike to cluster), and with labels one
         :func:`cross_validate` result per classifier of :data:`CLASSIFIERS` (its
         ``predictions`` by image name) and the label bookkeeping.
     """
@@ -282,25 +283,30 @@ def classify_images(
     if n_clusters is None:
         n_clusters = 2 if labels is None else max(2, len(np.unique(image_labels)))
     clustered = features if feature_set == "composition" else _standardised(features)
-    clusters, centres = cluster_images(clustered, n_clusters=n_clusters, seed=seed)
     result = {
         "images": int(len(images)),
         "feature_set": feature_set,
         "features": columns,
-        "kmeans": {
-            "n_clusters": int(n_clusters),
-            "seed": int(seed),
-            "clusters": dict(zip(images.tolist(), clusters.tolist())),
-            "cluster_sizes": np.bincount(clusters, minlength=n_clusters).tolist(),
-            "centres": np.round(centres, 6).tolist(),
-        },
+        "kmeans": {"n_clusters": int(n_clusters), "seed": int(seed)},
     }
+    try:
+        clusters, centres = cluster_images(clustered, n_clusters=n_clusters, seed=seed)
+    except ImageClassificationError as err:  # too few distinct images to cluster: the classifiers still run
+        clusters = None
+        result["kmeans"]["error"] = str(err)
+    else:
+        result["kmeans"].update(
+            clusters=dict(zip(images.tolist(), clusters.tolist())),
+            cluster_sizes=np.bincount(clusters, minlength=n_clusters).tolist(),
+            centres=np.round(centres, 6).tolist(),
+        )
     if labels is None:
         return result
     result["labelled_images"] = int(labelled.sum())
     result["unlabelled_images"] = images[~labelled].tolist()
     result["labels_without_image"] = sorted(set(labels.index) - set(images))
-    result["kmeans"]["scores"] = score_clusters(clusters[labelled], image_labels)
+    if clusters is not None:
+        result["kmeans"]["scores"] = score_clusters(clusters[labelled], image_labels)
     for model in CLASSIFIERS:
         scores = cross_validate(
             features[labelled], image_labels, model=model, folds=folds, seed=seed, feature_names=columns
@@ -331,6 +337,8 @@ def classify_run(composition_dir: Path, *, labels: pd.Series | None = None, fold
     try:
         if labels is None:
             result = classify_images(read_composition(composition_dir), n_clusters=2, seed=seed)
+            if "error" in result["kmeans"]:
+                return {"error": f"images not clustered: {result['kmeans']['error']}"}
             result["summary"] = f"k-means of the images (k = 2): sizes {result['kmeans']['cluster_sizes']}"
             return result
         try:

@@ -90,6 +90,32 @@ def _top_weights(weights: dict, n: int = 5) -> dict:
     return {cls: dict(sorted(w.items(), key=lambda item: -abs(item[1]))[:n]) for cls, w in weights.items()}
 
 
+def _train_worker(task) -> float:
+    """Train one seed's GAN (in a worker process when ``jobs`` > 1); return the seconds it took."""
+    import torch
+
+    from cellgan.model import TrainConfig
+    from cellgan.pipeline import train_stage
+
+    store_dir, model_dir, values, device = task
+    start = time.perf_counter()
+    train_stage(
+        Path(store_dir), Path(model_dir), TrainConfig.from_dict(values), device=torch.device(device), progress=False
+    )
+    return time.perf_counter() - start
+
+
+def _map(function, tasks: list, *, jobs: int) -> list:
+    """``function`` over ``tasks``, in ``jobs`` spawned processes of one thread each when ``jobs`` > 1."""
+    if jobs <= 1:
+        return [function(task) for task in tasks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(function, tasks))
+
+
 def run_image_classification_benchmark(
     data_root: Path,
     *,
@@ -99,6 +125,7 @@ def run_image_classification_benchmark(
     categories: int = 4,
     folds: int = 5,
     limit_per_class: int | None = None,
+    jobs: int = 1,
     device: str = "cpu",
     work_dir: Path | None = None,
     train_options: dict | None = None,
@@ -122,6 +149,8 @@ def run_image_classification_benchmark(
         Stratified cross-validation folds.
     limit_per_class : int, optional
         Use only the first N tiles of each class, for quick runs.
+    jobs : int
+        Seeds trained at the same time, one process each (one CPU thread each).
     device : str
         Torch device of training and assignment.
     work_dir : Path, optional
@@ -144,13 +173,12 @@ def run_image_classification_benchmark(
         ``nmi`` over seeds), the images without cells per class, timings, the
         configuration, the machine and the date.
     """
-    import torch
 
     from cellgan.analysis.composition import compose
     from cellgan.io.cellstore import CellStore
     from cellgan.io.datasets import DATASETS, KATHER2016_MPP, load_kather2016
     from cellgan.model import TrainConfig
-    from cellgan.pipeline import assign_stage, segment_stage, train_stage
+    from cellgan.pipeline import assign_stage, segment_stage
     from cellgan.segment import SegmentConfig, image_ids
     from cellgan.segment.reference import resolve_reference
 
@@ -181,9 +209,8 @@ def run_image_classification_benchmark(
         baselines: dict[str, dict] = {}
         per_seed: dict[str, list] = {name: [] for name in GAN_SETS}
         kmeans: dict[str, list] = {"all": [], "colour_statistics": []}
-        train_config = None
-        for seed in range(seeds):
-            train_config = TrainConfig.from_dict(
+        configs = [
+            TrainConfig.from_dict(
                 {
                     **(train_options or {}),
                     "categories": categories,
@@ -193,13 +220,18 @@ def run_image_classification_benchmark(
                 },
                 source="training options",
             )
-            model_dir, assign_dir, comp_dir = (
-                work / f"{name}_seed{seed}" for name in ("model", "assignments", "composition")
-            )
+            for seed in range(seeds)
+        ]
+        train_config = configs[0]
+        model_dirs = [work / f"model_seed{seed}" for seed in range(seeds)]
+        for model_dir in model_dirs:
             shutil.rmtree(model_dir, ignore_errors=True)  # a fresh model each time, never a resumed one
-            start = time.perf_counter()
-            train_stage(store_dir, model_dir, train_config, device=torch.device(device), progress=False)
-            timings[f"train_seconds_seed{seed}"] = time.perf_counter() - start
+        tasks = [(str(store_dir), str(d), c.to_dict(), str(device)) for d, c in zip(model_dirs, configs)]
+        for seed, seconds in enumerate(_map(_train_worker, tasks, jobs=min(jobs, seeds))):
+            timings[f"train_seconds_seed{seed}"] = seconds
+            log(f"seed {seed}: trained in {seconds / 60:.1f} min")
+        for seed, model_dir in enumerate(model_dirs):
+            assign_dir, comp_dir = (work / f"{name}_seed{seed}" for name in ("assignments", "composition"))
             assign_stage(model_dir, store_dir, assign_dir, device=device)
             _, features = compose(assign_dir, comp_dir, cells_dir=store_dir)
             for name in GAN_SETS:
@@ -249,7 +281,8 @@ def run_image_classification_benchmark(
             "timings": {k: round(v, 1) for k, v in timings.items()},
             "config": {
                 "segment": as_dict(segment_config),
-                "train": None if train_config is None else train_config.to_dict(),
+                "train": train_config.to_dict(),
+                "jobs": min(jobs, seeds),
                 "seeds": seeds,
                 "folds": folds,
                 "fold_seed": FOLD_SEED,

@@ -229,10 +229,12 @@ def _register_image_classification(subparsers) -> None:
         data_root_help="folder holding kather2016/",
     )
     parser.add_argument("--iterations", type=positive_int, default=400, help="generator iterations per seed [400]")
+    parser.add_argument("--minutes", type=float, help="also stop each seed's training after M minutes")
     parser.add_argument("--seeds", type=positive_int, default=3, help="GAN seeds 0..N-1 [3]")
     parser.add_argument("--categories", type=positive_int, default=4, metavar="K", help="K [4]")
     parser.add_argument("--folds", type=positive_int, default=5, help="stratified cross-validation folds [5]")
     parser.add_argument("--limit-per-class", type=positive_int, metavar="N", help="use only the first N tiles of each class")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at the same time [1]")
     parser.add_argument("--work-dir", type=Path, help="keep the cell store, models and compositions here")
     add_recipe_option(parser)
     add_config_option(parser, help="run configuration file; its segment and train sections override the recipe's")
@@ -253,9 +255,11 @@ def run_image_classification(args) -> int:
         args.data_root,
         seeds=args.seeds,
         iterations=args.iterations,
+        minutes=args.minutes,
         categories=args.categories,
         folds=args.folds,
         limit_per_class=args.limit_per_class,
+        jobs=args.jobs,
         device=str(device),
         work_dir=args.work_dir,
         train_options=sections.get("train"),

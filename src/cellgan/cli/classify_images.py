@@ -62,14 +62,18 @@ def run(args) -> int:
     )
     kmeans = result["kmeans"]
     print(f"{result['images']} images, {len(result['features'])} {args.features} features")
-    print(f"k-means ({kmeans['n_clusters']} clusters): sizes {kmeans['cluster_sizes']}")
+    if "error" in kmeans:
+        print(f"k-means ({kmeans['n_clusters']} clusters): not run, {kmeans['error']}")
+    else:
+        print(f"k-means ({kmeans['n_clusters']} clusters): sizes {kmeans['cluster_sizes']}")
     if labels is not None:
         if result["unlabelled_images"]:
             print(f"warning: {len(result['unlabelled_images'])} images have no label and are not scored")
         if result["labels_without_image"]:
             print(f"warning: {len(result['labels_without_image'])} labelled images are not in the composition table")
-        scores = ", ".join(f"{k} {v:.3f}" for k, v in kmeans["scores"].items())
-        print(f"k-means vs labels ({result['labelled_images']} images): {scores}")
+        if "scores" in kmeans:
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in kmeans["scores"].items())
+            print(f"k-means vs labels ({result['labelled_images']} images): {scores}")
         for model in CLASSIFIERS:
             mean, std = result[model]["mean"], result[model]["std"]
             print(

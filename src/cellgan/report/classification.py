@@ -72,12 +72,11 @@ def write_classification(result: dict, out_dir: Path, *, labels: pd.Series | Non
 
     text = json.dumps(result, indent=2)
     write(RESULT_FILE, lambda p: p.write_text(text))
-    if "kmeans" not in result:  # not classified: the JSON says why
-        return written
-    clusters = pd.DataFrame(list(result["kmeans"]["clusters"].items()), columns=["image", "cluster"])
-    if labels is not None:
-        clusters["label"] = clusters["image"].map(labels.astype(str))
-    write("kmeans.csv", lambda p: clusters.to_csv(p, index=False))
+    if "clusters" in result.get("kmeans", {}):
+        clusters = pd.DataFrame(list(result["kmeans"]["clusters"].items()), columns=["image", "cluster"])
+        if labels is not None:
+            clusters["label"] = clusters["image"].map(labels.astype(str))
+        write("kmeans.csv", lambda p: clusters.to_csv(p, index=False))
     for model in (m for m in CLASSIFIERS if m in result):
         scores = result[model]
         classes = scores["classes"]

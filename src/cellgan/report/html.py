@@ -383,19 +383,22 @@ def _classification_section(files: RunFiles) -> str:
     if "error" in result:
         return head + f"<p class=\"note\">{_esc(result['error'])}</p>"
     kmeans = result["kmeans"]
-    members = {}
-    for image, cluster in kmeans["clusters"].items():
-        members.setdefault(int(cluster), []).append(image)
-    rows = "".join(
-        f"<tr><td>{c}</td><td>{len(images)}</td><td class=\"name\">{_esc(', '.join(images[:12]))}"
-        f"{' …' if len(images) > 12 else ''}</td></tr>"
-        for c, images in sorted(members.items())
-    )
-    text = (
-        head + f"<p class=\"note\">k-means of the images on their {_esc(result['feature_set'])} features "
+    text = head + (
+        f"<p class=\"note\">k-means of the images on their {_esc(result['feature_set'])} features "
         f"(k = {kmeans['n_clusters']}; the paper clusters the proportion vectors with k = 2), no label used.</p>\n"
-        f"<table><tr><th>cluster</th><th>images</th><th class=\"name\">which</th></tr>{rows}</table>"
     )
+    if "error" in kmeans:
+        text += f"<p class=\"note\">k-means not run: {_esc(kmeans['error'])}</p>\n"
+    else:
+        members: dict[int, list[str]] = {}
+        for image, cluster in kmeans["clusters"].items():
+            members.setdefault(int(cluster), []).append(image)
+        rows = "".join(
+            f"<tr><td>{c}</td><td>{len(images)}</td><td class=\"name\">{_esc(', '.join(images[:12]))}"
+            f"{' …' if len(images) > 12 else ''}</td></tr>"
+            for c, images in sorted(members.items())
+        )
+        text += f"<table><tr><th>cluster</th><th>images</th><th class=\"name\">which</th></tr>{rows}</table>"
     if "scores" in kmeans:
         text += (
             f"<p class=\"note\">Against the image labels: accuracy {kmeans['scores']['acc']:.3f}, "
