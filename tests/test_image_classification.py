@@ -12,7 +12,7 @@ from cellgan.analysis.image_classification import (
     ImageClassificationError,
     classify_images,
     cluster_images,
-    cross_validate_svm,
+    cross_validate,
     read_image_labels,
 )
 
@@ -53,7 +53,7 @@ def test_kmeans_needs_enough_distinct_images():
 
 def test_svm_cv_scores_separable_groups_perfectly():
     props, labels = _two_groups()
-    result = cross_validate_svm(props, labels, folds=3, seed=0)
+    result = cross_validate(props, labels, folds=3, seed=0)
     assert len(result["folds"]) == 3
     assert result["mean"]["f1_weighted"] == pytest.approx(1.0)
     assert result["mean"]["precision_weighted"] == pytest.approx(1.0)
@@ -63,7 +63,7 @@ def test_svm_cv_scores_separable_groups_perfectly():
 
 def test_svm_is_never_scored_on_its_training_rows():
     props, labels = _two_groups()
-    result = cross_validate_svm(props, labels, folds=4, seed=1)
+    result = cross_validate(props, labels, folds=4, seed=1)
     tested = []
     for fold in result["folds"]:
         assert not set(fold["train_index"]) & set(fold["test_index"])
@@ -84,7 +84,7 @@ def test_svm_on_noise_labels_scores_like_chance_not_like_training_fit():
 
     scaled = StandardScaler().fit_transform(props)
     assert LinearSVC().fit(scaled, labels).score(scaled, labels) == 1.0  # training fit is perfect
-    result = cross_validate_svm(props, labels, folds=4, seed=0)
+    result = cross_validate(props, labels, folds=4, seed=0)
     assert result["mean"]["accuracy"] < 0.8
 
 
@@ -92,7 +92,7 @@ def test_svm_fold_scores_are_the_held_out_ones():
     """The per-fold accuracy equals the agreement of the returned held-out predictions."""
     props, labels = _two_groups(seed=5)
     props[0], props[7] = props[7].copy(), props[0].copy()  # two images that look like the other group
-    result = cross_validate_svm(props, labels, folds=3, seed=0)
+    result = cross_validate(props, labels, folds=3, seed=0)
     predictions = np.array(result["predictions"])
     for fold in result["folds"]:
         test = fold["test_index"]
@@ -105,20 +105,20 @@ def test_svm_fold_scores_are_the_held_out_ones():
 def test_svm_too_few_images_or_classes():
     props, labels = _two_groups(n_per_group=2)
     with pytest.raises(ImageClassificationError, match="4 labelled images are fewer than the 5 folds"):
-        cross_validate_svm(props, labels, folds=5)
+        cross_validate(props, labels, folds=5)
     with pytest.raises(ImageClassificationError, match=r"at least 3 images.*'neg': 2"):
-        cross_validate_svm(props, labels, folds=3)
+        cross_validate(props, labels, folds=3)
     with pytest.raises(ImageClassificationError, match="at least 2 image classes"):
-        cross_validate_svm(props, ["a"] * 4, folds=2)
+        cross_validate(props, ["a"] * 4, folds=2)
     with pytest.raises(ImageClassificationError, match="3 labels for 4 images"):
-        cross_validate_svm(props, ["a", "b", "a"], folds=2)
+        cross_validate(props, ["a", "b", "a"], folds=2)
 
 
 def test_classify_images_with_and_without_labels(tmp_path):
     props, labels = _two_groups()
     table = _table(props)
     unsupervised = classify_images(table, n_clusters=2, seed=0)
-    assert "svm" not in unsupervised
+    assert "linear_svm" not in unsupervised
     assert sum(unsupervised["kmeans"]["cluster_sizes"]) == 12
     label_csv = tmp_path / "labels.csv"
     rows = list(zip(table["image"], labels)) + [("img_missing", "pos")]
@@ -129,7 +129,7 @@ def test_classify_images_with_and_without_labels(tmp_path):
     assert result["labels_without_image"] == ["img_missing"]
     assert result["kmeans"]["scores"]["acc"] == pytest.approx(1.0)
     assert result["kmeans"]["scores"]["ari"] == pytest.approx(1.0)
-    assert set(result["svm"]["predictions"]) == set(table["image"][1:])
+    assert set(result["linear_svm"]["predictions"]) == set(table["image"][1:])
     json.dumps(result)  # JSON-ready
 
 
@@ -164,8 +164,8 @@ def test_cli_classify_images(tmp_path, capsys):
     args = ["classify-images", str(tmp_path / "comp"), "--labels", str(tmp_path / "labels.csv"), "--folds", "3"]
     assert main(args + ["--json", str(tmp_path / "out.json")]) == 0
     out = capsys.readouterr().out
-    assert "linear SVM, 3-fold stratified CV (held-out folds only): f1_weighted 1.000" in out
+    assert "linear svm, 3-fold stratified CV (held-out folds only): f1_weighted 1.000" in out
     result = json.loads((tmp_path / "out.json").read_text())
-    assert result["svm"]["mean"]["f1_weighted"] == pytest.approx(1.0)
+    assert result["linear_svm"]["mean"]["f1_weighted"] == pytest.approx(1.0)
     assert main(args[:4] + ["--folds", "7"]) == 2
     assert "every class needs at least 7 images" in capsys.readouterr().err

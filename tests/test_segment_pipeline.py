@@ -85,20 +85,26 @@ def test_context_patches_with_a_known_pixel_size(bm_crop):
     assert white(result.patches) < 0.2 < white(masked.patches)  # context keeps the surroundings
 
 
-def test_blank_and_tiny_images_are_refused():
-    with pytest.raises(SegmentationError, match="no tissue"):
-        segment_image(np.full((100, 100, 3), 255, np.uint8), image_id="white")
+def test_blank_glass_is_an_image_without_cells_and_tiny_images_are_refused():
+    white = np.full((100, 120, 3), 255, np.uint8)
+    result = segment_image(white, SegmentConfig(mpp=0.5), image_id="white")
+    assert len(result.table) == 0 and result.patches.shape == (0, 32, 32, 3)
+    assert result.empty_reason.startswith("no tissue")
+    assert result.label_mask.shape == (100, 120) and not result.label_mask.any()
+    info = result.image_info
+    assert (info["height"], info["width"], info["mpp"], info["tissue_fraction"]) == (100, 120, 0.5, 0.0)
+    assert info["colour_rgb_mean_r"] == 255.0 and info["colour_hist_g_7"] == 1.0
     with pytest.raises(SegmentationError, match="smaller than a 32"):
         segment_image(np.full((20, 100, 3), 128, np.uint8), image_id="tiny")
 
 
 @pytest.mark.realdata
-def test_blank_glass_is_refused_before_reinhard_could_stretch_it_into_tissue(data_root):
+def test_blank_glass_is_found_before_reinhard_could_stretch_it_into_tissue(data_root):
     crc = data_root / "crchistophenotypes" / "train"
     blank = read_rgb(crc / "img76" / "img76.png")  # blank glass, one annotated nucleus
     config = SegmentConfig(reinhard_reference=str(crc / "img39" / "img39.png"))
-    with pytest.raises(SegmentationError, match="no tissue"):
-        segment_image(blank, config, image_id="img76")
+    result = segment_image(blank, config, image_id="img76")
+    assert len(result.table) == 0 and result.empty_reason.startswith("no tissue")
     with pytest.raises(SegmentationError, match="no tissue"):
         cells_at_points(blank, np.array([[250.0, 250.0]]), config, image_id="img76")
 
@@ -166,13 +172,11 @@ def _write_bad_files(folder: Path) -> dict[str, str]:
     (folder / "text.png").write_text("not an image")
     Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(folder / "cut.png")
     (folder / "cut.png").write_bytes((folder / "cut.png").read_bytes()[:50])
-    Image.fromarray(np.full((200, 200, 3), 255, np.uint8)).save(folder / "white.png")
     Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(folder / "tiny.png")
     return {
         "zero.png": "empty",
         "text.png": "not a recognised",
         "cut.png": "cannot decode",
-        "white.png": "no tissue",
         "tiny.png": "smaller",
     }
 
@@ -184,19 +188,24 @@ def test_segment_images_reports_failures_goes_on_and_resumes(tmp_path, bm_crop):
     Image.fromarray(bm_crop[:128]).save(images / "good1.png")
     Image.fromarray(bm_crop[128:]).save(images / "sub" / "good2.tif")
     reasons = _write_bad_files(images)
+    Image.fromarray(np.full((200, 200, 3), 255, np.uint8)).save(images / "white.png")  # blank glass: no cell
     store = CellStore.create(tmp_path / "run" / "cells", patch_mode="masked")
     summary = segment_images([images], store, SegmentConfig(mpp=0.3), progress=False)
-    assert sorted(summary.done) == ["good1", "good2"] and summary.skipped == ()
+    assert sorted(summary.done) == ["good1", "good2", "white"] and summary.skipped == ()
     assert {Path(k).name for k in summary.failed} == set(reasons)
     for name, reason in summary.failed.items():
         assert reasons[Path(name).name] in reason, (name, reason)
-    assert store.image_ids() == ["good1", "good2"]
+    assert [Path(k).name for k in summary.empty] == ["white.png"]
+    assert next(iter(summary.empty.values())).startswith("no tissue")
+    assert store.image_ids() == ["good1", "good2", "white"]
+    info = store.read_image_info()
+    assert info.loc["white", "tissue_fraction"] == 0.0 and 0.1 < info.loc["good1", "tissue_fraction"] <= 1.0
     assert store.read_mask("good1").shape == (128, 256)
     assert store.overlay_path("good2").is_file()
     table = store.read_table()
     assert len(table) == len(store.read_patches()) > 10
     again = segment_images([images], store, SegmentConfig(mpp=0.3), progress=False)
-    assert again.done == () and sorted(again.skipped) == ["good1", "good2"] and len(again.failed) == 5
+    assert again.done == () and sorted(again.skipped) == ["good1", "good2", "white"] and len(again.failed) == 4
     with pytest.raises(ValueError, match="context"):
         segment_images([images], store, SegmentConfig(patch_mode="context"), progress=False)
 

@@ -104,9 +104,20 @@ class ComposeConfig:
     """Options of the composition stage.
 
     The composition is the paper's proportion vector P_i = X_i / sum X (Hu et al.,
-    Sec. III-D), which has no free parameter; the section exists so that every
-    stage has one, and it accepts no key.
+    Sec. III-D), which has no free parameter. The stage then classifies the
+    images (:func:`cellgan.analysis.image_classification.classify_run`): without
+    labels the paper's k-means with k = 2, with them cross-validated classifiers.
+
+    Parameters
+    ----------
+    image_labels : str, optional
+        A CSV of image labels (columns ``image``, ``label``), used only to score.
     """
+
+    image_labels: str | None = None
+
+    def __post_init__(self):
+        check_types(self)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,10 @@ class RunFiles:
         return self.root / "composition"
 
     @property
+    def classification(self) -> Path:
+        return self.root / "classification"
+
+    @property
     def export(self) -> Path:
         return self.root / "export"
 
@@ -198,7 +202,17 @@ def run_pipeline(
             lambda: assign_stage(files.model, files.cells, files.assignments, device=device, batch_size=config.assign.batch_size),
             log=log,
         )
-        compose.run(lambda: compose_stage(files.assignments, files.composition, names=names), log=log)
+        compose.run(
+            lambda: compose_stage(
+                files.assignments,
+                files.composition,
+                cells_dir=files.cells,
+                classification_dir=files.classification,
+                image_labels=config.compose.image_labels,
+                names=names,
+            ),
+            log=log,
+        )
         export.run(
             lambda: export_stage(
                 files.assignments, files.export, cells_dir=files.cells, formats=config.export.formats, names=names
@@ -334,14 +348,33 @@ def assign_stage(model_dir: Path, cells_dir: Path, out_dir: Path, *, device, bat
     return {"summary": f"{meta['n_cells']} cells per category: {meta['cells_per_category']}"}
 
 
-def compose_stage(assignments_dir: Path, out_dir: Path, *, names=None) -> dict:
-    """Write each image's composition (cells per category, columns named by ``names``) from an ASSIGNMENTS directory."""
-    from cellgan.analysis.composition import composition, read_assignments, write_composition
+def compose_stage(
+    assignments_dir: Path,
+    out_dir: Path,
+    *,
+    cells_dir: Path | None = None,
+    classification_dir: Path | None = None,
+    image_labels=None,
+    names=None,
+) -> dict:
+    """Write each image's composition (columns named by ``names``) and image features, then classify the images.
 
-    table, meta = read_assignments(assignments_dir)
-    result = composition(table, categories=int(meta["categories"]), names=names)
-    write_composition(result, out_dir)
-    return {"summary": f"{len(result)} images"}
+    See :func:`cellgan.analysis.composition.compose` and, into ``classification_dir``
+    when given, :func:`cellgan.analysis.image_classification.classify_run` (labels
+    from the CSV ``image_labels``, only to score).
+    """
+    from cellgan.analysis.composition import compose
+    from cellgan.analysis.image_classification import classify_run, read_image_labels
+    from cellgan.report.classification import write_classification
+
+    result, _ = compose(assignments_dir, out_dir, cells_dir=cells_dir, names=names)
+    summary = f"{len(result)} images, {int((result['n_cells'] == 0).sum())} without cells"
+    if classification_dir is not None:
+        labels = None if image_labels is None else read_image_labels(image_labels)
+        classified = classify_run(out_dir, labels=labels)
+        write_classification(classified, classification_dir, labels=labels)
+        summary += "; " + classified.get("summary", classified.get("error", ""))
+    return {"summary": summary}
 
 
 def export_stage(assignments_dir: Path, out_dir: Path, *, cells_dir: Path, formats, names=None) -> dict:

@@ -11,9 +11,12 @@ An ASSIGNMENTS directory (written by ``cellgan assign``) holds
 ``prob_0`` ... ``prob_{K-1}`` and the cell table's columns), ``features.npy`` and
 ``meta.json`` (``{"categories": K, ...}``). A COMPOSITION directory holds
 ``composition.csv`` and ``composition.parquet`` with the columns ``image``,
-``n_cells``, ``count_0`` ... ``count_{K-1}``, ``prop_0`` ... ``prop_{K-1}``; with
-category names (``report.names`` of the run configuration) ``count_<name>`` and
-``prop_<name>`` instead, in category order.
+``n_cells``, the densities ``density_image_per_mm2`` and ``density_tissue_per_mm2``
+(when the images' sizes are known), ``count_0`` ... ``count_{K-1}``, ``prop_0`` ...
+``prop_{K-1}`` (with category names, ``report.names`` of the run configuration,
+``count_<name>`` and ``prop_<name>`` instead, in category order), and ``image_features.csv`` / ``.parquet``
+(:mod:`cellgan.analysis.image_features`). An image without cells (blank glass,
+tissue without a nucleus) has a row with ``n_cells`` 0 and every proportion 0.
 """
 
 from __future__ import annotations
@@ -31,16 +34,20 @@ from cellgan.io.files import atomic_write
 __all__ = [
     "CompositionError",
     "category_suffixes",
+    "cell_densities",
+    "compose",
     "composition",
     "proportion_columns",
     "read_assignments",
     "read_composition",
+    "read_image_features",
     "write_composition",
 ]
 
 ASSIGNMENTS_FILE = "assignments.parquet"
 META_FILE = "meta.json"
 COMPOSITION_FILES = ("composition.csv", "composition.parquet")
+FEATURE_FILES = ("image_features.csv", "image_features.parquet")
 
 
 class CompositionError(CellganError, ValueError):
@@ -52,7 +59,9 @@ def category_suffixes(categories: int, names=None) -> list[str]:
     return [str(k) for k in range(int(categories))] if names is None else [str(n) for n in names]
 
 
-def composition(assignments: pd.DataFrame, *, categories: int, names=None) -> pd.DataFrame:
+def composition(
+    assignments: pd.DataFrame, *, categories: int, names=None, image_info: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Count the cells of each category in each image and their proportions.
 
     Parameters
@@ -66,13 +75,20 @@ def composition(assignments: pd.DataFrame, *, categories: int, names=None) -> pd
     names : list of str, optional
         Category names, one per category: the columns are then ``count_<name>``
         and ``prop_<name>`` (:func:`category_suffixes`).
+    image_info : DataFrame, optional
+        Every image of the run, indexed by image
+        (:meth:`cellgan.io.cellstore.CellStore.read_image_info`): its images without
+        cells get rows too, and with ``height``, ``width``, ``mpp`` and
+        ``tissue_fraction`` the densities are added (:func:`cell_densities`).
 
     Returns
     -------
     DataFrame
-        One row per image that has cells, sorted by image, with ``image``,
-        ``n_cells``, ``count_0`` ... ``count_{K-1}`` (int64) and ``prop_0`` ...
-        ``prop_{K-1}`` (float64, summing to 1), the paper's P_i = X_i / sum X.
+        One row per image (those of ``image_info``, else those with cells), sorted
+        by image, with ``image``, ``n_cells``, the densities when known,
+        ``count_0`` ... ``count_{K-1}`` (int64) and ``prop_0`` ... ``prop_{K-1}``
+        (float64, summing to 1; all 0 for an image without cells), the paper's
+        P_i = X_i / sum X.
     """
     categories = int(categories)
     if categories < 1:
@@ -82,7 +98,9 @@ def composition(assignments: pd.DataFrame, *, categories: int, names=None) -> pd
         raise CompositionError(f"assignments table lacks columns {missing}")
     category = _category_codes(assignments["category"], categories)
     images = assignments["image"].astype(str).to_numpy()
-    images_found, image_codes = np.unique(images, return_inverse=True)
+    known = [] if image_info is None else image_info.index.astype(str).tolist()
+    images_found = np.unique(np.asarray([*images, *known], dtype=str))
+    image_codes = np.searchsorted(images_found, np.asarray(images, dtype=str))
     counts = np.bincount(image_codes * categories + category, minlength=len(images_found) * categories)
     counts = counts.reshape(len(images_found), categories).astype(np.int64)
     n_cells = counts.sum(axis=1)
@@ -91,9 +109,41 @@ def composition(assignments: pd.DataFrame, *, categories: int, names=None) -> pd
     if len(suffixes) != categories:
         raise CompositionError(f"{len(suffixes)} category names for {categories} categories")
     table = {"image": images_found, "n_cells": n_cells}
+    if image_info is not None and {"height", "width", "mpp", "tissue_fraction"} <= set(image_info.columns):
+        info = image_info.copy()
+        info.index = info.index.astype(str)
+        table.update(cell_densities(n_cells, info.reindex(images_found)))
     table.update({f"count_{s}": counts[:, k] for k, s in enumerate(suffixes)})
     table.update({f"prop_{s}": props[:, k] for k, s in enumerate(suffixes)})
     return pd.DataFrame(table)
+
+
+def cell_densities(n_cells: np.ndarray, info: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Cells per mm² of each image, and of its tissue.
+
+    Parameters
+    ----------
+    n_cells : ndarray, shape (n,)
+        The cells of each image.
+    info : DataFrame
+        Row i for image i: ``height``, ``width`` (pixels), ``mpp`` (µm per pixel) and
+        ``tissue_fraction`` (the share of stained pixels).
+
+    Returns
+    -------
+    dict
+        ``density_image_per_mm2`` (NaN where the pixel size is unknown) and
+        ``density_tissue_per_mm2`` (0 for an image without tissue, which has no cell).
+    """
+    mpp = pd.to_numeric(info["mpp"], errors="coerce").to_numpy(dtype=np.float64)
+    pixels = info["height"].to_numpy(dtype=np.float64) * info["width"].to_numpy(dtype=np.float64)
+    area_mm2 = pixels * mpp**2 / 1e6
+    tissue_mm2 = area_mm2 * info["tissue_fraction"].to_numpy(dtype=np.float64)
+    n_cells = np.asarray(n_cells, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        image = n_cells / area_mm2
+        tissue = np.where(tissue_mm2 > 0, n_cells / tissue_mm2, np.where(np.isnan(tissue_mm2), np.nan, 0.0))
+    return {"density_image_per_mm2": image, "density_tissue_per_mm2": tissue}
 
 
 def _category_codes(column: pd.Series, categories: int) -> np.ndarray:
@@ -154,13 +204,83 @@ def read_assignments(path: Path) -> tuple[pd.DataFrame, dict]:
     return table, meta
 
 
-def write_composition(table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Write ``composition.csv`` and ``composition.parquet`` atomically into ``out_dir``."""
+def compose(
+    assignments_dir: Path, out_dir: Path, *, cells_dir: Path | None = None, names=None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Write a COMPOSITION directory from an ASSIGNMENTS directory and its cell store.
+
+    The cell store (``cells_dir``, else the one ``meta.json`` names) lists every
+    image, those without cells too, and what is known of each
+    (:meth:`cellgan.io.cellstore.CellStore.read_image_info`): with it the
+    composition has densities and the image features
+    (:func:`cellgan.analysis.image_features.image_features`) are written; without
+    it (a store moved away, or one of pre-cropped cells) only the images with
+    cells are composed. ``names``: the categories' names (:func:`composition`).
+
+    Returns
+    -------
+    composition : DataFrame
+    features : DataFrame or None
+        The image features, None when the store holds no image info.
+    """
+    from cellgan.analysis.image_features import image_features
+    from cellgan.io.cellstore import CellStore, CellStoreError
+
+    table, meta = read_assignments(assignments_dir)
+    categories = int(meta["categories"])
+    store_dir = cells_dir if cells_dir is not None else meta.get("cells")
+    info = None
+    if store_dir is not None:
+        try:
+            info = CellStore.open(store_dir).read_image_info()
+        except CellStoreError:
+            if cells_dir is not None:
+                raise
+    comp = composition(table, categories=categories, names=names, image_info=info)
+    features = None
+    if info is not None and {"height", "width", "mpp", "tissue_fraction"} <= set(info.columns):
+        features = image_features(table, info, categories=categories)
+    write_composition(comp, out_dir, features=features)
+    return comp, features
+
+
+def write_composition(table: pd.DataFrame, out_dir: Path, *, features: pd.DataFrame | None = None) -> list[Path]:
+    """Write ``composition.csv`` and ``.parquet`` (and the image features' when given) atomically."""
     out_dir = Path(out_dir)
-    csv_path, parquet_path = (out_dir / name for name in COMPOSITION_FILES)
-    atomic_write(csv_path, lambda p: table.to_csv(p, index=False))
-    atomic_write(parquet_path, lambda p: table.to_parquet(p, index=False))
-    return [csv_path, parquet_path]
+    written = []
+    for frame, names in ((table, COMPOSITION_FILES), (features, FEATURE_FILES)):
+        if frame is None:
+            continue
+        csv_path, parquet_path = (out_dir / name for name in names)
+        atomic_write(csv_path, lambda p: frame.to_csv(p, index=False))
+        atomic_write(parquet_path, lambda p: frame.to_parquet(p, index=False))
+        written += [csv_path, parquet_path]
+    return written
+
+
+def read_image_features(path: Path) -> pd.DataFrame:
+    """Read the image-feature table of a COMPOSITION directory (or the .parquet/.csv file itself)."""
+    path = Path(path)
+    if path.is_dir():
+        found = [path / name for name in reversed(FEATURE_FILES) if (path / name).is_file()]
+        if not found:
+            raise CompositionError(
+                f"{path}: no image_features.parquet or .csv here (composed from a cell store without image info?)"
+            )
+        path = found[0]
+    if not path.is_file():
+        raise CompositionError(f"{path}: no such file or directory")
+    try:
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"image": str})
+    except Exception as err:  # pandas and pyarrow raise several types for bad files
+        raise CompositionError(f"{path}: unreadable image-feature table ({err})") from err
+    if "image" not in table.columns:
+        raise CompositionError(f"{path}: image-feature table lacks the column 'image'")
+    values = table.drop(columns=["image"]).to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise CompositionError(f"{path}: image features must be finite")
+    table["image"] = table["image"].astype(str)
+    return table
 
 
 def read_composition(path: Path) -> pd.DataFrame:

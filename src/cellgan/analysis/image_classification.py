@@ -1,13 +1,15 @@
-"""Image-level classification from cell-type proportions (Hu et al., Sec. III-D).
+"""Image-level classification from cells (Hu et al., Sec. III-D).
 
-Each image is described by the proportions of its nuclei in the K categories
-(:mod:`cellgan.analysis.composition`). The paper clusters images on these
+The paper describes each image by the proportions of its nuclei in the K
+categories (:mod:`cellgan.analysis.composition`), clusters images on these
 vectors with k-means (k = 2, unsupervised) and, where image labels exist, trains
 a linear SVM scored on a 4-fold split stratified by class with weighted F1,
-precision and recall. Here the SVM is scored by stratified k-fold
-cross-validation on the held-out fold only: the code the paper's results were
-reproduced with scored it on its own training images, which says nothing about
-new images.
+precision and recall. Here any set of named image features
+(:mod:`cellgan.analysis.image_features`) can stand in for the proportions, a
+logistic regression is scored beside the SVM, and both are scored by stratified
+k-fold cross-validation on the held-out fold only: the code the paper's results
+were reproduced with scored it on its own training images, which says nothing
+about new images.
 """
 
 from __future__ import annotations
@@ -17,20 +19,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellgan.analysis.composition import proportion_columns
 from cellgan.errors import CellganError
 
 __all__ = [
     "ImageClassificationError",
     "classify_images",
+    "classify_run",
     "cluster_images",
-    "cross_validate_svm",
+    "cross_validate",
     "read_image_labels",
     "score_clusters",
 ]
 
-#: Scores per fold of :func:`cross_validate_svm`, weighted by class support.
-SVM_METRICS = ("f1_weighted", "precision_weighted", "recall_weighted", "accuracy")
+#: Scores per fold of :func:`cross_validate`, weighted by class support.
+CV_METRICS = ("f1_weighted", "precision_weighted", "recall_weighted", "accuracy")
+
+#: The linear classifiers :func:`cross_validate` fits.
+CLASSIFIERS = ("linear_svm", "logistic_regression")
 
 
 class ImageClassificationError(CellganError, ValueError):
@@ -66,71 +71,93 @@ def cluster_images(props: np.ndarray, *, n_clusters: int = 2, seed: int = 0) -> 
     distinct = len(np.unique(props, axis=0))
     if distinct < n_clusters:
         raise ImageClassificationError(
-            f"only {distinct} distinct proportion vectors among {len(props)} images: cannot form {n_clusters} clusters"
+            f"only {distinct} distinct feature vectors among {len(props)} images: cannot form {n_clusters} clusters"
         )
     kmeans = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit(props)
     return kmeans.labels_.astype(np.int64), kmeans.cluster_centers_
 
 
-def cross_validate_svm(props: np.ndarray, labels, *, folds: int = 4, seed: int = 0) -> dict:
-    """Score a linear SVM on image proportions by stratified k-fold cross-validation.
+def _classifier(model: str, seed: int):
+    """A fresh classifier of ``model`` (:data:`CLASSIFIERS`) behind a standardisation of the features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
 
-    Each fold's SVM is fitted on the other folds and scored only on its own
-    held-out images. The proportions are standardised with the training folds'
+    if model == "linear_svm":
+        estimator = LinearSVC(C=1.0, random_state=seed, max_iter=10_000)
+    elif model == "logistic_regression":
+        estimator = LogisticRegression(C=1.0, max_iter=5_000)
+    else:
+        raise ImageClassificationError(f"unknown classifier {model!r} (one of {', '.join(CLASSIFIERS)})")
+    return make_pipeline(StandardScaler(), estimator)
+
+
+def cross_validate(
+    features: np.ndarray, labels, *, model: str = "linear_svm", folds: int = 4, seed: int = 0, feature_names=None
+) -> dict:
+    """Score a linear classifier on image features by stratified k-fold cross-validation.
+
+    Each fold's classifier is fitted on the other folds and scored only on its
+    own held-out images. The features are standardised with the training folds'
     mean and spread (so rare categories weigh as much as common ones), then a
-    linear SVM (``LinearSVC``, C = 1) is fitted, as in the paper's linear SVM.
+    linear SVM (``LinearSVC``, C = 1; the paper's linear SVM) or a multinomial
+    logistic regression (C = 1) is fitted.
 
     Parameters
     ----------
-    props : ndarray, shape (n_images, K)
-        Proportion vectors.
+    features : ndarray, shape (n_images, d)
+        One row per image (e.g. its proportion vector).
     labels : array-like, shape (n_images,)
         Image labels (any hashable values; at least two classes).
+    model : {"linear_svm", "logistic_regression"}
     folds : int
         Number of folds (the paper: 4). Every class needs at least ``folds``
         images, so that each fold's training images hold every class.
     seed : int
         Seed of the fold shuffle.
+    feature_names : sequence of str, optional
+        The columns' names, for ``weights`` (default ``f0``, ``f1``, ...).
 
     Returns
     -------
     dict
-        ``folds``: one dict per fold with ``train_index``, ``test_index`` (row
-        indices) and the held-out weighted F1, precision, recall and accuracy;
-        ``mean`` and ``std`` of those four over folds; ``predictions``: the
-        held-out prediction of every image (as str); ``classes`` and
-        ``class_counts``.
+        ``model``; ``folds``: one dict per fold with ``train_index``,
+        ``test_index`` (row indices) and the held-out weighted F1, precision,
+        recall and accuracy; ``mean`` and ``std`` of those four over folds;
+        ``predictions``: the held-out prediction of every image (as str);
+        ``classes`` and ``class_counts``; ``confusion``: rows = true class, columns
+        = held-out prediction, in ``classes`` order; ``weights``: the
+        coefficients of the classifier fitted on every image, per class (one row
+        for two classes) and feature, in standard deviations of the feature.
     """
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
 
-    props = _as_matrix(props)
+    features = _as_matrix(features)
     labels = np.asarray([str(v) for v in labels], dtype=object)
-    if len(labels) != len(props):
-        raise ImageClassificationError(f"{len(labels)} labels for {len(props)} images")
+    if len(labels) != len(features):
+        raise ImageClassificationError(f"{len(labels)} labels for {len(features)} images")
     if folds < 2:
         raise ImageClassificationError(f"cross-validation needs at least 2 folds, got {folds}")
-    if len(props) < folds:
-        raise ImageClassificationError(f"{len(props)} labelled images are fewer than the {folds} folds")
+    if len(features) < folds:
+        raise ImageClassificationError(f"{len(features)} labelled images are fewer than the {folds} folds")
     classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2:
-        raise ImageClassificationError(f"the SVM needs at least 2 image classes, got {list(classes)}")
+        raise ImageClassificationError(f"a classifier needs at least 2 image classes, got {list(classes)}")
     small = {str(c): int(n) for c, n in zip(classes, counts) if n < folds}
     if small:
         raise ImageClassificationError(
             f"every class needs at least {folds} images for {folds}-fold stratified cross-validation; "
             f"too few: {small} (use fewer folds)"
         )
+    _classifier(model, seed)  # an unknown model fails before any fit
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     predictions = np.empty(len(labels), dtype=object)
     per_fold = []
-    for train, test in splitter.split(props, labels):
-        model = make_pipeline(StandardScaler(), LinearSVC(C=1.0, random_state=seed, max_iter=10_000))
-        model.fit(props[train], labels[train])
-        predicted = model.predict(props[test])
+    for train, test in splitter.split(features, labels):
+        fitted = _classifier(model, seed).fit(features[train], labels[train])
+        predicted = fitted.predict(features[test])
         predictions[test] = predicted
         precision, recall, f1, _ = precision_recall_fscore_support(
             labels[test], predicted, average="weighted", zero_division=0
@@ -145,13 +172,19 @@ def cross_validate_svm(props: np.ndarray, labels, *, folds: int = 4, seed: int =
                 "accuracy": float(accuracy_score(labels[test], predicted)),
             }
         )
+    names = [f"f{j}" for j in range(features.shape[1])] if feature_names is None else [str(n) for n in feature_names]
+    coefficients = _classifier(model, seed).fit(features, labels)[-1].coef_
+    rows = [str(classes[1])] if len(coefficients) == 1 else [str(c) for c in classes]
     return {
+        "model": model,
         "folds": per_fold,
-        "mean": {m: float(np.mean([f[m] for f in per_fold])) for m in SVM_METRICS},
-        "std": {m: float(np.std([f[m] for f in per_fold])) for m in SVM_METRICS},
+        "mean": {m: float(np.mean([f[m] for f in per_fold])) for m in CV_METRICS},
+        "std": {m: float(np.std([f[m] for f in per_fold])) for m in CV_METRICS},
         "predictions": [str(p) for p in predictions],
         "classes": [str(c) for c in classes],
         "class_counts": {str(c): int(n) for c, n in zip(classes, counts)},
+        "confusion": confusion_matrix(labels, predictions.astype(str), labels=classes).tolist(),
+        "weights": {row: dict(zip(names, np.round(coef, 6).tolist())) for row, coef in zip(rows, coefficients)},
     }
 
 
@@ -197,73 +230,145 @@ def read_image_labels(path: Path) -> pd.Series:
 
 
 def classify_images(
-    composition: pd.DataFrame,
+    table: pd.DataFrame,
     *,
+    feature_set: str = "composition",
     labels: pd.Series | None = None,
-    n_clusters: int = 2,
+    n_clusters: int | None = None,
     folds: int = 4,
     seed: int = 0,
 ) -> dict:
-    """Cluster the images of a composition table and, given labels, score a linear SVM.
+    """Cluster the images of a composition or image-feature table and, given labels, score classifiers.
 
     Parameters
     ----------
-    composition : DataFrame
-        A composition table (``image`` and ``prop_0`` ... ``prop_{K-1}``).
+    table : DataFrame
+        ``image`` and the columns of ``feature_set``: a composition table
+        (``prop_0`` ... ``prop_{K-1}``) for ``composition``, an image-feature
+        table (:func:`cellgan.analysis.image_features.image_features`) for any set.
+    feature_set : str
+        One of :data:`cellgan.analysis.image_features.FEATURE_SETS`.
     labels : Series, optional
         Image label indexed by image (:func:`read_image_labels`). Images without
         a label are clustered but left out of the scores; labels of images that
         are not in the table are listed in the result.
-    n_clusters, folds, seed
-        As in :func:`cluster_images` and :func:`cross_validate_svm`.
+    n_clusters : int, optional
+        k of the k-means: by default the number of label classes, or 2 without
+        labels (Hu et al.). The proportions are clustered as they are (the
+        paper); any other feature set after standardising each column.
+    folds, seed
+        As in :func:`cross_validate`.
 
     Returns
     -------
     dict
-        ``images``, ``categories``, ``kmeans`` (``n_clusters``, the cluster of
-        every image, cluster sizes and centres, and ``scores`` against the
-        labels), and with labels ``svm`` (:func:`cross_validate_svm` plus the
-        image names of its held-out predictions) and the label bookkeeping.
+        ``images``, ``feature_set``, ``features`` (the column names), ``kmeans``
+        (``n_clusters``, the cluster of every image, cluster sizes and centres, and
+        with labels ``scores`` against them; or ``error`` when the images are too
+        few or too alike to cluster), and with labels one
+        :func:`cross_validate` result per classifier of :data:`CLASSIFIERS` (its
+        ``predictions`` by image name) and the label bookkeeping.
     """
-    columns = proportion_columns(composition)
-    images = composition["image"].astype(str).to_numpy()
-    props = composition[columns].to_numpy(dtype=np.float64)
-    clusters, centres = cluster_images(props, n_clusters=n_clusters, seed=seed)
+    from cellgan.analysis.image_features import feature_columns
+
+    columns = feature_columns(table, feature_set)
+    images = table["image"].astype(str).to_numpy()
+    features = _as_matrix(table[columns].to_numpy(dtype=np.float64))
+    if labels is not None:
+        labels = labels.astype(str)
+        labelled = np.isin(images, labels.index.to_numpy())
+        if not labelled.any():
+            raise ImageClassificationError("no image of the composition table has a label (check the image names)")
+        image_labels = labels.loc[images[labelled]].to_numpy()
+    if n_clusters is None:
+        n_clusters = 2 if labels is None else max(2, len(np.unique(image_labels)))
+    clustered = features if feature_set == "composition" else _standardised(features)
     result = {
         "images": int(len(images)),
-        "categories": len(columns),
-        "kmeans": {
-            "n_clusters": int(n_clusters),
-            "seed": int(seed),
-            "clusters": dict(zip(images.tolist(), clusters.tolist())),
-            "cluster_sizes": np.bincount(clusters, minlength=n_clusters).tolist(),
-            "centres": np.round(centres, 6).tolist(),
-        },
+        "feature_set": feature_set,
+        "features": columns,
+        "kmeans": {"n_clusters": int(n_clusters), "seed": int(seed)},
     }
+    try:
+        clusters, centres = cluster_images(clustered, n_clusters=n_clusters, seed=seed)
+    except ImageClassificationError as err:  # too few distinct images to cluster: the classifiers still run
+        clusters = None
+        result["kmeans"]["error"] = str(err)
+    else:
+        result["kmeans"].update(
+            clusters=dict(zip(images.tolist(), clusters.tolist())),
+            cluster_sizes=np.bincount(clusters, minlength=n_clusters).tolist(),
+            centres=np.round(centres, 6).tolist(),
+        )
     if labels is None:
         return result
-    labels = labels.astype(str)
-    labelled = np.isin(images, labels.index.to_numpy())
-    if not labelled.any():
-        raise ImageClassificationError("no image of the composition table has a label (check the image names)")
-    image_labels = labels.loc[images[labelled]].to_numpy()
     result["labelled_images"] = int(labelled.sum())
     result["unlabelled_images"] = images[~labelled].tolist()
     result["labels_without_image"] = sorted(set(labels.index) - set(images))
-    result["kmeans"]["scores"] = score_clusters(clusters[labelled], image_labels)
-    svm = cross_validate_svm(props[labelled], image_labels, folds=folds, seed=seed)
-    svm["predictions"] = dict(zip(images[labelled].tolist(), svm["predictions"]))
-    svm["n_folds"] = int(folds)
-    result["svm"] = svm
+    if clusters is not None:
+        result["kmeans"]["scores"] = score_clusters(clusters[labelled], image_labels)
+    for model in CLASSIFIERS:
+        scores = cross_validate(
+            features[labelled], image_labels, model=model, folds=folds, seed=seed, feature_names=columns
+        )
+        scores["predictions"] = dict(zip(images[labelled].tolist(), scores["predictions"]))
+        scores["n_folds"] = int(folds)
+        result[model] = scores
     return result
+
+
+def classify_run(composition_dir: Path, *, labels: pd.Series | None = None, folds: int = 5, seed: int = 0) -> dict:
+    """The image classification of a run's COMPOSITION directory, as the report shows it.
+
+    Without labels, the paper's k-means with k = 2 of the proportion vectors (Hu
+    et al., Sec. III-D). With labels, :func:`classify_images` of every feature
+    (``all``; the proportions when the directory has no image features) with at
+    most ``folds`` folds, fewer when the smallest class has fewer images. A run
+    whose images cannot be classified (too few, one class) gets
+    ``{"error": reason}`` instead: the run goes on.
+
+    Returns
+    -------
+    dict
+        :func:`classify_images`'s result and a one-line ``summary``, or ``error``.
+    """
+    from cellgan.analysis.composition import CompositionError, read_composition, read_image_features
+
+    try:
+        if labels is None:
+            result = classify_images(read_composition(composition_dir), n_clusters=2, seed=seed)
+            if "error" in result["kmeans"]:
+                return {"error": f"images not clustered: {result['kmeans']['error']}"}
+            result["summary"] = f"k-means of the images (k = 2): sizes {result['kmeans']['cluster_sizes']}"
+            return result
+        try:
+            table, feature_set = read_image_features(composition_dir), "all"
+        except CompositionError:
+            table, feature_set = read_composition(composition_dir), "composition"
+        present = labels[labels.index.isin(table["image"].astype(str))]
+        smallest = int(present.value_counts().min()) if len(present) else 0
+        result = classify_images(
+            table, feature_set=feature_set, labels=labels, folds=max(2, min(folds, smallest)), seed=seed
+        )
+    except ImageClassificationError as err:
+        return {"error": f"images not classified: {err}"}
+    accuracy = result["linear_svm"]["mean"]["accuracy"]
+    result["summary"] = f"linear SVM on {feature_set} features, accuracy {accuracy:.3f} ({result['linear_svm']['n_folds']}-fold CV)"
+    return result
+
+
+def _standardised(features: np.ndarray) -> np.ndarray:
+    """Each column less its mean, over its standard deviation (constant columns: 0)."""
+    spread = features.std(axis=0)
+    return (features - features.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
 
 
 def _as_matrix(props) -> np.ndarray:
     props = np.asarray(props, dtype=np.float64)
     if props.ndim != 2 or props.shape[1] < 1:
         raise ImageClassificationError(
-            f"proportions must be a 2-d array (images x categories), got shape {props.shape}"
+            f"image features must be a 2-d array (images x features), got shape {props.shape}"
         )
     if not np.isfinite(props).all():
-        raise ImageClassificationError("proportions must be finite")
+        raise ImageClassificationError("image features must be finite")
     return props

@@ -178,7 +178,7 @@ def image_classification_scores(comp: pd.DataFrame, dominant: pd.Series, *, fold
     from cellgan.analysis.image_classification import (
         ImageClassificationError,
         cluster_images,
-        cross_validate_svm,
+        cross_validate,
         score_clusters,
     )
 
@@ -196,7 +196,7 @@ def image_classification_scores(comp: pd.DataFrame, dominant: pd.Series, *, fold
     keep = np.isin(labels, counts[counts >= folds].index)
     result["svm_left_out_images"] = comp.loc[~keep, "image"].tolist()
     try:
-        svm = cross_validate_svm(props[keep], labels[keep], folds=folds, seed=seed)
+        svm = cross_validate(props[keep], labels[keep], model="linear_svm", folds=folds, seed=seed)
         result["svm"] = {k: svm[k] for k in ("mean", "std", "class_counts")} | {"folds": folds}
     except ImageClassificationError as err:
         result["svm"] = {"error": f"{err} (types with fewer than {folds} images are left out)"}

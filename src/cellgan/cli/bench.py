@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cellgan.bench import clustering, composition, reliability, scale, segmentation
+from cellgan.bench import clustering, composition, image_classification, reliability, scale, segmentation
 from cellgan.cli.common import (
     add_config_option,
     add_data_root_option,
@@ -34,6 +34,7 @@ def register(subparsers) -> None:
     _register_composition(benchmarks)
     _register_reliability(benchmarks)
     _register_scale(benchmarks)
+    _register_image_classification(benchmarks)
 
 
 def _benchmark_parser(
@@ -287,6 +288,62 @@ def run_scale(args) -> int:
     )
     write_json(result, args.json)
     print(f"-> {args.json}")
+    return 0
+
+
+def _register_image_classification(subparsers) -> None:
+    parser = _benchmark_parser(
+        subparsers,
+        "image-classification",
+        help="tissue classes of whole tiles from their cells on kather2016 (JSON)",
+        description=image_classification.__doc__.split("\n\n")[1],
+        datasets=("kather2016",),
+        data_root_help="folder holding kather2016/",
+    )
+    parser.add_argument("--iterations", type=positive_int, default=400, help="generator iterations per seed [400]")
+    parser.add_argument("--minutes", type=float, help="also stop each seed's training after M minutes")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="GAN seeds 0..N-1 [3]")
+    parser.add_argument("--categories", type=positive_int, default=4, metavar="K", help="K [4]")
+    parser.add_argument("--folds", type=positive_int, default=5, help="stratified cross-validation folds [5]")
+    parser.add_argument("--limit-per-class", type=positive_int, metavar="N", help="use only the first N tiles of each class")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at the same time [1]")
+    parser.add_argument("--work-dir", type=Path, help="keep the cell store, models and compositions here")
+    add_recipe_option(parser)
+    add_config_option(parser, help="run configuration file; its segment and train sections override the recipe's")
+    add_device_option(parser)
+    parser.set_defaults(func=run_image_classification)
+
+
+def run_image_classification(args) -> int:
+    """``cellgan bench image-classification``: the pipeline on kather2016, image classes scored; write the JSON."""
+    from cellgan.bench._common import write_json
+    from cellgan.device import resolve_device
+
+    if not (args.data_root / DATASETS["kather2016"].folder).is_dir():
+        raise UsageError(f"{args.data_root}: no kather2016/ folder here")
+    device = resolve_device(args.device)
+    sections = _recipe_and_config(args)
+    result = image_classification.run_image_classification_benchmark(
+        args.data_root,
+        seeds=args.seeds,
+        iterations=args.iterations,
+        minutes=args.minutes,
+        categories=args.categories,
+        folds=args.folds,
+        limit_per_class=args.limit_per_class,
+        jobs=args.jobs,
+        device=str(device),
+        work_dir=args.work_dir,
+        train_options=sections.get("train"),
+        segment_options=sections.get("segment"),
+    )
+    write_json(result, args.json)
+    for name in ("all", "cells", "composition", "segmentation_only", "colour_statistics"):
+        acc, f1 = result[name]["accuracy"], result[name]["weighted_f1"]
+        print(f"{name:18s} accuracy {acc['mean']:.3f}±{acc['std']:.3f}  weighted F1 {f1['mean']:.3f}±{f1['std']:.3f}")
+    kmeans = result["kmeans"]
+    print(f"k-means (k = {kmeans['n_clusters']}, all features): accuracy {kmeans['accuracy']['mean']:.3f}, "
+          f"NMI {kmeans['nmi']['mean']:.3f} -> {args.json}")
     return 0
 
 

@@ -1,34 +1,37 @@
-"""``cellgan compose ASSIGNMENTS --out COMPOSITION``: cell-type proportions per image."""
+"""``cellgan compose ASSIGNMENTS --out COMPOSITION``: cell-type proportions and image features per image."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from cellgan.errors import UsageError
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "compose",
         help="count each image's cells per category and their proportions (the paper's image feature)",
-        description="Write COMPOSITION/composition.csv and .parquet: image, n_cells, count_k, prop_k.",
+        description=(
+            "Write COMPOSITION/composition.csv and .parquet (image, n_cells, densities, count_k, prop_k) and "
+            "image_features.csv and .parquet (named features per image, cellgan.analysis.image_features). "
+            "Images without cells get rows too."
+        ),
     )
     parser.add_argument("assignments", type=Path, metavar="ASSIGNMENTS", help="directory written by `cellgan assign`")
     parser.add_argument("--out", type=Path, required=True, metavar="COMPOSITION", help="output directory")
+    parser.add_argument(
+        "--cells", type=Path, metavar="CELLS", help="the cell store [the one the assignments were made from]"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from cellgan.analysis.composition import CompositionError, composition, read_assignments, write_composition
+    from cellgan.analysis.composition import compose
 
-    table, meta = read_assignments(args.assignments)
-    try:
-        result = composition(table, categories=int(meta["categories"]))
-    except CompositionError as err:
-        raise UsageError(f"{args.assignments}: {err}") from err
-    paths = write_composition(result, args.out)
+    result, features = compose(args.assignments, args.out, cells_dir=args.cells)
+    empty = int((result["n_cells"] == 0).sum())
+    categories = len([c for c in result.columns if str(c).startswith("prop_")])
     print(
-        f"{len(result)} images, {int(result['n_cells'].sum())} cells, {meta['categories']} categories"
-        f" -> {', '.join(str(p) for p in paths)}"
+        f"{len(result)} images, {int(result['n_cells'].sum())} cells, {categories} categories, {empty} images without cells"
+        + ("" if features is not None else " (no image info in the cell store: no image features)")
+        + f" -> {args.out}"
     )
     return 0

@@ -51,6 +51,12 @@ def register(subparsers) -> None:
         metavar="M",
         help="stop training after M minutes at most; alone, train for M minutes [10 without --iterations]",
     )
+    parser.add_argument(
+        "--image-labels",
+        type=Path,
+        metavar="CSV",
+        help="image labels (columns image,label), only to score the image classification the report shows",
+    )
     add_max_pixels_option(parser)
     add_scheduler_option(parser)
     add_device_option(parser)
@@ -66,6 +72,7 @@ def main(args) -> int:
     overrides = _seed_overrides(args.seed) if args.seed is not None else {}
     overrides.setdefault("train", {}).update(categories=args.categories)
     overrides.setdefault("segment", {}).update(mpp=args.mpp)
+    overrides.setdefault("compose", {}).update(image_labels=None if args.image_labels is None else str(args.image_labels))
     config = resolve_config(args.config, overrides, recipe=args.recipe)
     if args.iterations is not None or args.minutes is not None:  # the lengths given replace both lengths
         length = {"iterations": args.iterations, "minutes": args.minutes}

@@ -8,6 +8,10 @@ Layout of a store directory (usually ``RUN_DIR/cells``)::
     masks/<image_id>.tif        uint32 label mask (label = cell_id + 1), when segmented
     overlays/<image_id>.png     the image with the nuclei outlined, when segmented
 
+A table may carry, in its Parquet metadata (key ``cellgan.image``), what is known of
+the whole image (:meth:`CellStore.read_image_info`): its size, pixel size, tissue
+fraction and colour statistics. An image without cells has a table without rows.
+
 One shard per image keeps the store appendable and lets many workers write it in
 parallel (each worker owns its images) and training ranks read disjoint shards.
 A shard is *done* once its table exists: the table is renamed into place last, and
@@ -258,12 +262,14 @@ class CellStore:
         label_mask: np.ndarray | None = None,
         overlay: np.ndarray | None = None,
         identity: dict | None = None,
+        image_info: dict | None = None,
     ) -> None:
         """Write one image's shard atomically (table last, so it marks completion).
 
         A shard re-made loses its old table first: a run killed while re-making it
         leaves it not done, never an old table beside new patches. ``identity``
-        (:func:`shard_identity`) goes into the table's metadata.
+        (:func:`shard_identity`) and ``image_info`` (JSON-able values) go into the
+        table's Parquet metadata.
         """
         patches = np.asarray(patches)
         size = self.info.patch_size
@@ -286,7 +292,7 @@ class CellStore:
 
             atomic_write(self.overlay_path(image_id), lambda p: Image.fromarray(overlay).save(p, format="PNG", compress_level=1))
         atomic_write(self.patches_path(image_id), lambda p: np.save(p, patches))
-        atomic_write(self.table_path(image_id), lambda p: _write_table(table, p, identity))
+        atomic_write(self.table_path(image_id), lambda p: _write_table(table, p, identity, image_info))
 
     def write_image_in_parts(self, image_id: str, table: pd.DataFrame, patch_parts, *, identity: dict | None = None) -> None:
         """Write one image's shard whose patches lie in ``.npy`` files, part after part (a slide's tiles).
@@ -366,6 +372,29 @@ class CellStore:
             return np.zeros((0, size, size, 3), np.uint8)
         return np.concatenate(arrays, axis=0)
 
+    def read_image_info(self, image_ids: list[str] | None = None) -> pd.DataFrame:
+        """What each shard's table keeps of its whole image (see ``write_image``).
+
+        Returns
+        -------
+        DataFrame
+            One row per image of ``image_ids`` (default: every image), indexed by
+            image, one column per key any of them has (NaN where an image lacks it,
+            as the shards of ``cells from-folder`` and ``from-points`` do).
+        """
+        import pyarrow.parquet as pq
+
+        ids = self.image_ids() if image_ids is None else list(image_ids)
+        rows = []
+        for image_id in ids:
+            path = self.table_path(image_id)
+            try:
+                metadata = pq.read_schema(path).metadata or {}
+                rows.append(json.loads(metadata.get(_IMAGE_INFO_KEY, b"{}")))
+            except Exception as err:  # pyarrow raises several types for bad files
+                raise CellStoreError(f"{path}: unreadable cell table ({err})") from err
+        return pd.DataFrame(rows, index=pd.Index(ids, name="image"))
+
     def _table_rows(self, image_id: str) -> int:
         """The number of rows of a shard's table, from the Parquet footer alone."""
         import pyarrow.parquet as pq
@@ -391,15 +420,22 @@ class CellStore:
         return f"CellStore({str(self.root)!r}, images={len(self.image_ids())}, mode={self.info.patch_mode!r})"
 
 
-def _write_table(table: pd.DataFrame, path: Path, identity: dict | None) -> None:
-    """Write a shard's table as Parquet, its identity in the file's metadata."""
+#: The Parquet metadata key of a table's image info.
+_IMAGE_INFO_KEY = b"cellgan.image"
+
+
+def _write_table(table: pd.DataFrame, path: Path, identity: dict | None, image_info: dict | None = None) -> None:
+    """Write a shard's table as Parquet, its identity and image info in the file's metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     arrow = pa.Table.from_pandas(table, preserve_index=False)
+    metadata = dict(arrow.schema.metadata or {})
     if identity is not None:
-        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), IDENTITY_KEY: json.dumps(identity)})
-    pq.write_table(arrow, path)
+        metadata[IDENTITY_KEY] = json.dumps(identity)
+    if image_info is not None:
+        metadata[_IMAGE_INFO_KEY] = json.dumps(image_info).encode()
+    pq.write_table(arrow.replace_schema_metadata(metadata), path)
 
 
 def _changed_options(old: dict, new: dict) -> str:

@@ -164,6 +164,7 @@ def build_report(run_dir: Path, *, config=None, device="cpu") -> str:
         _slide_section(run, config),
         _training_section(run),
         _composition_section(run),
+        _classification_section(run),
         _metrics_section(run),
         _files_section(run),
     ]
@@ -653,6 +654,60 @@ def _composition_section(run: _Run) -> str:
         + _zoomable(chart, "composition-chart", "composition")
         + f"\n<table><tr>{head}</tr>{''.join(rows)}</table>"
     )
+
+
+def _classification_section(run: _Run) -> str:
+    """The image-level classification (RUN_DIR/classification): k-means, and with labels the classifiers."""
+    from cellgan.analysis.image_classification import CLASSIFIERS
+    from cellgan.report.classification import read_classification
+
+    files = run.files
+    result = read_classification(files.classification)
+    if result is None:
+        return ""
+    head = "<h2 id=\"classification\">Image-level classification</h2>\n"
+    if "error" in result:
+        return head + f"<p class=\"note\">{_esc(result['error'])}</p>"
+    kmeans = result["kmeans"]
+    text = head + (
+        f"<p class=\"note\">k-means of the images on their {_esc(result['feature_set'])} features "
+        f"(k = {kmeans['n_clusters']}; the paper clusters the proportion vectors with k = 2), no label used.</p>\n"
+    )
+    if "error" in kmeans:
+        text += f"<p class=\"note\">k-means not run: {_esc(kmeans['error'])}</p>\n"
+    else:
+        members: dict[int, list[str]] = {}
+        for image, cluster in kmeans["clusters"].items():
+            members.setdefault(int(cluster), []).append(image)
+        rows = "".join(
+            f"<tr><td>{c}</td><td>{len(images)}</td><td class=\"name\">{_esc(', '.join(images[:12]))}"
+            f"{' …' if len(images) > 12 else ''}</td></tr>"
+            for c, images in sorted(members.items())
+        )
+        text += f"<table><tr><th>cluster</th><th>images</th><th class=\"name\">which</th></tr>{rows}</table>"
+    if "scores" in kmeans:
+        text += (
+            f"<p class=\"note\">Against the image labels: accuracy {kmeans['scores']['acc']:.3f}, "
+            f"NMI {kmeans['scores']['nmi']:.3f}.</p>"
+        )
+    models = [m for m in CLASSIFIERS if m in result]
+    if not models:
+        return text
+    scores = "".join(
+        f"<tr><td class=\"name\">{_esc(m.replace('_', ' '))}</td>"
+        f"<td>{result[m]['mean']['accuracy']:.3f} ± {result[m]['std']['accuracy']:.3f}</td>"
+        f"<td>{result[m]['mean']['f1_weighted']:.3f} ± {result[m]['std']['f1_weighted']:.3f}</td></tr>"
+        for m in models
+    )
+    text += (
+        f"<h3>Classifiers ({result['labelled_images']} labelled images, "
+        f"{result[models[0]]['n_folds']}-fold stratified cross-validation, held-out folds only)</h3>\n"
+        f"<table><tr><th class=\"name\">classifier</th><th>accuracy</th><th>weighted F1</th></tr>{scores}</table>"
+    )
+    png = files.classification / f"confusion_{models[0]}.png"
+    if png.is_file():
+        text += "\n" + _img(png.read_bytes(), "confusion matrix")
+    return text
 
 
 def _metrics_section(run: _Run) -> str:

@@ -15,6 +15,7 @@ from cellgan.lazy import lazy_attributes
 _WHERE = {
     "CellResult": "cellgan.segment.image",
     "ImageReadError": "cellgan.io.images",
+    "NoTissueError": "cellgan.segment.image",
     "NotHAndEError": "cellgan.segment.image",
     "OUTLINE_COLOUR": "cellgan.segment.image",
     "PATCH_MODES": "cellgan.segment.config",

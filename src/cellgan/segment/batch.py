@@ -26,11 +26,12 @@ from cellgan.io.files import outside, safe_image_id
 from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rgb
 from cellgan.io.slides import is_slide
 from cellgan.segment.config import SegmentConfig
-from cellgan.segment.image import prepare, refuse_crop_patches, reinhard_target, segment_image
+from cellgan.segment.image import NO_NUCLEUS, prepare, refuse_crop_patches, reinhard_target, segment_image
 from cellgan.segment.pixel_size import PixelSizeError, field_estimates, pool_estimates
 from cellgan.segment.reference import resolve_reference
 
 __all__ = [
+    "NO_NUCLEUS",
     "SCHEDULER_FORMS",
     "RunSummary",
     "SchedulerError",
@@ -46,10 +47,6 @@ __all__ = [
 SCHEDULER_FORMS = ("serial", "local:N", "tcp://HOST:PORT")
 
 
-#: The reason :class:`RunSummary` gives for an image segmented without finding a cell.
-NO_NUCLEUS = "no nucleus found"
-
-
 @dataclass(frozen=True)
 class RunSummary:
     """What a run over many images did.
@@ -63,7 +60,8 @@ class RunSummary:
     failed : dict
         File (as given) → reason, for the images that could not be segmented.
     empty : dict
-        File → reason, for the images written without a cell (among ``done``).
+        File → reason, for the images written without a cell (among ``done``): blank
+        glass, or tissue without a nucleus.
     remade : dict
         File → why its shard was made again (the file changed, other options; among ``done``).
     """
@@ -248,8 +246,10 @@ class _Failed:
 
 
 def _image_task(item, *, store_root: Path, config: SegmentConfig, max_pixels: int):
-    """Segment one image file at its pixel size (:func:`pixel_sizes`) into its shard: its number of cells, or
-    :class:`_Failed`."""
+    """Segment one image file at its pixel size (:func:`pixel_sizes`) into its shard.
+
+    Returns its number of cells and, when none, why (:attr:`CellResult.empty_reason`); or :class:`_Failed`.
+    """
     from cellgan.io.cellstore import CellStore
 
     path, image_id, identity, mpp, mpp_source = item
@@ -264,10 +264,11 @@ def _image_task(item, *, store_root: Path, config: SegmentConfig, max_pixels: in
             label_mask=result.label_mask,
             overlay=result.overlay,
             identity=identity,
+            image_info=result.image_info,
         )
     except Exception as err:  # one bad image must not stop the run; it is reported
         return _Failed(failure_reason(err, path))
-    return len(result.table)
+    return len(result.table), result.empty_reason
 
 
 def _plan_task(item, *, config: SegmentConfig, tile_side: int):
@@ -369,9 +370,9 @@ def segment_images(
     one whose file or options changed is re-made, and one whose id is taken by another
     file is refused (:meth:`cellgan.io.cellstore.CellStore.shard_status`); files inside
     the store are never read. The store is locked while this runs. An image that
-    fails (unreadable, empty, over the pixel budget, blank, smaller than a patch, not
+    fails (unreadable, empty, over the pixel budget, smaller than a patch, not
     H&E, ...) is reported with the reason and the others go on; one segmented
-    without a nucleus is written and named in ``empty``. The pixel size is
+    of blank glass or without a nucleus is written without cells and named in ``empty``. The pixel size is
     ``config.mpp`` or, when None, the file's own
     (:func:`cellgan.io.images.read_mpp`), else estimated from the nuclei of all
     the files without one (:func:`pixel_sizes`); the table records it (``mpp``,
@@ -404,7 +405,7 @@ def segment_images(
     -------
     RunSummary
         ``failed`` maps each failed file (as given) to its reason, ``empty`` each
-        file without a cell to :data:`NO_NUCLEUS`.
+        file without a cell to why (``no tissue: ...`` or :data:`NO_NUCLEUS`).
     """
     from tqdm.auto import tqdm
 
@@ -421,6 +422,7 @@ def segment_images(
     summary = {"skipped": [], "failed": {}, "remade": {}}
     cells: dict[Path, int] = {}
     failed: dict[Path, str] = {}
+    empty: dict[Path, str] = {}
     with store.writing():
         todo = {}  # path -> the identity its shard is written with
         for path in files:
@@ -438,23 +440,25 @@ def segment_images(
             bar = tqdm(total=len(images), desc="segment", unit="image", disable=not progress or not images)
             for (path, *_), result in runner.map(task, [(p, ids[p], todo[p], *sizes[p]) for p in images]):
                 bar.update()
-                _record(path, result, cells, failed)
+                _record(path, result, cells, failed, empty)
             bar.close()
             if slides:
                 _segment_slides(
                     runner, slides, ids, todo, store, config, cells, failed, progress=progress, tile_side=tile_side
                 )
     done = [ids[p] for p in todo if p in cells]
-    empty = {str(p): NO_NUCLEUS for p in todo if cells.get(p) == 0}
+    empty = {str(p): empty.get(p, NO_NUCLEUS) for p in todo if cells.get(p) == 0}
     failed = {**summary["failed"], **{str(p): failed[p] for p in todo if p in failed}}
     return RunSummary(tuple(done), tuple(summary["skipped"]), failed, empty, summary["remade"])
 
 
-def _record(path: Path, result, cells: dict, failed: dict) -> None:
+def _record(path: Path, result, cells: dict, failed: dict, empty: dict) -> None:
     if isinstance(result, _Failed):
         failed[path] = result.reason
     else:
-        cells[path] = result
+        cells[path], reason = result
+        if cells[path] == 0:
+            empty[path] = reason or NO_NUCLEUS
 
 
 def _segment_slides(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ import pandas as pd
 from cellgan.errors import CellganError
 from cellgan.io.cellstore import PATCH_SIZE, TABLE_COLUMNS
 from cellgan.io.images import to_rgb_uint8
+from cellgan.segment.colour import colour_statistics
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.features import cell_table, outline_mask
 from cellgan.segment.nuclei import Nuclei, drop_stain_artefacts, find_nuclei
@@ -34,7 +35,19 @@ from cellgan.segment.stain import (
     reinhard_normalise,
 )
 
-__all__ = ["OUTLINE_COLOUR", "CellResult", "ImageStatistics", "NotHAndEError", "SegmentationError", "segment_image"]
+__all__ = [
+    "NO_NUCLEUS",
+    "OUTLINE_COLOUR",
+    "CellResult",
+    "ImageStatistics",
+    "NoTissueError",
+    "NotHAndEError",
+    "SegmentationError",
+    "segment_image",
+]
+
+#: Why an image with tissue holds no cell (:attr:`CellResult.empty_reason`).
+NO_NUCLEUS = "no nucleus found"
 
 #: Colour of the nuclei outlines in overlays (green stands out on H&E's pink and purple).
 OUTLINE_COLOUR = (0, 255, 0)
@@ -63,6 +76,18 @@ class NotHAndEError(SegmentationError):
     """An image that is not a brightfield H&E image: greyscale, or on a dark background."""
 
 
+class NoTissueError(SegmentationError):
+    """An image (or crop) of blank glass: too few stained pixels to hold tissue.
+
+    :func:`segment_image` turns it into an image without cells; the entry points
+    that must find a cell (:mod:`cellgan.segment.points`) raise it.
+    """
+
+    def __init__(self, message: str, *, tissue_fraction: float):
+        super().__init__(message)
+        self.tissue_fraction = tissue_fraction
+
+
 @dataclass(frozen=True)
 class CellResult:
     """The cells of one image.
@@ -77,12 +102,19 @@ class CellResult:
         0 background, ``cell_id + 1`` the cell's nucleus.
     overlay : ndarray, uint8, shape (H, W, 3)
         The image with the nuclei outlined in :data:`OUTLINE_COLOUR`.
+    image_info : dict
+        What is known of the whole image (:func:`image_info`): its size, pixel size,
+        tissue fraction and colour statistics; written beside the cells.
+    empty_reason : str
+        Why the image holds no cell (blank glass, or :data:`NO_NUCLEUS`); empty when it has cells.
     """
 
     table: pd.DataFrame
     patches: np.ndarray
     label_mask: np.ndarray
     overlay: np.ndarray
+    image_info: dict = field(default_factory=dict)
+    empty_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +125,7 @@ class Prepared:
     stains: np.ndarray  # (H, W, 3) concentrations: H, E, residual
     tissue: np.ndarray  # bool (H, W): stained, and not by an artefact
     matrix: np.ndarray  # (3, 3) stain vectors: H, E, residual
+    tissue_fraction: float  # share of the pixels stained, before normalisation and artefacts
 
 
 @dataclass(frozen=True)
@@ -128,13 +161,14 @@ def reinhard_target(path: str) -> np.ndarray:
 
 
 def _tissue(od: np.ndarray, config: SegmentConfig) -> np.ndarray:
-    """Pixels whose summed optical density exceeds ``config.tissue_od``; SegmentationError when too few."""
+    """Pixels whose summed optical density exceeds ``config.tissue_od``; NoTissueError when too few."""
     tissue = od.sum(axis=2) > config.tissue_od
     fraction = float(tissue.mean())
     if fraction < config.min_tissue_fraction:
-        raise SegmentationError(
+        raise NoTissueError(
             f"no tissue: {100 * fraction:.3f}% of pixels have optical density above {config.tissue_od} "
-            f"(blank or white image; at least {100 * config.min_tissue_fraction:g}% needed)"
+            f"(blank glass or a white image; at least {100 * config.min_tissue_fraction:g}% needed)",
+            tissue_fraction=fraction,
         )
     return tissue
 
@@ -210,7 +244,9 @@ def prepare(
     Raises
     ------
     SegmentationError
-        The image is smaller than ``min_side``, or blank.
+        The image is smaller than ``min_side``.
+    NoTissueError
+        The image is blank glass.
     NotHAndEError
         The image is greyscale or on a dark background (:func:`refuse_non_h_and_e`).
     """
@@ -220,6 +256,7 @@ def prepare(
         raise SegmentationError(f"image is {width}×{height} px, smaller than a {min_side}×{min_side} patch")
     od = optical_density(rgb)
     tissue = _tissue(od, config)  # before normalisation stretches blank glass into tissue
+    tissue_fraction = float(tissue.mean())
     if statistics is None:
         refuse_non_h_and_e(rgb, tissue)
     if config.reinhard_reference is not None:
@@ -234,7 +271,7 @@ def prepare(
     if config.max_stain_angle_deg < 90:
         off = off_stain_pixels(od[::2, ::2], max_angle_deg=config.max_stain_angle_deg, stains=matrix)
         tissue &= ~np.repeat(np.repeat(off, 2, axis=0), 2, axis=1)[:height, :width]
-    return Prepared(rgb, deconvolve(od, matrix), tissue, matrix)
+    return Prepared(rgb, deconvolve(od, matrix), tissue, matrix, tissue_fraction)
 
 
 def prepared_nuclei(prepared: Prepared, config: SegmentConfig, *, threshold: float | None = None) -> Nuclei:
@@ -319,6 +356,44 @@ def finish_table(table: pd.DataFrame, image_id: str) -> pd.DataFrame:
     return table[list(TABLE_COLUMNS) + [c for c in table.columns if c not in TABLE_COLUMNS]]
 
 
+def image_info(rgb: np.ndarray, config: SegmentConfig, *, tissue_fraction: float) -> dict:
+    """What the cell store keeps of a whole image beside its cells.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (H, W, 3)
+        The image as read (before any normalisation).
+    config : SegmentConfig
+        Its ``mpp`` (None: unknown) is kept.
+    tissue_fraction : float
+        The share of its pixels that are stained (``config.tissue_od``).
+
+    Returns
+    -------
+    dict
+        ``height``, ``width`` (pixels), ``mpp`` (µm per pixel, or None),
+        ``tissue_fraction`` and :func:`cellgan.segment.colour.colour_statistics` of an
+        even stride of the pixels.
+    """
+    height, width = rgb.shape[:2]
+    return {
+        "height": int(height),
+        "width": int(width),
+        "mpp": None if config.mpp is None else float(config.mpp),
+        "tissue_fraction": float(tissue_fraction),
+        **colour_statistics(_sample(rgb)),
+    }
+
+
+def _without_cells(rgb: np.ndarray, config: SegmentConfig, *, image_id: str, reason: NoTissueError) -> CellResult:
+    """The result of an image of blank glass: no cell, the image itself as overlay."""
+    labels = np.zeros(rgb.shape[:2], np.uint32)
+    table = cell_table(labels, np.zeros((*rgb.shape[:2], 2)), mpp=config.mpp, source="segment")
+    info = image_info(rgb, config, tissue_fraction=reason.tissue_fraction)
+    patches = np.zeros((0, PATCH_SIZE, PATCH_SIZE, 3), np.uint8)
+    return CellResult(finish_table(table, image_id), patches, labels, rgb.copy(), image_info=info, empty_reason=str(reason))
+
+
 def segment_image(
     rgb: np.ndarray, config: SegmentConfig | None = None, *, image_id: str, statistics: ImageStatistics | None = None
 ) -> CellResult:
@@ -340,17 +415,28 @@ def segment_image(
     Returns
     -------
     CellResult
+        Blank glass (:class:`NoTissueError`) and tissue without a nucleus give a
+        result without cells whose ``empty_reason`` says why: for image-level
+        classification an image without nuclei is information, not a failure.
 
     Raises
     ------
     SegmentationError
-        The image is smaller than a patch, blank, or not H&E (:class:`NotHAndEError`).
+        The image is smaller than a patch, or not H&E (:class:`NotHAndEError`).
     """
     config = SegmentConfig() if config is None else config
-    prepared = prepare(rgb, config, statistics=statistics)
+    rgb = to_rgb_uint8(rgb)
+    try:
+        prepared = prepare(rgb, config, statistics=statistics)
+    except NoTissueError as err:
+        return _without_cells(rgb, config, image_id=image_id, reason=err)
     threshold = None if statistics is None else statistics.threshold
     labels = prepared_nuclei(prepared, config, threshold=threshold).labels
     table = cell_table(labels, prepared.stains, mpp=config.mpp, source="segment")
     patches = cell_patches(prepared.rgb, labels, table, config)
     overlay = overlay_outlines(prepared.rgb, labels)
-    return CellResult(finish_table(table, image_id), patches, labels.astype(np.uint32), overlay)
+    info = image_info(rgb, config, tissue_fraction=prepared.tissue_fraction)
+    reason = "" if len(table) else NO_NUCLEUS
+    return CellResult(
+        finish_table(table, image_id), patches, labels.astype(np.uint32), overlay, image_info=info, empty_reason=reason
+    )
