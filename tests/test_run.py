@@ -83,7 +83,8 @@ def test_category_names_reach_the_composition_the_exports_and_the_report(small_r
     copy, lines = _again(root, run_dir, tmp_path, yaml_text)
     assert [line.split(":")[0] for line in lines if "running" in line] == ["compose", "export", "report"]
     columns = list(pd.read_csv(copy / "composition" / "composition.csv").columns)
-    assert columns == ["image", "n_cells", *(f"count_{n}" for n in names), *(f"prop_{n}" for n in names)]
+    densities = ["density_image_per_mm2", "density_tissue_per_mm2"]
+    assert columns == ["image", "n_cells", *densities, *(f"count_{n}" for n in names), *(f"prop_{n}" for n in names)]
     cells = pd.read_parquet(copy / "export" / "cells.parquet")
     assert set(cells["category_name"]) <= set(names)
     geojson = next((copy / "export" / "geojson").glob("*.geojson"))
