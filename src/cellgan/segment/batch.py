@@ -425,14 +425,17 @@ def segment_images(
     empty: dict[Path, str] = {}
     with store.writing():
         todo = {}  # path -> the identity its shard is written with
+        decided: set[str] = set()  # ids to write or already done: a file given twice (two spellings) is one image
         for path in files:
-            if ids[path] in summary["skipped"] or any(ids[p] == ids[path] for p in todo):  # one file, two spellings
+            if ids[path] in decided:
                 continue
             identity = shard_to_write(store, ids[path], {"image": path}, options, name=str(path), summary=summary)
             if identity is not None:
                 todo[path] = identity
+            if identity is not None or summary["skipped"][-1:] == [ids[path]]:
+                decided.add(ids[path])
         slides = [p for p in todo if is_slide(p)]
-        images = [p for p in todo if p not in set(slides)]
+        images = [p for p in todo if not is_slide(p)]
         # pooled over every image file, done or not, so that a resumed run estimates as the first did
         sizes = pixel_sizes([p for p in files if not is_slide(p)], config, max_pixels=max_pixels) if images else {}
         with task_runner(scheduler) as runner:
