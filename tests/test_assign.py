@@ -14,11 +14,14 @@ from cellgan.analysis.assign import (
     assign_cells,
     assignments_table,
     evaluate_assignments,
+    neighbourhood_probabilities,
     read_labels,
+    reading_neighbours,
     save_assignments,
 )
 from cellgan.cli.main import main
 from cellgan.metrics.clustering import clustering_scores
+from cellgan.model import TrainConfig
 from cellgan.model.critic import Critic
 from cellgan.report.gallery import category_gallery, write_assignments_gallery
 
@@ -71,6 +74,51 @@ def test_assignments_table_puts_argmax_and_probabilities_first():
     assert "area_px" in result.columns and "label" in result.columns
     with pytest.raises(AssignmentError, match="3 cells"):
         assignments_table(table, probs[:2])
+
+
+def placed_cells():
+    """Two images: in "a" four cells on a line (x = 0, 1, 2, 10), in "b" one cell alone."""
+    return pd.DataFrame(
+        {
+            "image": ["a", "a", "a", "a", "b"],
+            "cell_id": [0, 1, 2, 3, 0],
+            "centroid_x": [0.0, 1.0, 2.0, 10.0, 0.0],
+            "centroid_y": [0.0] * 5,
+        }
+    )
+
+
+def test_neighbourhood_probabilities_average_each_cell_with_its_nearest_in_its_own_image():
+    table = placed_cells()
+    probs = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(neighbourhood_probabilities(table, probs, 0), probs)
+    read = neighbourhood_probabilities(table, probs, 2)
+    # cell 1 (x=1) with its two nearest (x=0, x=2): two votes for 0 of three
+    np.testing.assert_allclose(read[1], [2 / 3, 1 / 3])
+    # cell 0 (x=0) with x=1 and x=2; the cell alone in image b keeps its own vote
+    np.testing.assert_allclose(read[0], [2 / 3, 1 / 3])
+    np.testing.assert_allclose(read[4], [0.0, 1.0])
+    np.testing.assert_allclose(read.sum(axis=1), 1.0)
+
+
+def test_assignments_table_read_over_neighbours_keeps_the_cells_own_argmax():
+    table = placed_cells()
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+    result = assignments_table(table, probs, neighbours=2)
+    assert result["own_category"].tolist() == [0, 1, 0, 0, 1]
+    assert result["category"].tolist() == [0, 0, 0, 0, 1]  # cell 1 outvoted by its neighbours
+    np.testing.assert_allclose(result["prob_0"][1], (0.9 + 0.2 + 0.9) / 3)
+    assert "own_category" not in assignments_table(table, probs).columns
+
+
+def test_reading_neighbours_follows_the_models_teacher_unless_given():
+    assert reading_neighbours(TrainConfig()) == 0  # the paper: each cell alone
+    taught = TrainConfig(lambda_self_label=1.0, self_label_neighbours=8)
+    assert reading_neighbours(taught) == 8
+    assert reading_neighbours(taught, 0) == 0
+    assert reading_neighbours(TrainConfig(), 3) == 3
+    with pytest.raises(AssignmentError, match="at least 0"):
+        reading_neighbours(taught, -1)
 
 
 def test_save_assignments_aligns_parquet_and_features(tmp_path):

@@ -73,3 +73,20 @@ def test_estimate_is_within_15_percent_or_refused(data_root, name, load, n, seed
     assert source == "estimated" and len({v for v in sizes.values()}) == 1
     if known is not None:
         assert abs(mpp / known - 1) <= 0.15, f"{name}: estimated {mpp:.3f}, known {known}"
+
+
+@pytest.mark.realdata
+def test_field_estimates_are_kept_for_a_resumed_run(data_root, tmp_path, monkeypatch):
+    from cellgan.segment import batch
+
+    paths = [image.path for image in _subset(datasets.load_crchistophenotypes(data_root / "crchistophenotypes"), 3, 0)]
+    cache = tmp_path / batch.FIELD_ESTIMATES_FILE
+    first = pixel_sizes(paths, SegmentConfig(), cache=cache)
+    assert cache.is_file()
+    prepared = []
+    original = batch.prepare
+    monkeypatch.setattr(batch, "prepare", lambda *a, **k: prepared.append(1) or original(*a, **k))
+    assert pixel_sizes(paths, SegmentConfig(), cache=cache) == first
+    assert not prepared  # the resumed run reads the kept estimates
+    pixel_sizes(paths, SegmentConfig(nucleus_radius_um=3.0), cache=cache)
+    assert len(prepared) == 3  # other options: estimated afresh

@@ -18,6 +18,7 @@ import yaml
 
 from cellgan.metrics.clustering import clustering_scores
 from cellgan.model import TrainConfig, train
+from cellgan.neighbourhood import nearest_cells, neighbourhood_average
 from cellgan.model.data import patches_to_tensor
 from cellgan.model.self_labels import neighbourhood_clusters
 from cellgan.model.trainer import load_trained
@@ -47,6 +48,12 @@ s = clustering_scores(clusters, labels)
 row = {"name": name, "iterations": iterations, "seconds": round(seconds), "acc": round(s["acc"], 3),
        "ari": round(s["ari"], 3), "nmi": round(s["nmi"], 3),
        "sizes": np.bincount(clusters, minlength=config.categories).tolist(), "overrides": overrides}
+probs = torch.softmax(logits, 1).numpy()
+np.save(out / "probs.npy", probs)
+for k in (4, 8, 16):
+    voted = neighbourhood_average(probs, nearest_cells(table, k)).argmax(1)
+    v = clustering_scores(voted, labels)
+    row[f"vote{k}"] = [round(v["acc"], 3), round(v["ari"], 3), round(v["nmi"], 3)]
 if config.lambda_self_label:
     teacher = neighbourhood_clusters(patches, table, clusters=config.categories, neighbours=config.self_label_neighbours,
                                      seed=config.seed, moments_weight=config.self_label_moments,

@@ -87,12 +87,20 @@ class AssignConfig:
     ----------
     batch_size : int
         Cells per forward pass of the critic; only memory and speed depend on it.
+    neighbours : int, optional
+        Q's probabilities are averaged over each cell and this many nearest cells of
+        its image before the argmax; 0 reads each cell alone (Hu et al.); None, the
+        model's own: its self-labels' neighbourhood, else 0
+        (:func:`cellgan.analysis.assign.reading_neighbours`).
     """
 
     batch_size: int = 512
+    neighbours: int | None = None
 
     def __post_init__(self):
         check_types(self)
+        if self.neighbours is not None and self.neighbours < 0:
+            raise ValueError(f"neighbours must be at least 0, got {self.neighbours}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.batch_size > MAX_BATCH_SIZE:

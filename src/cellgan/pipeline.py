@@ -199,7 +199,14 @@ def run_pipeline(
         )
         train.run(lambda: train_stage(files.cells, files.model, config.train, device=device, progress=progress), log=log)
         assign.run(
-            lambda: assign_stage(files.model, files.cells, files.assignments, device=device, batch_size=config.assign.batch_size),
+            lambda: assign_stage(
+                files.model,
+                files.cells,
+                files.assignments,
+                device=device,
+                batch_size=config.assign.batch_size,
+                neighbours=config.assign.neighbours,
+            ),
             log=log,
         )
         compose.run(
@@ -333,7 +340,9 @@ def train_stage(cells_dir: Path, model_dir: Path, config, *, device, progress: b
     return {"summary": f"{result.step} generator steps, {minutes:.1f} min" + (", resumed" if resume else "")}
 
 
-def assign_stage(model_dir: Path, cells_dir: Path, out_dir: Path, *, device, batch_size: int = 512) -> dict:
+def assign_stage(
+    model_dir: Path, cells_dir: Path, out_dir: Path, *, device, batch_size: int = 512, neighbours: int | None = None
+) -> dict:
     """Write the ASSIGNMENTS directory ``out_dir`` (argmax Q of every cell), gallery included.
 
     See :func:`cellgan.analysis.assign.write_assignments` and
@@ -343,9 +352,10 @@ def assign_stage(model_dir: Path, cells_dir: Path, out_dir: Path, *, device, bat
     from cellgan.io.cellstore import CellStore
     from cellgan.report.gallery import write_assignments_gallery
 
-    meta = write_assignments(model_dir, cells_dir, out_dir, device=device, batch_size=batch_size)
+    meta = write_assignments(model_dir, cells_dir, out_dir, device=device, batch_size=batch_size, neighbours=neighbours)
     write_assignments_gallery(out_dir, CellStore.open(cells_dir).read_patches(mmap=True))
-    return {"summary": f"{meta['n_cells']} cells per category: {meta['cells_per_category']}"}
+    over = f" (Q read over each cell and its {meta['neighbours']} nearest)" if meta["neighbours"] else ""
+    return {"summary": f"{meta['n_cells']} cells per category{over}: {meta['cells_per_category']}"}
 
 
 def compose_stage(

@@ -2,7 +2,12 @@
 
 A cell's type is the argmax of Q(c | x) on its real patch (Hu et al., JBHI 2019,
 Sec. III-C); the pooled features Q reads (the critic's trunk, or Q's own with
-``separate_q``) are kept as its representation.
+``separate_q``) are kept as its representation. A model taught by neighbourhood
+self-labels (:mod:`cellgan.model.self_labels`) learnt to tell, from one cell's patch,
+the kind of neighbourhood the cell lies in; its cells are then read the same way:
+Q's probabilities averaged over the cell and its nearest cells in the image (the
+teacher's neighbourhood, :func:`neighbourhood_probabilities`) before the argmax.
+``neighbours=0`` keeps the paper's reading of each cell alone.
 :func:`write_assignments` turns a MODEL_DIR and a cell store into an ASSIGNMENTS
 directory (see docs/ARCHITECTURE.md)::
 
@@ -36,6 +41,8 @@ __all__ = [
     "assign_cells",
     "assignments_table",
     "evaluate_assignments",
+    "neighbourhood_probabilities",
+    "reading_neighbours",
     "read_labels",
     "save_assignments",
     "write_assignments",
@@ -98,23 +105,57 @@ def assign_cells(model, patches_uint8, *, batch_size: int = 512, device="cpu") -
     return np.concatenate(probs), np.concatenate(features)
 
 
-def assignments_table(table: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+def reading_neighbours(config, neighbours: int | None = None) -> int:
+    """How many nearest cells a model's Q is read over: ``neighbours`` when given, else the model's own.
+
+    A model taught by neighbourhood self-labels (``lambda_self_label`` > 0) is read
+    over the neighbourhood its teacher described (``self_label_neighbours``); any
+    other model reads each cell alone, as Hu et al.
+    """
+    if neighbours is not None:
+        if neighbours < 0:
+            raise AssignmentError(f"neighbours must be at least 0, got {neighbours}")
+        return int(neighbours)
+    return int(config.self_label_neighbours) if config.lambda_self_label > 0 else 0
+
+
+def neighbourhood_probabilities(table: pd.DataFrame, probs: np.ndarray, neighbours: int) -> np.ndarray:
+    """Q's probabilities averaged over each cell and its ``neighbours`` nearest cells in its image (0: unchanged).
+
+    The mean of the members' votes for the kind of neighbourhood they share
+    (:func:`cellgan.neighbourhood.nearest_cells`); each row still sums to 1.
+    """
+    from cellgan.neighbourhood import nearest_cells, neighbourhood_average
+
+    probs = np.asarray(probs)
+    if neighbours == 0 or len(probs) == 0:
+        return probs
+    return neighbourhood_average(probs, nearest_cells(table, neighbours))
+
+
+def assignments_table(table: pd.DataFrame, probs: np.ndarray, *, neighbours: int = 0) -> pd.DataFrame:
     """The ASSIGNMENTS table: ``image``, ``cell_id``, ``category``, ``prob_k``, then ``table``'s columns.
 
-    ``category`` is the argmax of ``probs`` (Hu et al.: the cell type is argmax Q).
+    ``category`` is the argmax of ``prob_k`` (Hu et al.: the cell type is argmax Q), where
+    ``prob_k`` is Q's probabilities over the cell and its ``neighbours`` nearest cells
+    (:func:`neighbourhood_probabilities`); with ``neighbours`` > 0 ``own_category``, the
+    argmax of the cell's own Q, follows them.
     """
     probs = np.asarray(probs)
     if probs.ndim != 2 or len(probs) != len(table):
         raise AssignmentError(f"{len(table)} cells but probabilities of shape {probs.shape}")
+    read = neighbourhood_probabilities(table, probs, neighbours)
     out = pd.DataFrame(
         {
             "image": table["image"].astype(str).to_numpy(),
             "cell_id": table["cell_id"].to_numpy(dtype=np.int64),
-            "category": probs.argmax(axis=1).astype(np.int64),
+            "category": read.argmax(axis=1).astype(np.int64),
         }
     )
     for k in range(probs.shape[1]):
-        out[f"prob_{k}"] = probs[:, k].astype(np.float64)
+        out[f"prob_{k}"] = read[:, k].astype(np.float64)
+    if neighbours:
+        out["own_category"] = probs.argmax(axis=1).astype(np.int64)
     rest = table.drop(columns=["image", "cell_id"]).reset_index(drop=True)
     clash = [c for c in rest.columns if c in out.columns]
     if clash:
@@ -122,7 +163,9 @@ def assignments_table(table: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
     return pd.concat([out, rest], axis=1)
 
 
-def write_assignments(model_dir, cells, out_dir, *, device="cpu", batch_size: int = 512) -> dict:
+def write_assignments(
+    model_dir, cells, out_dir, *, device="cpu", batch_size: int = 512, neighbours: int | None = None
+) -> dict:
     """Assign every cell of a store with a trained model and write an ASSIGNMENTS directory.
 
     Parameters
@@ -135,6 +178,9 @@ def write_assignments(model_dir, cells, out_dir, *, device="cpu", batch_size: in
         The ASSIGNMENTS directory to write (created if needed).
     device, batch_size
         As in :func:`assign_cells`.
+    neighbours : int, optional
+        Read Q over each cell and this many nearest cells; None: the model's own
+        (:func:`reading_neighbours`).
 
     Returns
     -------
@@ -156,10 +202,11 @@ def write_assignments(model_dir, cells, out_dir, *, device="cpu", batch_size: in
         "cells": str(store.root.resolve()),
         "patch_mode": store.info.patch_mode,
     }
-    return save_assignments(out_dir, table, probs, features, extra_meta=sources)
+    neighbours = reading_neighbours(model.config, neighbours)
+    return save_assignments(out_dir, table, probs, features, extra_meta=sources, neighbours=neighbours)
 
 
-def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_meta=None) -> dict:
+def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_meta=None, neighbours: int = 0) -> dict:
     """Write an ASSIGNMENTS directory from the cells' probabilities and features.
 
     Parameters
@@ -176,6 +223,8 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
         The trunk's features.
     extra_meta : dict, optional
         Added to ``meta.json`` (e.g. where the model and the cells came from).
+    neighbours : int
+        Nearest cells Q is read over (:func:`assignments_table`).
 
     Returns
     -------
@@ -192,7 +241,7 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
 
     features = np.asarray(features, dtype=np.float32)
     _refuse_non_finite(probs, features, source=(extra_meta or {}).get("model_dir", out_dir))
-    result = assignments_table(table, probs)
+    result = assignments_table(table, probs, neighbours=neighbours)
     if features.ndim != 2 or len(features) != len(result):
         raise AssignmentError(f"{len(result)} cells but features of shape {features.shape}")
     categories = int(np.shape(probs)[1])
@@ -202,6 +251,7 @@ def save_assignments(out_dir, table: pd.DataFrame, probs, features, *, extra_met
         "width": int(features.shape[1]),
         "n_cells": int(len(result)),
         "n_images": int(result["image"].nunique()),
+        "neighbours": int(neighbours),
         "cells_per_category": np.bincount(category, minlength=categories).tolist(),
         "diagnostics": diagnose(result, category, categories=categories),
         **(extra_meta or {}),

@@ -11,7 +11,10 @@ representation and not the detection. The pixel size is the one the dataset stat
 (:data:`cellgan.bench.segmentation.ASSUMED_MPP`). Then, for each seed, without labels:
 
 - ``gan``: the InfoGAN-style WGAN-GP is trained with K = 4 on every cell and each
-  cell gets argmax Q (Hu et al., JBHI 2019);
+  cell gets argmax Q (Hu et al., JBHI 2019), read over its neighbourhood when the
+  recipe's Q was taught by neighbourhood self-labels
+  (:func:`cellgan.analysis.assign.reading_neighbours`; each seed's ``own_q`` then
+  scores the cells' own argmax);
 - ``kmeans_pixels``: k-means (k = K) on the PCA-50 of the patches' pixels;
 - ``kmeans_features``: k-means on the cell table's standardised shape and stain
   features (:data:`cellgan.analysis.baselines.SHAPE_STAIN_COLUMNS`);
@@ -44,6 +47,7 @@ gallery PNG per method and seed, each category's most typical real cells.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from datetime import datetime, timezone
 from itertools import combinations
@@ -292,6 +296,7 @@ def _run_gan(store, patches, table, config, work_dir: Path, *, labels, device, p
     import pandas as pd
 
     from cellgan.analysis.assign import evaluate_assignments
+    from cellgan.metrics.clustering import clustering_scores
     from cellgan.pipeline import assign_stage
 
     model_dir = _model_dir(work_dir, store, config)
@@ -316,6 +321,9 @@ def _run_gan(store, patches, table, config, work_dir: Path, *, labels, device, p
         row.update(evaluation["scores"])
         row["linear_probe_acc"] = evaluation["linear_probe"].get("acc")  # None when it could not run
         row["linear_probe_majority_acc"] = evaluation["linear_probe"].get("majority_acc")
+        if "own_category" in assignment.columns:  # read over neighbours: also score each cell's own argmax Q
+            own = clustering_scores(assignment["own_category"].to_numpy(dtype=np.int64), labels)
+            row["own_q"] = {k: own[k] for k in ("acc", "ari", "nmi")}
     row["gallery"] = _gallery(
         work_dir / "galleries" / f"gan_seed{config.seed}.png",
         patches,
@@ -323,10 +331,16 @@ def _run_gan(store, patches, table, config, work_dir: Path, *, labels, device, p
         probs[np.arange(len(clusters)), clusters],
         labels,
         categories=config.categories,
-        title=f"gan, seed {config.seed}: argmax Q, most confident cells first",
+        title=f"gan, seed {config.seed}: argmax Q{_reading(assignments_dir)}, most confident cells first",
     )
     row["model_dir"] = str(model_dir)
     return row, clusters
+
+
+def _reading(assignments_dir: Path) -> str:
+    """" over N neighbours" when the assignments read Q over each cell's neighbourhood, else ""."""
+    neighbours = json.loads((assignments_dir / "meta.json").read_text()).get("neighbours", 0)
+    return f" over {neighbours} neighbours" if neighbours else ""
 
 
 def _model_dir(work_dir: Path, store, config) -> Path:

@@ -23,6 +23,14 @@ def register(subparsers) -> None:
     parser.add_argument("cells", type=Path, metavar="CELLS", help="cell store (or the run directory above it)")
     parser.add_argument("--out", type=Path, required=True, metavar="ASSIGNMENTS", help="output directory")
     parser.add_argument("--batch-size", type=int, default=512, help="patches per forward pass [512]")
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        default=None,
+        metavar="N",
+        help="average Q over each cell and its N nearest cells before the argmax; 0: each cell alone "
+        "(the paper) [the model's own: its self-labels' neighbourhood, else 0]",
+    )
     add_device_option(parser)
     parser.set_defaults(func=run)
 
@@ -35,7 +43,9 @@ def run(args) -> int:
     device = resolve_device(args.device)
     if not args.model_dir.is_dir():
         raise UsageError(f"{args.model_dir}: no such model directory")
-    meta = write_assignments(args.model_dir, args.cells, args.out, device=device, batch_size=args.batch_size)
+    meta = write_assignments(
+        args.model_dir, args.cells, args.out, device=device, batch_size=args.batch_size, neighbours=args.neighbours
+    )
     write_assignments_gallery(args.out, CellStore.open(args.cells).read_patches(mmap=True))
     shares = ", ".join(
         f"{k}: {n} ({100 * n / meta['n_cells']:.1f}%)" for k, n in enumerate(meta["cells_per_category"])

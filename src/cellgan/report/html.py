@@ -281,10 +281,16 @@ def _header(run: _Run) -> str:
     now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     rows.append(("report written", f"{now} by cellgan {__version__}"))
     table = "".join(f"<tr><th class=\"name\">{_esc(a)}</th><td class=\"name\">{_esc(b)}</td></tr>" for a, b in rows)
+    neighbours = int(run.meta.get("neighbours", 0))
+    reading = (
+        f"the argmax of the Q head's probabilities averaged over the cell and its {neighbours} nearest cells"
+        if neighbours
+        else "the argmax of the Q head on its patch"
+    )
     return (
         f"<h1>{_esc('cellgan report: ' + run.files.root.resolve().name)}</h1>\n"
         "<p class=\"note\">Cell types found without labels by an InfoGAN-style WGAN-GP "
-        "(Hu et al., IEEE JBHI 2019): each cell's category is the argmax of the Q head on its patch.</p>\n"
+        f"(Hu et al., IEEE JBHI 2019): each cell's category is {reading}.</p>\n"
         f"<table>{table}</table>"
     )
 
@@ -745,7 +751,8 @@ def _files_section(run: _Run) -> str:
         (p, what)
         for p, what in (
             (files.export, "one QuPath GeoJSON per image (drag it onto the image in QuPath) and the cell table"),
-            (files.composition, "each image's count and share of each category"),
+            (files.classification, "the images grouped (k-means) or classified by their cells, with the scores"),
+            (files.composition, "each image's count and share of each category, and its image features"),
             (files.assignments, "every cell's category, probabilities and features"),
             (files.model, "the trained GAN, its training log and sample grids"),
             (files.cells, "the cell store: nuclei, patches and label masks"),

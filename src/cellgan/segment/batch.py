@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import importlib.util
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ from pathlib import Path
 from cellgan.errors import CellganError
 from cellgan.fields import as_dict
 from cellgan.io.cellstore import ShardStatus, shard_identity
-from cellgan.io.files import outside, safe_image_id
+from cellgan.io.files import atomic_write, outside, safe_image_id
 from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rgb
 from cellgan.io.slides import is_slide
 from cellgan.segment.config import SegmentConfig
@@ -298,8 +300,12 @@ def _tiles_dir(store_root: Path, slide_id: str) -> Path:
     return Path(store_root) / "tiles" / slide_id
 
 
+#: In a cell store: each file's field estimates of the pixel size (:func:`pixel_sizes`), kept for resuming.
+FIELD_ESTIMATES_FILE = "pixel_size_fields.json"
+
+
 def pixel_sizes(
-    files, config: SegmentConfig, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    files, config: SegmentConfig, *, max_pixels: int = DEFAULT_MAX_PIXELS, cache: Path | None = None
 ) -> dict[Path, tuple[float | None, str]]:
     """Each file's pixel size and where it came from: ``given``, ``file`` or ``estimated``.
 
@@ -313,6 +319,10 @@ def pixel_sizes(
     files : list of Path
     config : SegmentConfig
     max_pixels : int
+    cache : Path, optional
+        A JSON file of each file's field estimates (keyed by its path, size,
+        modification time and the options), read and brought up to date, so that
+        a resumed run does not prepare every image again to estimate the same size.
 
     Returns
     -------
@@ -332,14 +342,21 @@ def pixel_sizes(
     unstated = [path for path, mpp in stated.items() if mpp is None]
     if not unstated:
         return sizes
-    values, readable = [], 0
+    known = _read_field_estimates(cache)
+    values, readable, found = [], 0, {}
     for path in unstated:
-        try:
-            prepared = prepare(read_rgb(path, max_pixels=max_pixels), config)
-        except Exception:  # unreadable, blank, not H&E: segment_images names it
-            continue
+        key = _estimate_key(path, config, max_pixels)
+        if key not in known:
+            try:
+                prepared = prepare(read_rgb(path, max_pixels=max_pixels), config)
+            except Exception:  # unreadable, blank, not H&E: segment_images names it
+                continue
+            known[key] = field_estimates(prepared.stains[..., 0], prepared.tissue, config)
+        found[key] = known[key]
         readable += 1
-        values += field_estimates(prepared.stains[..., 0], prepared.tissue, config)
+        values += known[key]
+    if cache is not None and found:
+        atomic_write(cache, lambda p: p.write_text(json.dumps(found)))
     pooled = pool_estimates(values)
     if not readable:  # nothing to segment either: each file's own failure says why
         sizes.update({path: (None, "unknown") for path in unstated})
@@ -352,6 +369,24 @@ def pixel_sizes(
     else:
         sizes.update({path: (pooled.mpp, "estimated") for path in unstated})
     return sizes
+
+
+def _estimate_key(path: Path, config: SegmentConfig, max_pixels: int) -> str:
+    """What a file's field estimates depend on: the file (path, size, modification time) and the options."""
+    stat = Path(path).stat()
+    options = json.dumps({**as_dict(config), "max_pixels": max_pixels}, sort_keys=True, default=str)
+    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{hashlib.sha256(options.encode()).hexdigest()[:16]}"
+
+
+def _read_field_estimates(cache: Path | None) -> dict[str, list[float]]:
+    """The field estimates kept in ``cache`` ({} when there is none, or it cannot be read: they are made again)."""
+    if cache is None or not Path(cache).is_file():
+        return {}
+    try:
+        known = json.loads(Path(cache).read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
 
 
 def segment_images(
@@ -437,7 +472,10 @@ def segment_images(
         slides = [p for p in todo if is_slide(p)]
         images = [p for p in todo if not is_slide(p)]
         # pooled over every image file, done or not, so that a resumed run estimates as the first did
-        sizes = pixel_sizes([p for p in files if not is_slide(p)], config, max_pixels=max_pixels) if images else {}
+        sizes = {}
+        if images:
+            image_files = [p for p in files if not is_slide(p)]
+            sizes = pixel_sizes(image_files, config, max_pixels=max_pixels, cache=store.root / FIELD_ESTIMATES_FILE)
         with task_runner(scheduler) as runner:
             task = functools.partial(_image_task, store_root=store.root, config=config, max_pixels=max_pixels)
             bar = tqdm(total=len(images), desc="segment", unit="image", disable=not progress or not images)
