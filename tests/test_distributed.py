@@ -175,8 +175,8 @@ report: {overlay_images: 2, sweep_columns: 4, gallery_cells: 6}
 def _run_worker(rank: int, root: str, images: str, port: int, code: int) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_WORLD_SIZE=str(WORLD),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    run = ["run", f"{root}/{images}", "--out", f"{root}/run_{images}", "--config", f"{root}/run.yaml", "--device", "cpu"]
-    assert main(run) == code
+    out = f"{root}/run_{images}"
+    assert main(["run", f"{root}/{images}", "--out", out, "--config", f"{root}/run.yaml", "--device", "cpu"]) == code
 
 
 @pytest.mark.slow

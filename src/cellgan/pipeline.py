@@ -216,7 +216,9 @@ def run_pipeline(
             raise
         _tell_followers(followers, _TRAINED if train.is_done() else _RESUME if resume else _TRAIN)
         train.run(
-            lambda: train_stage(files.cells, files.model, config.train, device=device, progress=progress, resume=resume),
+            lambda: train_stage(
+                files.cells, files.model, config.train, device=device, progress=progress, resume=resume
+            ),
             log=log,
         )
         assign.run(

@@ -281,7 +281,9 @@ def prepare(
     return Prepared(rgb, deconvolve(od, matrix), tissue, matrix, tissue_fraction)
 
 
-def prepared_nuclei(prepared: Prepared, config: SegmentConfig, *, statistics: ImageStatistics | None = None) -> Nuclei:
+def prepared_nuclei(
+    prepared: Prepared, config: SegmentConfig, *, statistics: ImageStatistics | None = None
+) -> Nuclei:
     """:func:`~cellgan.segment.nuclei.find_nuclei` on the haematoxylin channel, less the stain artefacts.
 
     ``statistics``: the foreground threshold and the watershed's landscape scale when

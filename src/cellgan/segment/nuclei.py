@@ -245,9 +245,11 @@ def landscape_maxima(haematoxylin: np.ndarray, tissue: np.ndarray, **settings) -
 
 
 def _foreground_and_blob(
-    haematoxylin, tissue, *, radius_px, smooth_px, threshold_factor, local_window, local_contrast, opening_px, threshold
+    haematoxylin, tissue, *, radius_px, smooth_px, threshold_factor, local_window, local_contrast, opening_px,
+    threshold=None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Steps 1 and 2 of :func:`segment_nuclei`: the foreground and the blob response; None without foreground."""
+    """Steps 1 and 2 of :func:`segment_nuclei` (its arguments): the foreground and the blob response;
+    None without foreground."""
     h = np.asarray(haematoxylin, dtype=np.float32)
     smooth = ndi.gaussian_filter(h, smooth_px) if smooth_px > 0 else h
     if not tissue.any():

@@ -209,12 +209,13 @@ def slide_statistics(slide, tiles, margin: int, config: SegmentConfig) -> ImageS
     if not prepared:
         raise SegmentationError("no tissue in the tiles the slide's statistics are taken from")
     sigma = config.smooth_um / config.mpp
-    smooth = [(ndi.gaussian_filter(p.stains[..., 0], sigma) if sigma > 0 else p.stains[..., 0]).ravel() for p in prepared]
+    haematoxylin = [p.stains[..., 0] for p in prepared]
+    smooth = [(ndi.gaussian_filter(h, sigma) if sigma > 0 else h).ravel() for h in haematoxylin]
     tissue = np.concatenate([p.tissue.ravel() for p in prepared])
     threshold = float(foreground_threshold(np.concatenate(smooth), tissue, factor=config.threshold_factor))
     maxima = [
-        find_landscape_maxima(p.stains[..., 0], p.tissue, mpp=config.mpp, config=config, threshold=threshold)
-        for p in prepared
+        find_landscape_maxima(h, p.tissue, mpp=config.mpp, config=config, threshold=threshold)
+        for h, p in zip(haematoxylin, prepared)
     ]
     maxima = [m for m in maxima if m is not None]
     landscape_scale = None if not maxima else tuple(float(v) for v in np.max(maxima, axis=0))
