@@ -203,9 +203,6 @@ def test_cellgan_run_on_two_ranks_writes_the_run_once(data_root, tmp_path, capfd
     log = (run_dir / "model" / "log.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in log[1:]] == ["1", "2"]  # one writer: each step logged once
     assert len(list((run_dir / "export" / "geojson").glob("*.geojson"))) == 2
-    torch.multiprocessing.spawn(_run_worker, args=(str(tmp_path), "images", _free_port(), 0), nprocs=WORLD)  # skipped
-    again = capfd.readouterr().out
-    assert "running" not in again and again.count("done earlier") == 6
     (tmp_path / "glass").mkdir()  # no nucleus: rank 0's segmentation fails, and the other rank stops with it
     Image.fromarray(np.full((200, 200, 3), 250, np.uint8)).save(tmp_path / "glass" / "glass.png")
     torch.multiprocessing.spawn(_run_worker, args=(str(tmp_path), "glass", _free_port(), 2), nprocs=WORLD)
