@@ -262,7 +262,8 @@ def segment_tile(plan: SlidePlan, tile: Tile, tiles_dir: Path) -> int:
     """Segment one tile of a slide and write its part; return its number of cells.
 
     The tile is read with its margins; only the nuclei whose centroid lies in the
-    core are kept. A tile with too little tissue holds no cell.
+    core are kept. The tile is segmented with the slide's statistics, however little
+    tissue it holds (the overview chose it); a slide narrower than a patch holds no cell.
     """
     config, margin = plan.config, plan.margin
     with open_slide(plan.path, mpp=plan.slide_mpp) as slide:
