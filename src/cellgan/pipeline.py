@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,22 +200,18 @@ def run_pipeline(
     compose = _Stage(files, "compose", {"config": plain["compose"], "names": names, "after": assign.fingerprint})
     export = _Stage(files, "export", {"config": plain["export"], "names": names, "after": compose.fingerprint})
     report = _Stage(files, "report", {"config": plain["report"], "after": export.fingerprint})
-    with folder_lock(files.root):  # one run at a time in a run directory
-        try:
-            for stage in (segment, train):
-                stage.check_lock()  # before anything is written, config.yaml included
-            write_config(config, files.config)
-            segment.run(
-                lambda: segment_stage(
-                    images, files.cells, config.segment, max_pixels=max_pixels, progress=progress, scheduler=scheduler
-                ),
-                log=log,
-            )
-            resume = prepare_training(files.model)
-        except BaseException:
-            _tell_followers(followers, _STOPPED)
-            raise
-        _tell_followers(followers, _TRAINED if train.is_done() else _RESUME if resume else _TRAIN)
+    with _telling_followers(followers) as tell, folder_lock(files.root):  # one run at a time in a run directory
+        for stage in (segment, train):
+            stage.check_lock()  # before anything is written, config.yaml included
+        write_config(config, files.config)
+        segment.run(
+            lambda: segment_stage(
+                images, files.cells, config.segment, max_pixels=max_pixels, progress=progress, scheduler=scheduler
+            ),
+            log=log,
+        )
+        resume = prepare_training(files.model)
+        tell(_TRAINED if train.is_done() else _RESUME if resume else _TRAIN)
         train.run(
             lambda: train_stage(
                 files.cells, files.model, config.train, device=device, progress=progress, resume=resume
@@ -428,12 +425,28 @@ def report_stage(run_dir: Path, config, *, device) -> dict:
 _STOPPED, _TRAIN, _RESUME, _TRAINED = range(4)
 
 
-def _tell_followers(group, decision: int) -> None:
-    """Send rank 0's ``decision`` to the other ranks (nothing on one process)."""
-    if group is not None:
-        from cellgan.model import distributed
+@contextmanager
+def _telling_followers(group):
+    """Yield ``tell(decision)``, which sends rank 0's decision to the other ranks (nothing on one process).
 
-        distributed.send_from_rank_zero(decision, group)
+    Should the block fail before it told them, they are told to stop, rather than
+    left waiting.
+    """
+    from cellgan.model import distributed
+
+    told = []
+
+    def tell(decision: int) -> None:
+        if group is not None:
+            distributed.send_from_rank_zero(decision, group)
+        told.append(decision)
+
+    try:
+        yield tell
+    except BaseException:
+        if not told:
+            tell(_STOPPED)
+        raise
 
 
 def _follow_rank_zero(files: RunFiles, config, *, device, group) -> dict:
