@@ -163,3 +163,47 @@ def test_the_throughput_benchmark_times_two_ranks_on_the_papers_recipe(cells):
     assert result["ranks"] == 2 and result["iterations"] == 1 and result["cells"] > 20 and result["critic_steps"] == 5
     assert result["seconds"] > 0
     assert result["critic_images_per_second"] == pytest.approx(2 * 8 * result["critic_steps"] / result["seconds"])
+
+
+RUN_YAML = """\
+segment: {mpp: 0.3}
+train: {categories: 3, width: 8, batch_size: 8, iterations: 2, minutes: null, critic_steps: 1, sample_every: 1}
+report: {overlay_images: 2, sweep_columns: 4, gallery_cells: 6}
+"""
+
+
+def _run_worker(rank: int, root: str, images: str, port: int, code: int) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_WORLD_SIZE=str(WORLD),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    out = f"{root}/run_{images}"
+    assert main(["run", f"{root}/{images}", "--out", out, "--config", f"{root}/run.yaml", "--device", "cpu"]) == code
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_cellgan_run_on_two_ranks_writes_the_run_once(data_root, tmp_path, capfd):
+    """``torchrun --nproc_per_node 2 -m cellgan run``: rank 0 runs every stage, both ranks train."""
+    from cellgan.io.cellstore import CellStore
+    from cellgan.io.images import read_rgb
+
+    (tmp_path / "images").mkdir()
+    for i, source in enumerate(sorted((data_root / "bm_graz" / "source").glob("*.png"))[:2]):
+        Image.fromarray(read_rgb(source)[400:800, 400:800]).save(tmp_path / "images" / f"crop_{i}.png")
+    (tmp_path / "run.yaml").write_text(RUN_YAML)
+    torch.multiprocessing.spawn(_run_worker, args=(str(tmp_path), "images", _free_port(), 0), nprocs=WORLD)
+    out = capfd.readouterr().out
+    run_dir = tmp_path / "run_images"
+    for stage in ("segment", "train", "assign", "compose", "export", "report"):
+        assert (run_dir / f"{stage}.done").is_file() and not (run_dir / f"{stage}.started").exists()
+        assert out.count(f"{stage}: running") == 1, stage  # on rank 0 alone
+    assert out.count(f"report: {(run_dir / 'report.html').resolve()}\n") == 1
+    store = CellStore.open(run_dir / "cells")
+    assert sorted(store.image_ids()) == ["crop_0", "crop_1"]
+    assert not store.read_table().duplicated(["image", "cell_id"]).any()
+    log = (run_dir / "model" / "log.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in log[1:]] == ["1", "2"]  # one writer: each step logged once
+    assert len(list((run_dir / "export" / "geojson").glob("*.geojson"))) == 2
+    (tmp_path / "glass").mkdir()  # no nucleus: rank 0's segmentation fails, and the other rank stops with it
+    Image.fromarray(np.full((200, 200, 3), 250, np.uint8)).save(tmp_path / "glass" / "glass.png")
+    torch.multiprocessing.spawn(_run_worker, args=(str(tmp_path), "glass", _free_port(), 2), nprocs=WORLD)
+    assert "rank 0 stopped before training" in capfd.readouterr().err

@@ -13,6 +13,7 @@ from cellgan.segment.nuclei import (
     downsample_mean,
     drop_stain_artefacts,
     estimate_nucleus_radius,
+    landscape_maxima,
     nucleus_at,
     segment_nuclei,
     upsample_labels,
@@ -170,6 +171,20 @@ def test_size_filters_and_empty_inputs():
     settings = {**_SETTINGS, "max_area_px": 400.0}
     assert segment_nuclei(h, tissue=np.ones(h.shape, bool), **settings)[80, 120] == 0
     assert not segment_nuclei(h, tissue=np.zeros(h.shape, bool), **_SETTINGS).any()
+
+
+def test_the_watershed_scale_is_the_images_own_unless_given():
+    h = _nuclei_image()
+    tissue = np.ones(h.shape, bool)
+    foreground = {k: v for k, v in _SETTINGS.items() if k not in ("seed_distance_px", "min_area_px", "max_area_px")}
+    distance_max, blob_max = landscape_maxima(h, tissue, **foreground)
+    assert 12 <= distance_max <= 14 and blob_max > 0  # the filled ring of radius 13 is the widest
+    own = segment_nuclei(h, tissue=tissue, **_SETTINGS)
+    given = segment_nuclei(h, tissue=tissue, **_SETTINGS, landscape_scale=(distance_max, blob_max))
+    np.testing.assert_array_equal(given, own)
+    # A slide's scale, from wider nuclei elsewhere: the distance term weighs less against the blob term.
+    assert segment_nuclei(h, tissue=tissue, **_SETTINGS, landscape_scale=(100.0, blob_max)).any()
+    assert landscape_maxima(h, np.zeros(h.shape, bool), **foreground) is None
 
 
 @pytest.mark.parametrize("radius", [4, 8, 14])

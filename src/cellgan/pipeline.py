@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,15 +162,27 @@ def run_pipeline(
         from other images or options.
     cellgan.io.lock.FolderLocked
         Another process is running in ``run_dir``.
+
+    Notes
+    -----
+    Inside a process group of several ranks (``torchrun``:
+    :func:`cellgan.model.distributed.process_group`) rank 0 alone runs the stages and
+    writes the run directory; the other ranks wait for its segmentation, train with it
+    (DDP) and return an empty dict.
     """
     from cellgan.config import config_to_dict, resolve_config, write_config
     from cellgan.device import resolve_device
     from cellgan.io.files import outside
     from cellgan.io.lock import folder_lock
+    from cellgan.model import distributed
 
     config = resolve_config() if config is None else config
     device = resolve_device(device, set_threads=False)
     files = RunFiles(Path(run_dir))
+    ranks = distributed.current_ranks()
+    followers = None if ranks is None else distributed.waiting_group()
+    if ranks is not None and not ranks.leads:
+        return _follow_rank_zero(files, config.train, device=device, group=followers)
     kept = outside(images, files.root)
     if len(kept) < len(images):
         log(f"input: {len(images) - len(kept)} file(s) inside the run directory {files.root} left out (its own outputs)")
@@ -187,7 +200,7 @@ def run_pipeline(
     compose = _Stage(files, "compose", {"config": plain["compose"], "names": names, "after": assign.fingerprint})
     export = _Stage(files, "export", {"config": plain["export"], "names": names, "after": compose.fingerprint})
     report = _Stage(files, "report", {"config": plain["report"], "after": export.fingerprint})
-    with folder_lock(files.root):  # one run at a time in a run directory
+    with _telling_followers(followers) as tell, folder_lock(files.root):  # one run at a time in a run directory
         for stage in (segment, train):
             stage.check_lock()  # before anything is written, config.yaml included
         write_config(config, files.config)
@@ -197,7 +210,14 @@ def run_pipeline(
             ),
             log=log,
         )
-        train.run(lambda: train_stage(files.cells, files.model, config.train, device=device, progress=progress), log=log)
+        resume = prepare_training(files.model)
+        tell(_TRAINED if train.is_done() else _RESUME if resume else _TRAIN)
+        train.run(
+            lambda: train_stage(
+                files.cells, files.model, config.train, device=device, progress=progress, resume=resume
+            ),
+            log=log,
+        )
         assign.run(
             lambda: assign_stage(
                 files.model,
@@ -315,8 +335,10 @@ def prepare_training(model_dir: Path) -> bool:
     return False
 
 
-def train_stage(cells_dir: Path, model_dir: Path, config, *, device, progress: bool = True) -> dict:
-    """Train the GAN on the store's cells, resuming ``model_dir`` (:func:`prepare_training`).
+def train_stage(
+    cells_dir: Path, model_dir: Path, config, *, device, progress: bool = True, resume: bool | None = None
+) -> dict:
+    """Train the GAN on the store's cells, resuming ``model_dir`` when it holds a checkpoint.
 
     Parameters
     ----------
@@ -328,12 +350,15 @@ def train_stage(cells_dir: Path, model_dir: Path, config, *, device, progress: b
         Where to train.
     progress : bool
         Show a progress bar.
+    resume : bool, optional
+        Whether to resume, when already decided (:func:`prepare_training`, which
+        None calls here).
     """
     from cellgan.io.cellstore import CellStore
     from cellgan.model import train
 
     store = CellStore.open(cells_dir)
-    resume = prepare_training(model_dir)
+    resume = prepare_training(model_dir) if resume is None else resume
     patches, table = store.read_patches(), store.read_table()
     result = train(patches, model_dir, config, device=device, resume=resume, progress=progress, table=table)
     minutes = result.elapsed_seconds / 60
@@ -403,6 +428,55 @@ def report_stage(run_dir: Path, config, *, device) -> dict:
     return {"summary": f"{path} ({path.stat().st_size / 1e6:.1f} MB)"}
 
 
+# -- torchrun -------------------------------------------------------------------------
+# Under ``torchrun ... -m cellgan run`` rank 0 runs every stage; the other ranks wait for
+# its segmentation, join the training (DDP) and stop. Rank 0 tells them what follows.
+
+_STOPPED, _TRAIN, _RESUME, _TRAINED = range(4)
+
+
+@contextmanager
+def _telling_followers(group):
+    """Yield ``tell(decision)``, which sends rank 0's decision to the other ranks (nothing on one process).
+
+    Should the block fail before it told them, they are told to stop, rather than
+    left waiting.
+    """
+    from cellgan.model import distributed
+
+    told = []
+
+    def tell(decision: int) -> None:
+        if group is not None:
+            distributed.send_from_rank_zero(decision, group)
+        told.append(decision)
+
+    try:
+        yield tell
+    except BaseException:
+        if not told:
+            tell(_STOPPED)
+        raise
+
+
+def _follow_rank_zero(files: RunFiles, config, *, device, group) -> dict:
+    """A rank other than 0: wait for rank 0's segmentation, train with it unless trained already, stop.
+
+    Raises
+    ------
+    StageError
+        Rank 0 stopped before training.
+    """
+    from cellgan.model import distributed
+
+    decision = distributed.send_from_rank_zero(_STOPPED, group)
+    if decision == _STOPPED:
+        raise StageError(f"{files.root}: rank 0 stopped before training (its messages say why)")
+    if decision != _TRAINED:
+        train_stage(files.cells, files.model, config, device=device, progress=False, resume=decision == _RESUME)
+    return {}
+
+
 # -- markers --------------------------------------------------------------------------
 
 
@@ -433,6 +507,10 @@ class _Stage:
         """The ``.done`` marker's content; empty when the stage is not done."""
         return read_marker(self.done_path) if self.done_path.is_file() else {}
 
+    def is_done(self) -> bool:
+        """Whether the stage is done with this key (a run skips it)."""
+        return self.marker().get("fingerprint") == self.fingerprint
+
     def check_lock(self) -> None:
         """Refuse a finished or half-done stage whose locked part differs from this one's."""
         if self.lock is None:
@@ -450,9 +528,8 @@ class _Stage:
         """Run ``work`` (returning a dict with a ``summary``) unless done; write the markers."""
         from cellgan.io.files import atomic_write
 
-        done = self.marker()
-        if done.get("fingerprint") == self.fingerprint:
-            log(f"{self.name}: done earlier ({done.get('summary', '')}), skipped")
+        if self.is_done():
+            log(f"{self.name}: done earlier ({self.marker().get('summary', '')}), skipped")
             return
         self.check_lock()
         self.done_path.unlink(missing_ok=True)

@@ -28,7 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_scale_benchmark"]
+__all__ = ["MEASURES", "run_scale_benchmark"]
+
+#: The three measures, in the order they run.
+MEASURES = ("throughput", "slides", "training")
 
 
 def run_scale_benchmark(
@@ -39,9 +42,10 @@ def run_scale_benchmark(
     slide_tiles: tuple[int, ...] = (4, 16, 64),
     tile_side: int | None = None,
     training_iterations: int = 20,
+    measures: tuple[str, ...] = MEASURES,
     log=print,
 ) -> dict:
-    """Run the three measures; return the JSON-able summary.
+    """Run the measures asked for (default: all three); return the JSON-able summary.
 
     Parameters
     ----------
@@ -58,6 +62,8 @@ def run_scale_benchmark(
         tiles measure the same growth with memory against slide size, sooner.
     training_iterations : int
         Iterations of each DDP measure.
+    measures : tuple of str
+        Which of :data:`MEASURES` to run; the summary holds only those.
     """
     from cellgan.bench._common import machine_info
     from cellgan.config import resolve_config
@@ -77,16 +83,19 @@ def run_scale_benchmark(
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine_info(),
         "segment_config": {"patch_mode": config.patch_mode, "reinhard_reference": config.reinhard_reference},
-        "throughput": [_throughput(images, work_dir, config, n, log=log) for n in workers],
-        "tile_side": tile_side,
-        "slides": [_slide_memory(images, work_dir, config, tiles, tile_side, log=log) for tiles in slide_tiles],
-        "training": _training(training_iterations, log=log),
     }
-    base = summary["throughput"][0]["megapixels_per_second"]
-    for row in summary["throughput"]:
-        row["speed_up"] = row["megapixels_per_second"] / base
-    rss = [row["peak_rss_mb"] for row in summary["slides"]]
-    summary["slide_rss_growth"] = max(rss) / min(rss) - 1 if rss else None
+    if "throughput" in measures:
+        summary["throughput"] = [_throughput(images, work_dir, config, n, log=log) for n in workers]
+        base = summary["throughput"][0]["megapixels_per_second"]
+        for row in summary["throughput"]:
+            row["speed_up"] = row["megapixels_per_second"] / base
+    if "slides" in measures:
+        summary["tile_side"] = tile_side
+        summary["slides"] = [_slide_memory(images, work_dir, config, n, tile_side, log=log) for n in slide_tiles]
+        rss = [row["peak_rss_mb"] for row in summary["slides"]]
+        summary["slide_rss_growth"] = max(rss) / min(rss) - 1 if rss else None
+    if "training" in measures:
+        summary["training"] = _training(training_iterations, log=log)
     return summary
 
 

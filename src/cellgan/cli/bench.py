@@ -272,6 +272,10 @@ def _register_scale(subparsers) -> None:
         "--tile-side", type=positive_int, default=None, metavar="PX",
         help="the slides' tile side, margins included [2048]: smaller tiles measure memory against size sooner",
     )
+    parser.add_argument(
+        "--measures", nargs="+", choices=scale.MEASURES, default=list(scale.MEASURES), metavar="MEASURE",
+        help=f"which measures to run: {', '.join(scale.MEASURES)} [all]",
+    )
     parser.set_defaults(func=run_scale)
 
 
@@ -284,6 +288,7 @@ def run_scale(args) -> int:
         work_dir=args.work_dir,
         slide_tiles=tuple(args.slide_tiles),
         tile_side=args.tile_side,
+        measures=tuple(args.measures),
         log=lambda line: print(line, flush=True),
     )
     write_json(result, args.json)

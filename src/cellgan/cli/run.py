@@ -31,7 +31,9 @@ def register(subparsers) -> None:
             "Find the cell types in H&E images without labels and write RUN_DIR/report.html. "
             "Each stage is skipped when already done, so an interrupted run continues where it stopped. "
             "Without IMAGES, the 11 bone-marrow images of Hu et al.'s Dataset A are used "
-            "(../shared/data/bm_graz, or downloaded once into ~/.cache/cellgan)."
+            "(../shared/data/bm_graz, or downloaded once into ~/.cache/cellgan). "
+            "Under torchrun (torchrun --nproc_per_node N -m cellgan run ...) rank 0 runs every stage and "
+            "every rank joins the training (DistributedDataParallel)."
         ),
     )
     parser.add_argument("images", nargs="*", type=Path, metavar="IMAGES", help="image files or directories")
@@ -66,6 +68,7 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     from cellgan.config import resolve_config
+    from cellgan.model.distributed import process_group
     from cellgan.pipeline import RunFiles, default_images, read_marker, run_pipeline
     from cellgan.report.html import run_warnings
 
@@ -80,14 +83,18 @@ def main(args) -> int:
     device = resolve_device(args.device)
     files = RunFiles(args.out)
     try:
-        images = _expand(args.images) if args.images else default_images()
-        failed = run_pipeline(
-            images, files.root, config, device=device, max_pixels=args.max_pixels, scheduler=args.scheduler
-        )
+        with process_group(device) as (ranks, device):  # under torchrun: rank 0 runs the stages, all ranks train
+            # The default images are rank 0's to fetch: the other ranks read only the cell store.
+            images = _expand(args.images) if args.images else default_images() if ranks.leads else []
+            failed = run_pipeline(
+                images, files.root, config, device=device, max_pixels=args.max_pixels, scheduler=args.scheduler
+            )
     except CellganError:
         raise
     except (FileNotFoundError, ValueError) as err:  # plain input errors of the libraries the stages call
         raise UsageError(str(err)) from err
+    if not ranks.leads:
+        return 0
     print(f"report: {files.report.resolve()}")
     for warning in run_warnings(files.root, config.report):
         print(f"warning: {warning}", file=sys.stderr)

@@ -33,10 +33,15 @@ Which parts need the other ranks:
   ranks' cells, a batch N times larger than the recipe's, and runs on GPUs only.
 - Self-labels (a k-means of the whole table) are computed once, on rank 0, and
   broadcast (:func:`from_rank_zero`).
+
+Under ``torchrun ... -m cellgan run`` the ranks other than 0 wait for rank 0's stages
+before training (:func:`waiting_group`, :func:`send_from_rank_zero`): its segmentation
+can take far longer than torch's collectives wait by default (30 minutes).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,7 +70,13 @@ __all__ = [
     "rank_zero_decides",
     "mean_over_ranks",
     "barrier",
+    "waiting_group",
+    "send_from_rank_zero",
 ]
+
+#: How long the other ranks of a ``cellgan run`` wait for rank 0's segmentation (a study's slides
+#: can take days); the training's own collectives keep torch's default timeout.
+RANK_ZERO_WAIT = datetime.timedelta(days=7)
 
 
 class DistributedError(CellganError, ValueError):
@@ -260,3 +271,19 @@ def mean_over_ranks(row: dict[str, float], device: torch.device) -> dict[str, fl
 def barrier() -> None:
     """Wait for every rank."""
     dist.barrier()
+
+
+def waiting_group() -> dist.ProcessGroup:
+    """A gloo group of every rank whose collectives wait up to :data:`RANK_ZERO_WAIT`.
+
+    Collective: every rank calls it, at the same point. Gloo whatever the training's
+    backend, so that what it sends stays on the CPU.
+    """
+    return dist.new_group(backend="gloo", timeout=RANK_ZERO_WAIT)
+
+
+def send_from_rank_zero(value: int, group: dist.ProcessGroup) -> int:
+    """Rank 0's ``value`` on every rank, through ``group`` (:func:`waiting_group`); the others' is ignored."""
+    tensor = torch.tensor([value], dtype=torch.int64)
+    dist.broadcast(tensor, src=0, group=group)
+    return int(tensor.item())

@@ -145,11 +145,15 @@ class ImageStatistics:
         from (None: no normalisation asked).
     threshold : float or None
         The foreground threshold on the smoothed haematoxylin at the working scale.
+    landscape_scale : (float, float) or None
+        The maxima of the distance transform and of the blob response the watershed
+        divides its landscape by (:func:`cellgan.segment.nuclei.landscape_maxima`).
     """
 
     matrix: np.ndarray
     lab: np.ndarray | None = None
     threshold: float | None = None
+    landscape_scale: tuple[float, float] | None = None
 
 
 @functools.lru_cache(maxsize=4)
@@ -160,11 +164,12 @@ def reinhard_target(path: str) -> np.ndarray:
     return lab_statistics(image_or_overview(path))
 
 
-def _tissue(od: np.ndarray, config: SegmentConfig) -> np.ndarray:
-    """Pixels whose summed optical density exceeds ``config.tissue_od``; NoTissueError when too few."""
+def _tissue(od: np.ndarray, config: SegmentConfig, *, whole_image: bool = True) -> np.ndarray:
+    """Pixels whose summed optical density exceeds ``config.tissue_od``; NoTissueError when too few
+    and the pixels are a ``whole_image`` (a slide's tile has the slide's tissue, however little its own)."""
     tissue = od.sum(axis=2) > config.tissue_od
     fraction = float(tissue.mean())
-    if fraction < config.min_tissue_fraction:
+    if whole_image and fraction < config.min_tissue_fraction:
         raise NoTissueError(
             f"no tissue: {100 * fraction:.3f}% of pixels have optical density above {config.tissue_od} "
             f"(blank glass or a white image; at least {100 * config.min_tissue_fraction:g}% needed)",
@@ -235,7 +240,8 @@ def prepare(
         The smallest image side accepted.
     statistics : ImageStatistics, optional
         The stain vectors and colour statistics of the slide ``rgb`` is a tile of;
-        the tests of :func:`refuse_non_h_and_e` were made on the slide.
+        the tests of :func:`refuse_non_h_and_e` and of the share of tissue were made
+        on the slide.
 
     Returns
     -------
@@ -246,7 +252,7 @@ def prepare(
     SegmentationError
         The image is smaller than ``min_side``.
     NoTissueError
-        The image is blank glass.
+        The image is blank glass (not raised with ``statistics``).
     NotHAndEError
         The image is greyscale or on a dark background (:func:`refuse_non_h_and_e`).
     """
@@ -255,7 +261,8 @@ def prepare(
     if min(height, width) < min_side:
         raise SegmentationError(f"image is {width}×{height} px, smaller than a {min_side}×{min_side} patch")
     od = optical_density(rgb)
-    tissue = _tissue(od, config)  # before normalisation stretches blank glass into tissue
+    whole_image = statistics is None
+    tissue = _tissue(od, config, whole_image=whole_image)  # before normalisation stretches blank glass into tissue
     tissue_fraction = float(tissue.mean())
     if statistics is None:
         refuse_non_h_and_e(rgb, tissue)
@@ -263,7 +270,7 @@ def prepare(
         source = None if statistics is None else statistics.lab
         rgb = reinhard_normalise(rgb, target=reinhard_target(str(config.reinhard_reference)), source=source)
         od = optical_density(rgb)
-        tissue = _tissue(od, config)
+        tissue = _tissue(od, config, whole_image=whole_image)
     matrix = _stain_matrix(rgb, config) if statistics is None else statistics.matrix
     # Pigment, dye and blood are not tissue the threshold should adapt to: they would
     # raise it above the nuclei. Tested on every second pixel each way, enough for a
@@ -274,12 +281,23 @@ def prepare(
     return Prepared(rgb, deconvolve(od, matrix), tissue, matrix, tissue_fraction)
 
 
-def prepared_nuclei(prepared: Prepared, config: SegmentConfig, *, threshold: float | None = None) -> Nuclei:
+def prepared_nuclei(
+    prepared: Prepared, config: SegmentConfig, *, statistics: ImageStatistics | None = None
+) -> Nuclei:
     """:func:`~cellgan.segment.nuclei.find_nuclei` on the haematoxylin channel, less the stain artefacts.
 
-    ``threshold``: the foreground threshold when fixed beforehand (:class:`ImageStatistics`).
+    ``statistics``: the foreground threshold and the watershed's landscape scale when
+    fixed beforehand (a slide's); else the image's own.
     """
-    nuclei = find_nuclei(prepared.stains[..., 0], prepared.tissue, mpp=config.mpp, config=config, threshold=threshold)
+    fixed = ImageStatistics(prepared.matrix) if statistics is None else statistics
+    nuclei = find_nuclei(
+        prepared.stains[..., 0],
+        prepared.tissue,
+        mpp=config.mpp,
+        config=config,
+        threshold=fixed.threshold,
+        landscape_scale=fixed.landscape_scale,
+    )
     labels = drop_stain_artefacts(
         nuclei.labels, prepared.rgb, max_angle_deg=config.max_stain_angle_deg, stains=prepared.matrix
     )
@@ -430,8 +448,7 @@ def segment_image(
         prepared = prepare(rgb, config, statistics=statistics)
     except NoTissueError as err:
         return _without_cells(rgb, config, image_id=image_id, reason=err)
-    threshold = None if statistics is None else statistics.threshold
-    labels = prepared_nuclei(prepared, config, threshold=threshold).labels
+    labels = prepared_nuclei(prepared, config, statistics=statistics).labels
     table = cell_table(labels, prepared.stains, mpp=config.mpp, source="segment")
     patches = cell_patches(prepared.rgb, labels, table, config)
     overlay = overlay_outlines(prepared.rgb, labels)

@@ -38,8 +38,10 @@ __all__ = [
     "downsample_mean",
     "drop_stain_artefacts",
     "estimate_nucleus_radius",
+    "find_landscape_maxima",
     "find_nuclei",
     "foreground_threshold",
+    "landscape_maxima",
     "nucleus_at",
     "nucleus_near",
     "otsu_threshold",
@@ -153,6 +155,7 @@ def segment_nuclei(
     max_area_px: float,
     threshold: float | None = None,
     blob_weight: float = 0.5,
+    landscape_scale: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Label the nuclei of a haematoxylin concentration image.
 
@@ -167,9 +170,9 @@ def segment_nuclei(
        with the filled holes set to their rim's mean.
     3. Marker-controlled watershed [3]_ on the distance transform of the foreground
        (touching nuclei split at their neck) plus ``blob_weight`` times the blob
-       filter's response, each scaled to a maximum of 1 (crowded nuclei that touch
-       along a wide front, without a neck, split along the paler chromatin between
-       them); a foreground part without a seed stays background.
+       filter's response, each divided by its maximum over the image (crowded nuclei
+       that touch along a wide front, without a neck, split along the paler chromatin
+       between them); a foreground part without a seed stays background.
     4. Nuclei with an area outside ``[min_area_px, max_area_px]`` removed; labels
        renumbered 1..n in raster order of their seeds.
 
@@ -187,6 +190,11 @@ def segment_nuclei(
         (:func:`foreground_threshold`); it replaces the Otsu threshold × factor.
     blob_weight : float
         See step 3; 0 splits on the distance transform alone.
+    landscape_scale : (float, float), optional
+        The maxima of the distance transform and of the blob response that step 3
+        divides by, when already known (:func:`landscape_maxima` of a slide: a
+        tile's own maxima would split touching nuclei otherwise than the slide's);
+        else this image's.
 
     Returns
     -------
@@ -195,10 +203,57 @@ def segment_nuclei(
     """
     from skimage.segmentation import watershed
 
+    found = _foreground_and_blob(
+        haematoxylin,
+        tissue,
+        radius_px=radius_px,
+        smooth_px=smooth_px,
+        threshold_factor=threshold_factor,
+        local_window=local_window,
+        local_contrast=local_contrast,
+        opening_px=opening_px,
+        threshold=threshold,
+    )
+    if found is None:
+        return np.zeros(np.shape(haematoxylin), np.int32)
+    foreground, blob = found
+    window = 2 * max(1, int(round(seed_distance_px))) + 1
+    seeds = (blob == ndi.maximum_filter(blob, size=window)) & foreground & (blob > 0)
+    markers, _ = ndi.label(seeds)
+    distance = ndi.distance_transform_edt(foreground)
+    distance_max, blob_max = (float(distance.max()), float(blob.max())) if landscape_scale is None else landscape_scale
+    landscape = distance / max(distance_max, 1e-6)
+    if blob_weight > 0:
+        landscape = landscape + blob_weight * np.maximum(blob, 0) / max(blob_max, 1e-6)
+    labels = watershed(-landscape, markers, mask=foreground)
+    return _filter_areas(labels, min_area_px, max_area_px)
+
+
+def landscape_maxima(haematoxylin: np.ndarray, tissue: np.ndarray, **settings) -> tuple[float, float] | None:
+    """The maxima of the distance transform and of the blob response that :func:`segment_nuclei`
+    divides its watershed landscape by (step 3); None without foreground.
+
+    ``settings``: those of :func:`segment_nuclei`'s steps 1 and 2 (``radius_px``,
+    ``smooth_px``, ``threshold_factor``, ``local_window``, ``local_contrast``,
+    ``opening_px``, ``threshold``).
+    """
+    found = _foreground_and_blob(haematoxylin, tissue, **settings)
+    if found is None:
+        return None
+    foreground, blob = found
+    return float(ndi.distance_transform_edt(foreground).max()), float(blob.max())
+
+
+def _foreground_and_blob(
+    haematoxylin, tissue, *, radius_px, smooth_px, threshold_factor, local_window, local_contrast, opening_px,
+    threshold=None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Steps 1 and 2 of :func:`segment_nuclei` (its arguments): the foreground and the blob response;
+    None without foreground."""
     h = np.asarray(haematoxylin, dtype=np.float32)
     smooth = ndi.gaussian_filter(h, smooth_px) if smooth_px > 0 else h
     if not tissue.any():
-        return np.zeros(h.shape, np.int32)
+        return None
     if threshold is None:
         threshold = foreground_threshold(smooth, tissue, factor=threshold_factor)
     foreground = smooth > threshold
@@ -211,22 +266,13 @@ def segment_nuclei(
     if opening_px >= 0.5:
         foreground = ndi.binary_opening(foreground, disk(opening_px))
     if not foreground.any():
-        return np.zeros(h.shape, np.int32)
+        return None
 
     # Seeds come from the channel with each filled hole set to its rim's mean, so that
     # a vesicular nucleus is one blob, not a ring of them.
     seed_source = _fill_holes_with_rim(h, filled, holes)
     sigma = radius_px / np.sqrt(2.0)
-    blob = -ndi.gaussian_laplace(seed_source, sigma) * sigma * sigma
-    window = 2 * max(1, int(round(seed_distance_px))) + 1
-    seeds = (blob == ndi.maximum_filter(blob, size=window)) & foreground & (blob > 0)
-    markers, _ = ndi.label(seeds)
-    distance = ndi.distance_transform_edt(foreground)
-    landscape = distance / max(float(distance.max()), 1e-6)
-    if blob_weight > 0:
-        landscape = landscape + blob_weight * np.maximum(blob, 0) / max(float(blob.max()), 1e-6)
-    labels = watershed(-landscape, markers, mask=foreground)
-    return _filter_areas(labels, min_area_px, max_area_px)
+    return foreground, -ndi.gaussian_laplace(seed_source, sigma) * sigma * sigma
 
 
 def _fill_holes_with_rim(h: np.ndarray, filled: np.ndarray, holes: np.ndarray) -> np.ndarray:
@@ -318,7 +364,13 @@ class Nuclei:
 
 
 def find_nuclei(
-    haematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float | None, config, threshold: float | None = None
+    haematoxylin: np.ndarray,
+    tissue: np.ndarray,
+    *,
+    mpp: float | None,
+    config,
+    threshold: float | None = None,
+    landscape_scale: tuple[float, float] | None = None,
 ) -> Nuclei:
     """Segment nuclei with :func:`segment_nuclei`, settings from a ``SegmentConfig``.
 
@@ -340,11 +392,60 @@ def find_nuclei(
     threshold : float, optional
         The foreground threshold at the working scale, when known beforehand (a
         slide's, the same for each of its tiles); else Otsu's of this image.
+    landscape_scale : (float, float), optional
+        The watershed landscape's maxima at the working scale, when known beforehand
+        (a slide's: :func:`find_landscape_maxima`); else this image's.
 
     Returns
     -------
     Nuclei
     """
+    work = _working_scale(haematoxylin, tissue, mpp=mpp, config=config, threshold=threshold)
+    labels = segment_nuclei(
+        work.haematoxylin,
+        tissue=work.tissue,
+        **work.foreground,
+        seed_distance_px=config.seed_distance_um / work.scale,
+        min_area_px=work.area_px[0],
+        max_area_px=work.area_px[1],
+        blob_weight=config.watershed_blob_weight,
+        landscape_scale=landscape_scale,
+    )
+    factor = work.factor
+    if factor > 1 and labels.any():
+        labels = _refine_outlines(
+            labels, haematoxylin, factor, threshold=work.foreground["threshold"], smooth_px=config.smooth_um / work.mpp
+        )
+    elif factor > 1:  # no nucleus: an empty label image of the full size
+        labels = np.zeros(haematoxylin.shape, np.int32)
+    return Nuclei(labels, mpp, work.mpp)
+
+
+def find_landscape_maxima(
+    haematoxylin: np.ndarray, tissue: np.ndarray, *, mpp: float, config, threshold: float
+) -> tuple[float, float] | None:
+    """:func:`landscape_maxima` of an image with the settings :func:`find_nuclei` gives it."""
+    work = _working_scale(haematoxylin, tissue, mpp=mpp, config=config, threshold=threshold)
+    return landscape_maxima(work.haematoxylin, work.tissue, **work.foreground)
+
+
+@dataclass(frozen=True)
+class _WorkingScale:
+    """An image block-averaged to the working scale, and the settings of :func:`segment_nuclei`'s
+    steps 1 and 2 there (``foreground``); ``mpp`` the image's (given or estimated) pixel size,
+    ``scale`` the working one, ``area_px`` the area limits in working pixels."""
+
+    haematoxylin: np.ndarray
+    tissue: np.ndarray
+    factor: int
+    mpp: float
+    scale: float
+    area_px: tuple[float, float]
+    foreground: dict
+
+
+def _working_scale(haematoxylin, tissue, *, mpp, config, threshold) -> _WorkingScale:
+    """What :func:`find_nuclei` segments: the image at the working scale, and its settings."""
     scale = mpp
     if scale is None:  # no blob (and so no nucleus to find): any scale will do
         scale = blob_scale(haematoxylin, tissue, config) or config.work_mpp
@@ -358,26 +459,16 @@ def find_nuclei(
         threshold = foreground_threshold(
             ndi.gaussian_filter(small, smooth_px), small_tissue, factor=config.threshold_factor
         )
-    labels = segment_nuclei(
-        small,
-        tissue=small_tissue,
-        radius_px=config.nucleus_radius_um / work_scale,
-        smooth_px=smooth_px,
-        threshold_factor=config.threshold_factor,
-        local_window=config.local_window,
-        local_contrast=config.local_contrast,
-        opening_px=config.opening_um / work_scale,
-        seed_distance_px=config.seed_distance_um / work_scale,
-        min_area_px=min_area,
-        max_area_px=max_area,
-        threshold=threshold,
-        blob_weight=config.watershed_blob_weight,
-    )
-    if factor > 1 and labels.any():
-        labels = _refine_outlines(labels, haematoxylin, factor, threshold=threshold, smooth_px=config.smooth_um / scale)
-    elif factor > 1:  # no nucleus: an empty label image of the full size
-        labels = np.zeros(haematoxylin.shape, np.int32)
-    return Nuclei(labels, mpp, scale)
+    foreground = {
+        "radius_px": config.nucleus_radius_um / work_scale,
+        "smooth_px": smooth_px,
+        "threshold_factor": config.threshold_factor,
+        "local_window": config.local_window,
+        "local_contrast": config.local_contrast,
+        "opening_px": config.opening_um / work_scale,
+        "threshold": threshold,
+    }
+    return _WorkingScale(small, small_tissue, factor, scale, work_scale, (min_area, max_area), foreground)
 
 
 def area_limits_px(config, *, mpp: float | None, scale_mpp: float) -> tuple[float, float]:

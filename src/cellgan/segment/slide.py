@@ -10,7 +10,8 @@ found once, and it lies wholly inside that tile's read, as does its patch.
 What segmentation otherwise measures on the whole image is measured once per slide
 (:func:`slide_statistics`, on a few tissue tiles) and is the same for every tile:
 the stain vectors (Macenko et al. 2009), the colour statistics Reinhard's transfer
-maps from, and the foreground threshold. A low-resolution tissue mask of the slide
+maps from, the foreground threshold and the maxima the watershed's landscape is
+divided by; the share of tissue a tile must hold is the slide's too (its overview's). A low-resolution tissue mask of the slide
 (:func:`tissue_cores`) leaves out the tiles of bare glass.
 
 Each tile's cells go to a *part* (``TILES_DIR/<index>.npy`` and ``.parquet``, the
@@ -163,14 +164,16 @@ def _read_tile(slide, tile: Tile, margin: int, mpp: float) -> tuple[np.ndarray, 
 
 
 def slide_statistics(slide, tiles, margin: int, config: SegmentConfig) -> ImageStatistics:
-    """The stain vectors, colour statistics and foreground threshold of a slide, from a few of its tiles.
+    """The stain vectors, colour statistics, foreground threshold and watershed scale of a slide, from a few tiles.
 
     The central quarters of the cores of at most :data:`STATISTICS_TILES` tissue
     tiles, evenly spaced in tile order, stand for the slide: the Macenko estimate (or the reference vectors) and
-    the CIELAB statistics are those of their pixels together, and the threshold is
+    the CIELAB statistics are those of their pixels together, the threshold is
     ``config.threshold_factor`` × the Otsu threshold of their smoothed haematoxylin
-    over their tissue, as :func:`cellgan.segment.nuclei.segment_nuclei` computes it
-    for one image. The slide must pass :func:`~cellgan.segment.image.refuse_non_h_and_e`.
+    over their tissue, and the watershed landscape's scale the largest of their
+    :func:`~cellgan.segment.nuclei.landscape_maxima` at that threshold, as
+    :func:`cellgan.segment.nuclei.segment_nuclei` computes them for one image. The
+    slide must pass :func:`~cellgan.segment.image.refuse_non_h_and_e`.
 
     Parameters
     ----------
@@ -188,7 +191,7 @@ def slide_statistics(slide, tiles, margin: int, config: SegmentConfig) -> ImageS
     """
     from scipy import ndimage as ndi
 
-    from cellgan.segment.nuclei import foreground_threshold
+    from cellgan.segment.nuclei import find_landscape_maxima, foreground_threshold
 
     if not tiles:
         raise SegmentationError("no tissue: the slide's overview holds none")
@@ -201,20 +204,22 @@ def slide_statistics(slide, tiles, margin: int, config: SegmentConfig) -> ImageS
     else:
         matrix = reference_stain_matrix()
     lab = None if config.reinhard_reference is None else lab_statistics(pixels)
-    smooth, tissue = [], []
-    for core in cores:
-        try:
-            prepared = prepare(core, config, min_side=1, statistics=ImageStatistics(matrix, lab))
-        except SegmentationError:  # a core with too little tissue adds nothing to the threshold
-            continue
-        h = prepared.stains[..., 0]
-        sigma = config.smooth_um / config.mpp
-        smooth.append((ndi.gaussian_filter(h, sigma) if sigma > 0 else h).ravel())
-        tissue.append(prepared.tissue.ravel())
-    if not smooth:
+    prepared = [prepare(core, config, min_side=1, statistics=ImageStatistics(matrix, lab)) for core in cores]
+    prepared = [p for p in prepared if p.tissue.any()]  # a core without tissue adds nothing to the statistics
+    if not prepared:
         raise SegmentationError("no tissue in the tiles the slide's statistics are taken from")
-    threshold = foreground_threshold(np.concatenate(smooth), np.concatenate(tissue), factor=config.threshold_factor)
-    return ImageStatistics(matrix, lab, float(threshold))
+    sigma = config.smooth_um / config.mpp
+    haematoxylin = [p.stains[..., 0] for p in prepared]
+    smooth = [(ndi.gaussian_filter(h, sigma) if sigma > 0 else h).ravel() for h in haematoxylin]
+    tissue = np.concatenate([p.tissue.ravel() for p in prepared])
+    threshold = float(foreground_threshold(np.concatenate(smooth), tissue, factor=config.threshold_factor))
+    maxima = [
+        find_landscape_maxima(h, p.tissue, mpp=config.mpp, config=config, threshold=threshold)
+        for h, p in zip(haematoxylin, prepared)
+    ]
+    maxima = [m for m in maxima if m is not None]
+    landscape_scale = None if not maxima else tuple(float(v) for v in np.max(maxima, axis=0))
+    return ImageStatistics(matrix, lab, threshold, landscape_scale)
 
 
 def _central_quarter(tile: Tile) -> Tile:
@@ -257,14 +262,15 @@ def segment_tile(plan: SlidePlan, tile: Tile, tiles_dir: Path) -> int:
     """Segment one tile of a slide and write its part; return its number of cells.
 
     The tile is read with its margins; only the nuclei whose centroid lies in the
-    core are kept. A tile with too little tissue holds no cell.
+    core are kept. The tile is segmented with the slide's statistics, however little
+    tissue it holds (the overview chose it); a slide narrower than a patch holds no cell.
     """
     config, margin = plan.config, plan.margin
     with open_slide(plan.path, mpp=plan.slide_mpp) as slide:
         rgb, x0, y0 = _read_tile(slide, tile, margin, config.mpp)
     try:
         prepared = prepare(rgb, config, statistics=plan.statistics)
-        labels = prepared_nuclei(prepared, config, threshold=plan.statistics.threshold).labels
+        labels = prepared_nuclei(prepared, config, statistics=plan.statistics).labels
     except SegmentationError:
         labels = None
     if labels is None or not labels.any():
