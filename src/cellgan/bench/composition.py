@@ -265,6 +265,7 @@ def run_composition_benchmark(
     from cellgan.io.datasets import DATASETS, load_crchistophenotypes
     from cellgan.io.files import safe_image_id
     from cellgan.model import TrainConfig
+    from cellgan.model.trainer import LOG_NAME
     from cellgan.pipeline import assign_stage, segment_stage, train_stage
     from cellgan.segment import SegmentConfig
     from cellgan.segment.reference import resolve_reference
@@ -298,6 +299,7 @@ def run_composition_benchmark(
         start = time.perf_counter()
         train_stage(store_dir, model_dir, train_config, device=torch.device(device), progress=False)
         timings["train_seconds"] = time.perf_counter() - start
+        timings["generator_iterations"] = int(pd.read_csv(model_dir / LOG_NAME)["step"].max())
 
         start = time.perf_counter()
         assign_dir = work / f"assignments_seed{seed}"
