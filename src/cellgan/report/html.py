@@ -686,7 +686,7 @@ def _classification_section(run: _Run) -> str:
         for image, cluster in kmeans["clusters"].items():
             members.setdefault(int(cluster), []).append(image)
         rows = "".join(
-            f"<tr><td>{c}</td><td>{len(images)}</td><td class=\"name\">{_esc(', '.join(images[:12]))}"
+            f"<tr><td>{c}</td><td>{len(images)}</td><td class=\"words\">{_esc(', '.join(images[:12]))}"
             f"{' …' if len(images) > 12 else ''}</td></tr>"
             for c, images in sorted(members.items())
         )
