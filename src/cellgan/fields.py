@@ -10,6 +10,8 @@ fields. :func:`as_dict` turns any of them into YAML- and JSON-ready data.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import reprlib
 import types
 import typing
@@ -18,7 +20,7 @@ from typing import Any
 
 from cellgan.errors import ConfigError
 
-__all__ = ["SHOWN_CHARS", "as_dict", "check_types", "coerce", "field_hints", "shown", "type_name"]
+__all__ = ["SHOWN_CHARS", "as_dict", "check_types", "coerce", "field_hints", "settings_digest", "shown", "type_name"]
 
 #: The most characters of a value an error message shows.
 SHOWN_CHARS = 80
@@ -158,3 +160,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def settings_digest(value) -> str:
+    """A short stable name for JSON-ready settings (e.g. :func:`as_dict`'s): SHA-256 of their sorted JSON, 16 hex digits."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]

@@ -25,7 +25,6 @@ explicit folders, so that the benchmarks run the same stages in their own layout
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cellgan.errors import CellganError
+from cellgan.fields import settings_digest
 from cellgan.io.images import DEFAULT_MAX_PIXELS
 
 __all__ = [
@@ -492,8 +492,8 @@ class _Stage:
 
     def __init__(self, files: RunFiles, name: str, key: dict, *, locked: dict | None = None):
         self.files, self.name = files, name
-        self.fingerprint = _digest(key)
-        self.lock = None if locked is None else _digest(locked)
+        self.fingerprint = settings_digest(key)
+        self.lock = None if locked is None else settings_digest(locked)
 
     @property
     def done_path(self) -> Path:
@@ -547,10 +547,6 @@ class _Stage:
 
 #: The output of each locked stage, as a :class:`RunFiles` attribute.
 _OUTPUT = {"segment": "cells", "train": "model"}
-
-
-def _digest(key: dict) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_marker(path: Path) -> dict:

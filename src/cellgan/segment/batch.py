@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import importlib.util
 import json
 from collections import Counter
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cellgan.errors import CellganError
-from cellgan.fields import as_dict
+from cellgan.fields import as_dict, settings_digest
 from cellgan.io.cellstore import ShardStatus, shard_identity
 from cellgan.io.files import atomic_write, outside, safe_image_id
 from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rgb
@@ -343,7 +342,7 @@ def pixel_sizes(
     if not unstated:
         return sizes
     known = _read_field_estimates(cache)
-    values, readable, found = [], 0, {}
+    values, found = [], {}
     for path in unstated:
         key = _estimate_key(path, config, max_pixels)
         if key not in known:
@@ -353,12 +352,11 @@ def pixel_sizes(
                 continue
             known[key] = field_estimates(prepared.stains[..., 0], prepared.tissue, config)
         found[key] = known[key]
-        readable += 1
         values += known[key]
     if cache is not None and found:
         atomic_write(cache, lambda p: p.write_text(json.dumps(found)))
     pooled = pool_estimates(values)
-    if not readable:  # nothing to segment either: each file's own failure says why
+    if not found:  # nothing to segment either: each file's own failure says why
         sizes.update({path: (None, "unknown") for path in unstated})
     elif not pooled.trusted:
         where = unstated[0] if len(unstated) == 1 else f"{unstated[0]} and {len(unstated) - 1} other image(s)"
@@ -374,8 +372,8 @@ def pixel_sizes(
 def _estimate_key(path: Path, config: SegmentConfig, max_pixels: int) -> str:
     """What a file's field estimates depend on: the file (path, size, modification time) and the options."""
     stat = Path(path).stat()
-    options = json.dumps({**as_dict(config), "max_pixels": max_pixels}, sort_keys=True, default=str)
-    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{hashlib.sha256(options.encode()).hexdigest()[:16]}"
+    options = settings_digest({**as_dict(config), "max_pixels": max_pixels})
+    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{options}"
 
 
 def _read_field_estimates(cache: Path | None) -> dict[str, list[float]]:
