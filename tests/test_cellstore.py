@@ -91,6 +91,11 @@ def test_store_of_an_older_format_names_the_file_and_asks_to_resegment(tmp_path)
     with pytest.raises(CellStoreError, match="format version 1.*re-run segmentation") as err:
         CellStore.open(tmp_path)
     assert str(meta) in str(err.value)
+    assert "mean_haematoxylin" in str(err.value) and "mirror the image" in str(err.value)  # every change since
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "format_version": 2}))
+    with pytest.raises(CellStoreError, match="format version 2") as err:
+        CellStore.open(tmp_path)
+    assert "mean_haematoxylin" not in str(err.value) and "mirror the image" in str(err.value)
     with pytest.raises(CellStoreError, match="re-run segmentation"):
         CellStore.create(tmp_path, patch_mode="masked")
 

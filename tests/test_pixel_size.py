@@ -90,3 +90,16 @@ def test_field_estimates_are_kept_for_a_resumed_run(data_root, tmp_path, monkeyp
     assert not prepared  # the resumed run reads the kept estimates
     pixel_sizes(paths, SegmentConfig(nucleus_radius_um=3.0), cache=cache)
     assert len(prepared) == 3  # other options: estimated afresh
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_dask_workers_estimate_the_serial_pixel_size_and_reference(data_root):
+    pytest.importorskip("distributed")
+    from cellgan.segment.batch import task_runner
+    from cellgan.segment.reference import typical_image
+
+    paths = [image.path for image in _subset(datasets.load_crchistophenotypes(data_root / "crchistophenotypes"), 4, 1)]
+    with task_runner("local:2") as runner:
+        assert pixel_sizes(paths, SegmentConfig(), runner=runner) == pixel_sizes(paths, SegmentConfig())
+        assert typical_image([*paths, paths[0].parent / "missing.png"], runner=runner) == typical_image(paths)

@@ -350,12 +350,14 @@ def test_large_nucleus_is_scaled_down_keeping_its_aspect():
     assert not np.any(np.all(patch < 30, axis=-1))  # no black from outside the mask
 
 
-def test_context_patches_pad_with_white_and_rescale():
+def test_context_patches_mirror_the_image_beyond_its_edge_and_rescale():
     rgb = _textured((100, 120))
     same = context_patches(rgb, np.array([[60.0, 50.0]]), side_px=32)[0]
     np.testing.assert_array_equal(same, rgb[34:66, 44:76])
     corner = context_patches(rgb, np.array([[0.0, 0.0]]), side_px=32)[0]
-    assert (corner[:16, :16] == 255).all() and (corner[16:, 16:] == rgb[:16, :16]).all()
+    np.testing.assert_array_equal(corner, np.pad(rgb, ((16, 0), (16, 0), (0, 0)), mode="symmetric")[:32, :32])
+    far = context_patches(rgb[:10, :10], np.array([[5.0, 5.0]]), side_px=32)[0]  # a crop wider than twice the image
+    np.testing.assert_array_equal(far, np.pad(rgb[:10, :10], ((11, 11), (11, 11), (0, 0)), mode="symmetric")[:32, :32])
     big = context_patches(rgb, np.array([[60.0, 50.0], [10.0, 90.0]]), side_px=64)
     assert big.shape == (2, 32, 32, 3) and big.dtype == np.uint8
     with pytest.raises(ValueError, match="side_px"):
@@ -376,8 +378,14 @@ def test_faded_patches_keep_the_nucleus_and_fade_the_rest_toward_white():
     np.testing.assert_array_equal(plain, context_patches(rgb, centre, side_px=32))
     white = faded_patches(rgb, labels, centre, cell_labels=np.array([3]), side_px=32, context_weight=0.0)[0]
     assert (white == 255).all()  # a label not in the crop: nothing is its nucleus
-    corner = faded_patches(rgb, labels, np.zeros((1, 2)), side_px=32, context_weight=0.5)[0]
-    assert (corner[:16, :16] == 255).all()  # beyond the border stays white
+    edge_labels = np.zeros_like(labels)
+    edge_labels[:4, :4] = 7  # a nucleus in the corner: its mirror image beyond the edge is faded
+    corner = faded_patches(
+        rgb, edge_labels, np.zeros((1, 2)), cell_labels=np.array([7]), side_px=32, context_weight=0.5
+    )[0]
+    mirrored = np.pad(rgb, ((16, 0), (16, 0), (0, 0)), mode="symmetric")[:32, :32].astype(np.float64)
+    np.testing.assert_array_equal(corner[16:20, 16:20], rgb[:4, :4])
+    np.testing.assert_allclose(corner[12:16, 12:16], 255 - 0.5 * (255 - mirrored[12:16, 12:16]), atol=0.5)
     with pytest.raises(ValueError, match="context_weight"):
         faded_patches(rgb, labels, centre, side_px=32, context_weight=1.5)
 

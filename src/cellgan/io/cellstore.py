@@ -54,8 +54,12 @@ __all__ = [
 ]
 
 PATCH_SIZE = 32
-#: Version 2: the table column ``mean_hematoxylin`` became ``mean_haematoxylin``.
-FORMAT_VERSION = 2
+#: What each format version changed; a store of an older version is refused with these.
+FORMAT_CHANGES = {
+    2: "the table column mean_hematoxylin became mean_haematoxylin",
+    3: "context and faded patches mirror the image beyond its edge instead of padding it with white",
+}
+FORMAT_VERSION = max(FORMAT_CHANGES)
 
 #: Columns every shard's table has, in this order. ``label`` is an optional
 #: ground-truth or user label, used for scoring only, never for training.
@@ -447,9 +451,10 @@ def _changed_options(old: dict, new: dict) -> str:
 def _version_message(meta: Path, version) -> str:
     """Why a store of another format version cannot be opened, and what to do."""
     if isinstance(version, int) and version < FORMAT_VERSION:
+        changes = "; ".join(change for number, change in FORMAT_CHANGES.items() if number > version)
         return (
             f"{meta}: cell store of format version {version}, made by an older cellgan; this one reads "
-            f"version {FORMAT_VERSION} (its cell table's columns changed): re-run segmentation "
+            f"version {FORMAT_VERSION} ({changes}): re-run segmentation "
             "(cellgan segment / cellgan cells) into a new directory, or delete this store first"
         )
     return f"{meta}: unsupported format version {version} (this cellgan reads version {FORMAT_VERSION})"

@@ -304,7 +304,12 @@ FIELD_ESTIMATES_FILE = "pixel_size_fields.json"
 
 
 def pixel_sizes(
-    files, config: SegmentConfig, *, max_pixels: int = DEFAULT_MAX_PIXELS, cache: Path | None = None
+    files,
+    config: SegmentConfig,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    cache: Path | None = None,
+    runner=None,
 ) -> dict[Path, tuple[float | None, str]]:
     """Each file's pixel size and where it came from: ``given``, ``file`` or ``estimated``.
 
@@ -322,6 +327,8 @@ def pixel_sizes(
         A JSON file of each file's field estimates (keyed by its path, size,
         modification time and the options), read and brought up to date, so that
         a resumed run does not prepare every image again to estimate the same size.
+    runner : optional
+        What prepares the images to estimate from (:func:`task_runner`'s); default this process.
 
     Returns
     -------
@@ -342,17 +349,14 @@ def pixel_sizes(
     if not unstated:
         return sizes
     known = _read_field_estimates(cache)
-    values, found = [], {}
-    for path in unstated:
-        key = _estimate_key(path, config, max_pixels)
-        if key not in known:
-            try:
-                prepared = prepare(read_rgb(path, max_pixels=max_pixels), config)
-            except Exception:  # unreadable, blank, not H&E: segment_images names it
-                continue
-            known[key] = field_estimates(prepared.stains[..., 0], prepared.tissue, config)
-        found[key] = known[key]
-        values += known[key]
+    keys = {path: _estimate_key(path, config, max_pixels) for path in unstated}
+    task = functools.partial(_estimate_task, config=config, max_pixels=max_pixels)
+    runner = _InProcess() if runner is None else runner
+    for path, estimates in runner.map(task, [path for path in unstated if keys[path] not in known]):
+        if not isinstance(estimates, _Failed):  # unreadable, blank, not H&E: segment_images names it
+            known[keys[path]] = estimates
+    found = {keys[path]: known[keys[path]] for path in unstated if keys[path] in known}
+    values = [value for path in unstated if keys[path] in found for value in found[keys[path]]]
     if cache is not None and found:
         atomic_write(cache, lambda p: p.write_text(json.dumps(found)))
     pooled = pool_estimates(values)
@@ -367,6 +371,15 @@ def pixel_sizes(
     else:
         sizes.update({path: (pooled.mpp, "estimated") for path in unstated})
     return sizes
+
+
+def _estimate_task(path: Path, *, config: SegmentConfig, max_pixels: int):
+    """One image file's field estimates of the pixel size, or :class:`_Failed` when it cannot be prepared."""
+    try:
+        prepared = prepare(read_rgb(path, max_pixels=max_pixels), config)
+    except Exception as err:  # the segmentation task reports the file's failure
+        return _Failed(f"{type(err).__name__}: {err}")
+    return field_estimates(prepared.stains[..., 0], prepared.tissue, config)
 
 
 def _estimate_key(path: Path, config: SegmentConfig, max_pixels: int) -> str:
@@ -447,34 +460,36 @@ def segment_images(
     check_patch_mode(store, config)
     parse_scheduler(scheduler)  # a bad name fails before any work
     files = outside(find_images(paths), store.root)
-    if config.reinhard_reference is not None:
-        config = dataclasses.replace(config, reinhard_reference=resolve_reference(config.reinhard_reference, files))
-        reinhard_target(config.reinhard_reference)  # fail now, not once per image
-    ids = image_ids(files)
-    options = as_dict(config)
     summary = {"skipped": [], "failed": {}, "remade": {}}
     cells: dict[Path, int] = {}
     failed: dict[Path, str] = {}
     empty: dict[Path, str] = {}
-    with store.writing():
-        todo = {}  # path -> the identity its shard is written with
-        decided: set[str] = set()  # ids to write or already done: a file given twice (two spellings) is one image
-        for path in files:
-            if ids[path] in decided:
-                continue
-            identity = shard_to_write(store, ids[path], {"image": path}, options, name=str(path), summary=summary)
-            if identity is not None:
-                todo[path] = identity
-            if identity is not None or summary["skipped"][-1:] == [ids[path]]:
-                decided.add(ids[path])
-        slides = [p for p in todo if is_slide(p)]
-        images = [p for p in todo if not is_slide(p)]
-        # pooled over every image file, done or not, so that a resumed run estimates as the first did
-        sizes = {}
-        if images:
-            image_files = [p for p in files if not is_slide(p)]
-            sizes = pixel_sizes(image_files, config, max_pixels=max_pixels, cache=store.root / FIELD_ESTIMATES_FILE)
-        with task_runner(scheduler) as runner:
+    with task_runner(scheduler) as runner:
+        if config.reinhard_reference is not None:
+            reference = resolve_reference(config.reinhard_reference, files, runner=runner)
+            config = dataclasses.replace(config, reinhard_reference=reference)
+            reinhard_target(config.reinhard_reference)  # fail now, not once per image
+        ids = image_ids(files)
+        options = as_dict(config)
+        with store.writing():
+            todo = {}  # path -> the identity its shard is written with
+            decided: set[str] = set()  # ids to write or already done: a file given twice (two spellings) is one
+            for path in files:
+                if ids[path] in decided:
+                    continue
+                identity = shard_to_write(store, ids[path], {"image": path}, options, name=str(path), summary=summary)
+                if identity is not None:
+                    todo[path] = identity
+                if identity is not None or summary["skipped"][-1:] == [ids[path]]:
+                    decided.add(ids[path])
+            slides = [p for p in todo if is_slide(p)]
+            images = [p for p in todo if not is_slide(p)]
+            # pooled over every image file, done or not, so that a resumed run estimates as the first did
+            sizes = {}
+            if images:
+                image_files = [p for p in files if not is_slide(p)]
+                cache = store.root / FIELD_ESTIMATES_FILE
+                sizes = pixel_sizes(image_files, config, max_pixels=max_pixels, cache=cache, runner=runner)
             task = functools.partial(_image_task, store_root=store.root, config=config, max_pixels=max_pixels)
             bar = tqdm(total=len(images), desc="segment", unit="image", disable=not progress or not images)
             for (path, *_), result in runner.map(task, [(p, ids[p], todo[p], *sizes[p]) for p in images]):

@@ -7,8 +7,9 @@ longer side exceeds 32 px; centred on a white 32×32 canvas. Nuclei therefore ke
 their size in pixels, which tells small lymphocytes from large blasts.
 
 ``context``: a square crop centred on the nucleus with its surroundings, of fixed
-physical side (or fixed pixel side when the pixel size is unknown), padded with
-white beyond the image border, and scaled to 32×32.
+physical side (or fixed pixel side when the pixel size is unknown), scaled to
+32×32. Beyond the image's edge the crop mirrors the image (symmetric padding): white
+padding there reads as glass, and made the cells at the edge a category of their own.
 
 ``faded``: the context crop with every pixel outside the cell's nucleus moved toward
 white, keeping a fraction ``context_weight`` of its optical contrast. The nucleus
@@ -114,8 +115,8 @@ def context_patches(
         ``(x, y)`` = (column, row) of each crop's centre.
     side_px : int
         Crop side in pixels (at least 1); the crop covers rows
-        ``round(y - side/2) .. + side`` and likewise columns; pixels beyond the image
-        are white.
+        ``round(y - side/2) .. + side`` and likewise columns; beyond the image's
+        edge the image is mirrored (:func:`_mirrored`).
     size : int
         Patch side.
     chunk : int
@@ -127,9 +128,8 @@ def context_patches(
     """
     centres = np.asarray(centres_xy, dtype=np.float64).reshape(-1, 2)
     out = np.empty((len(centres), size, size, 3), np.uint8)
-    for start, (r, c, inside) in _square_crops(rgb.shape[:2], centres, side_px, chunk):
-        crops = np.where(inside[..., None], rgb[r, c], _WHITE).astype(np.uint8)
-        out[start : start + len(crops)] = _to_size(crops, size)
+    for start, (r, c, _) in _square_crops(rgb.shape[:2], centres, side_px, chunk):
+        out[start : start + len(r)] = _to_size(rgb[r, c], size)
     return out
 
 
@@ -158,7 +158,8 @@ def faded_patches(
     context_weight : float
         In [0, 1]: a pixel outside the nucleus becomes ``255 − w·(255 − value)``; 0 gives
         the nucleus on white (the paper's patch, but at the crop's scale), 1 the
-        plain context crop.
+        plain context crop. The nucleus's mirror image beyond the image's edge is
+        faded like the rest of its surroundings.
     cell_labels : ndarray of int, shape (n,), optional
         The label of each cell in ``labels``; default ``1..n``.
     size, chunk : int
@@ -175,7 +176,7 @@ def faded_patches(
     cell_labels = np.arange(1, n + 1) if cell_labels is None else np.asarray(cell_labels).reshape(-1)
     out = np.empty((n, size, size, 3), np.uint8)
     for start, (r, c, inside) in _square_crops(rgb.shape[:2], centres, side_px, chunk):
-        crops = np.where(inside[..., None], rgb[r, c], _WHITE).astype(np.float32)
+        crops = rgb[r, c].astype(np.float32)
         own = inside & (labels[r, c] == cell_labels[start : start + len(crops), None, None])
         faded = _WHITE - context_weight * (_WHITE - crops)
         crops = np.where(own[..., None], crops, faded)
@@ -219,8 +220,9 @@ def whole_crop_patch(rgb: np.ndarray, *, size: int = PATCH_SIZE) -> np.ndarray:
 
 def _square_crops(shape: tuple[int, int], centres: np.ndarray, side_px: int, chunk: int):
     """Yield ``(start, (rows, cols, inside))`` per chunk of centres: index arrays that
-    gather each ``side_px`` square (rows (m, side, 1), cols (m, 1, side), clipped to the
-    image) and the mask of the pixels that lie inside the image (m, side, side)."""
+    gather each ``side_px`` square (rows (m, side, 1), cols (m, 1, side), mirrored at the
+    image's edge by :func:`_mirrored`) and the mask of the pixels that lie inside the
+    image (m, side, side)."""
     side = int(side_px)
     if side < 1:
         raise ValueError(f"side_px must be at least 1, got {side_px}")
@@ -232,9 +234,22 @@ def _square_crops(shape: tuple[int, int], centres: np.ndarray, side_px: int, chu
         cols = np.floor(part[:, 0] - side / 2 + 0.5).astype(np.int64)[:, None] + offset
         r_ok = (rows >= 0) & (rows < height)
         c_ok = (cols >= 0) & (cols < width)
-        r = np.clip(rows, 0, height - 1)[:, :, None]
-        c = np.clip(cols, 0, width - 1)[:, None, :]
+        r = _mirrored(rows, height)[:, :, None]
+        c = _mirrored(cols, width)[:, None, :]
         yield start, (r, c, r_ok[:, :, None] & c_ok[:, None, :])
+
+
+def _mirrored(index: np.ndarray, length: int) -> np.ndarray:
+    """Indices into ``range(length)`` with those beyond either end mirrored, the edge
+    pixel repeated (``numpy.pad``'s ``symmetric`` mode, however far beyond).
+
+    Examples
+    --------
+    >>> _mirrored(np.arange(-3, 7), 4).tolist()
+    [2, 1, 0, 0, 1, 2, 3, 3, 2, 1]
+    """
+    folded = np.mod(index, 2 * length)
+    return np.where(folded < length, folded, 2 * length - 1 - folded)
 
 
 def _to_size(crops: np.ndarray, size: int) -> np.ndarray:

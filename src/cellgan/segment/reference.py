@@ -42,32 +42,42 @@ def most_typical(statistics: np.ndarray) -> int:
     return int(np.argmin((scaled**2).sum(axis=1)))
 
 
-def typical_image(paths) -> Path:
+def typical_image(paths, *, runner=None) -> Path:
     """The most typical of the images at ``paths`` (:func:`most_typical` of their Lab statistics).
 
-    A slide counts by its overview (:func:`cellgan.io.slides.image_or_overview`). A file that cannot be read is left out (segmenting it fails later, with its
-    reason); ValueError when none can be read.
+    A slide counts by its overview (:func:`cellgan.io.slides.image_or_overview`). A
+    file that cannot be read is left out (segmenting it fails later, with its
+    reason); ValueError when none can be read. ``runner``: what measures the
+    images (:func:`cellgan.segment.batch.task_runner`'s), default this process.
     """
+    paths = sorted(Path(p) for p in paths)
+    if runner is None:
+        measured = ((path, _lab_statistics_or_none(path)) for path in paths)
+    else:
+        measured = runner.map(_lab_statistics_or_none, paths)
+    statistics = {path: value for path, value in measured if isinstance(value, np.ndarray)}  # not: unreadable
+    readable = [path for path in paths if path in statistics]
+    if not readable:
+        raise ValueError("no readable image to choose a Reinhard reference from")
+    return readable[most_typical(np.stack([statistics[path] for path in readable]))]
+
+
+def _lab_statistics_or_none(path: Path) -> np.ndarray | None:
+    """The flattened Lab statistics of an image file (a slide's overview), None when it cannot be read."""
     from cellgan.io.images import ImageReadError
     from cellgan.io.slides import image_or_overview
     from cellgan.segment.stain import lab_statistics
 
-    readable, statistics = [], []
-    for path in sorted(Path(p) for p in paths):
-        try:
-            statistics.append(lab_statistics(image_or_overview(path)).ravel())
-        except ImageReadError:
-            continue
-        readable.append(path)
-    if not readable:
-        raise ValueError("no readable image to choose a Reinhard reference from")
-    return readable[most_typical(np.stack(statistics))]
+    try:
+        return lab_statistics(image_or_overview(path)).ravel()
+    except ImageReadError:
+        return None
 
 
-def resolve_reference(reference, paths) -> str | None:
+def resolve_reference(reference, paths, *, runner=None) -> str | None:
     """``reference`` as a file path: :data:`TYPICAL` becomes :func:`typical_image` of ``paths``."""
     if reference is None:
         return None
     if str(reference) == TYPICAL:
-        return str(typical_image(paths))
+        return str(typical_image(paths, runner=runner))
     return str(reference)

@@ -27,6 +27,7 @@ __all__ = [
     "REFERENCE_STAINS",
     "StainEstimate",
     "deconvolve",
+    "distinct_colours",
     "estimate_stains",
     "haematoxylin_sector_angle",
     "lab_statistics",
@@ -325,16 +326,52 @@ def separate_stains(rgb: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return deconvolve(optical_density(rgb), matrix)
 
 
-def lab_statistics(rgb: np.ndarray) -> np.ndarray:
-    """Mean and standard deviation of each CIELAB channel, shape (2, 3), for Reinhard [3]_."""
+def distinct_colours(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct colours of a ``uint8`` RGB image, how many pixels have each, and each pixel's.
+
+    A stained slide has far fewer distinct colours than pixels, so a per-colour
+    transform (CIELAB for Reinhard) is computed once per colour, not once per pixel.
+
+    Returns
+    -------
+    colours : ndarray, uint8, shape (m, 3)
+    counts : ndarray of int, shape (m,)
+    inverse : ndarray of int, shape (H * W,)
+        ``colours[inverse]`` is the image's pixels in row-major order.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected a uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    codes, inverse, counts = np.unique(packed.ravel(), return_inverse=True, return_counts=True)
+    colours = np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8)
+    return colours, counts, inverse.ravel()
+
+
+def _lab_of_colours(colours: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of ``uint8`` colours, shape (m, 3) -> float64 (m, 3)."""
     from skimage.color import rgb2lab
 
-    lab = rgb2lab(np.asarray(rgb)).reshape(-1, 3)
-    return np.stack([lab.mean(axis=0), lab.std(axis=0)])
+    return rgb2lab(colours[:, None, :])[:, 0, :]
+
+
+def _weighted_statistics(lab: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Mean and standard deviation of each channel of ``lab`` (m, 3), colour i counted ``counts[i]`` times."""
+    weights = counts / counts.sum()
+    mean = weights @ lab
+    return np.stack([mean, np.sqrt(weights @ (lab - mean) ** 2)])
+
+
+def lab_statistics(rgb: np.ndarray) -> np.ndarray:
+    """Mean and standard deviation of each CIELAB channel over a ``uint8`` image's pixels, shape (2, 3) [3]_."""
+    colours, counts, _ = distinct_colours(rgb)
+    return _weighted_statistics(_lab_of_colours(colours), counts)
 
 
 def reinhard_normalise(rgb: np.ndarray, *, target: np.ndarray, source: np.ndarray | None = None) -> np.ndarray:
     """Reinhard colour transfer [3]_: match each CIELAB channel's mean and std to ``target``.
+
+    Computed once per distinct colour (:func:`distinct_colours`): the same as per pixel.
 
     Parameters
     ----------
@@ -349,15 +386,16 @@ def reinhard_normalise(rgb: np.ndarray, *, target: np.ndarray, source: np.ndarra
     -------
     ndarray, uint8, shape (H, W, 3)
     """
-    from skimage.color import lab2rgb, rgb2lab
+    from skimage.color import lab2rgb
 
     target = np.asarray(target, dtype=np.float64)
-    lab = rgb2lab(np.asarray(rgb))
-    flat = lab.reshape(-1, 3)
-    mean, std = (flat.mean(axis=0), flat.std(axis=0)) if source is None else np.asarray(source, dtype=np.float64)
+    colours, counts, inverse = distinct_colours(rgb)
+    lab = _lab_of_colours(colours)
+    mean, std = _weighted_statistics(lab, counts) if source is None else np.asarray(source, dtype=np.float64)
     lab = (lab - mean) / np.maximum(std, 1e-6) * target[1] + target[0]
     with warnings.catch_warnings():
         # Colours pushed outside the sRGB gamut are clipped, here as below.
         warnings.filterwarnings("ignore", message="Conversion from CIE-LAB", category=UserWarning)
-        out = lab2rgb(lab)
-    return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
+        mapped = lab2rgb(lab[:, None, :])[:, 0, :]
+    mapped = np.round(np.clip(mapped, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return mapped[inverse].reshape(np.shape(rgb))
