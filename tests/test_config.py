@@ -115,7 +115,8 @@ def test_the_shipped_recipes():
     default = resolve_config(recipe="default")
     assert default.segment == SegmentConfig(patch_mode="faded", reinhard_reference="typical")
     own_q = dict(
-        lambda_self_label=1.0, self_label_neighbours=8, self_label_moments=0.5, self_label_crowding=0.2, separate_q=True
+        lambda_self_label=1.0, self_label_neighbours=8, self_label_moments=0.5, self_label_crowding=0.2, separate_q=True,
+        self_label_warmup=2000,
     )
     assert default.train.recipe() == TrainConfig(**own_q).recipe()
     paper = resolve_config(recipe="paper")
@@ -149,3 +150,12 @@ def test_recipe_layers_under_the_file_and_the_command_line(tmp_path):
     assert recipe_path("paper").name == "paper.yaml"
     with pytest.raises(ConfigError, match="unknown recipe 'nope'.*default"):
         resolve_config(recipe="nope")
+
+
+def test_retired_options_load_when_off_and_are_refused_when_used():
+    from cellgan.model import ConfigError, TrainConfig
+
+    old = {**TrainConfig().to_dict(), "strong_views": False, "lambda_contrastive": 0.0}  # a model of an older cellgan
+    assert TrainConfig.from_dict(old, source="model/config.json") == TrainConfig()
+    with pytest.raises(ConfigError, match=r"model/config.json: strong_views no longer exist.*the cellgan that made it"):
+        TrainConfig.from_dict({**old, "strong_views": True}, source="model/config.json")

@@ -155,3 +155,36 @@ def test_self_labels_teach_q_on_real_cells(tmp_path):
     alone = _config(lambda_self_label=1.0, self_label_neighbours=0, iterations=1)
     train(patches, tmp_path / "alone", alone, device="cpu", progress=False)  # the cell alone needs no table
     assert (pd.read_csv(tmp_path / "alone" / "log.csv")["self_label_loss"] > 0).all()
+
+
+def _tinted(n_per=40, seed=0):
+    """Patches of three tints (red, green, blue) with noise: a k-means of their pixels finds the tints."""
+    rng = np.random.default_rng(seed)
+    base = np.repeat(np.eye(3) * 150 + 60, n_per, axis=0)[:, None, None, :]
+    return np.clip(base + rng.normal(0, 20, (3 * n_per, 32, 32, 3)), 0, 255).astype(np.uint8)
+
+
+def test_the_self_label_warm_up_teaches_q_before_the_gan_and_resumes_exactly(tmp_path):
+    from cellgan.analysis.assign import assign_cells
+    from cellgan.metrics.clustering import clustering_scores
+    from cellgan.model import ConfigError
+    from cellgan.model.self_labels import neighbourhood_clusters
+
+    with pytest.raises(ConfigError, match="self_label_warmup needs the self-labels"):
+        _config(self_label_warmup=10)
+    patches = _tinted()
+    teacher = neighbourhood_clusters(patches, None, clusters=3, neighbours=0, seed=0)
+    agreement = {}
+    for warmup in (0, 150):
+        config = _config(lambda_self_label=1.0, self_label_neighbours=0, self_label_warmup=warmup, separate_q=True,
+                         lambda_pair=0.0, iterations=1, lr_critic=1e-3)
+        train(patches, tmp_path / f"w{warmup}", config, device="cpu", progress=False)
+        probs, _ = assign_cells(load_trained(tmp_path / f"w{warmup}", device="cpu"), patches)
+        agreement[warmup] = clustering_scores(probs.argmax(1), teacher.astype(str))["ari"]
+    assert agreement[150] > 0.9 > agreement[0], agreement
+    config = _config(lambda_self_label=1.0, self_label_neighbours=0, self_label_warmup=20, separate_q=True, iterations=2)
+    train(patches, tmp_path / "full", config, device="cpu", progress=False)
+    train(patches, tmp_path / "split", _config(**{**config.to_dict(), "iterations": 1}), device="cpu", progress=False)
+    train(patches, tmp_path / "split", config, device="cpu", progress=False, resume=True)
+    full, split = (load_trained(tmp_path / d, device="cpu").critic.state_dict() for d in ("full", "split"))
+    assert all(torch.equal(full[k], split[k]) for k in full)  # the warm-up is not made again on resuming

@@ -93,16 +93,12 @@ class TrainConfig:
         Total weight, likewise, of the crowding of each cell's place
         (:func:`cellgan.neighbourhood.crowding`: distances to its 1st, 4th and 8th
         nearest cell) in that description; needs the cell table [0: not in the paper].
-    strong_views : bool
-        Q's real-cell terms (pair, self-label, contrastive) see two strong views of
-        each real cell (:func:`cellgan.model.augment.strong_view`: crop ≥ 60 %,
-        symmetry, HED stain and colour jitter, grayscale, blur) instead of the
-        critic's batch; needs ``separate_q`` [not in the paper]. The critic still
-        sees the plain patches, so the generator does not learn the augmentations.
-    lambda_contrastive : float
-        Weight of SimCLR's NT-Xent between the two strong views' projected Q
-        features (:func:`cellgan.model.contrastive.nt_xent_loss`); needs
-        ``strong_views`` [0: not in the paper].
+    self_label_warmup : int
+        Updates of Q alone on its self-labels (cross-entropy, the critic's Adam and
+        batches) before the first generator update, so that the generator learns
+        to draw categories Q already tells apart on real cells [0: not in the
+        paper]. Needs ``lambda_self_label`` > 0. Their time counts in the run's
+        ``minutes``; they are not generator iterations.
     separate_q : bool
         Give Q a trunk of its own instead of sharing the critic's [False: the
         paper shares it]. Q's losses (generated and real cells) then train that
@@ -140,8 +136,7 @@ class TrainConfig:
     self_label_neighbours: int = 5
     self_label_moments: float = 0.0
     self_label_crowding: float = 0.0
-    strong_views: bool = False
-    lambda_contrastive: float = 0.0
+    self_label_warmup: int = 0
     separate_q: bool = False
     augment: bool = True
     iterations: int | None = None
@@ -163,6 +158,7 @@ class TrainConfig:
         _check_minimum("seed", self.seed, minimum=0)
         _check_minimum("pair_neighbours", self.pair_neighbours, minimum=0)
         _check_minimum("self_label_neighbours", self.self_label_neighbours, minimum=0)
+        _check_minimum("self_label_warmup", self.self_label_warmup, minimum=0)
         for name in ("iterations", "checkpoint_every"):
             if getattr(self, name) is not None:
                 _check_minimum(name, getattr(self, name), minimum=1)
@@ -177,16 +173,13 @@ class TrainConfig:
             "lambda_self_label",
             "self_label_moments",
             "self_label_crowding",
-            "lambda_contrastive",
         ):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {getattr(self, name)!r}")
         if self.pair_neighbours and not self.lambda_pair:
             raise ConfigError("pair_neighbours needs the pair term: set lambda_pair > 0")
-        if self.strong_views and not self.separate_q:
-            raise ConfigError("strong_views needs Q's own trunk: set separate_q: true")
-        if self.lambda_contrastive and not self.strong_views:
-            raise ConfigError("lambda_contrastive needs the strong views: set strong_views: true")
+        if self.self_label_warmup and not self.lambda_self_label:
+            raise ConfigError("self_label_warmup needs the self-labels: set lambda_self_label > 0")
         if self.iterations is None and self.minutes is None:
             raise ConfigError("set iterations, minutes or both: the run needs a stopping rule")
 
@@ -204,6 +197,13 @@ class TrainConfig:
         """Build from a dict (a parsed JSON/YAML file), naming ``source`` in errors."""
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a mapping of options, got {type(values).__name__}")
+        retired = sorted(k for k, off in RETIRED_OPTIONS.items() if k in values and values[k] != off)
+        if retired:
+            raise ConfigError(
+                f"{source}: {', '.join(retired)} no longer exist (they lost in the benchmarks and were "
+                "removed); a model trained with them needs the cellgan that made it"
+            )
+        values = {k: v for k, v in values.items() if k not in RETIRED_OPTIONS}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -216,6 +216,11 @@ class TrainConfig:
     def recipe(self) -> dict:
         """The options that define the model and its training, i.e. all but the run length."""
         return {k: v for k, v in self.to_dict().items() if k not in RUN_LENGTH_FIELDS}
+
+
+#: Options that were removed, with the value that meant "off": a model directory that
+#: records them off still loads; one that used them is refused with why.
+RETIRED_OPTIONS = {"strong_views": False, "lambda_contrastive": 0.0}
 
 
 def _check_minimum(name: str, value: int, *, minimum: int) -> None:

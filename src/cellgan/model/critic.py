@@ -112,7 +112,7 @@ class Critic(nn.Module):
     """
 
     def __init__(
-        self, *, categories: int, width: int = 128, seed: int = 0, separate_q: bool = False, projection: int = 0
+        self, *, categories: int, width: int = 128, seed: int = 0, separate_q: bool = False
     ):
         super().__init__()
         if categories < 2:
@@ -123,10 +123,6 @@ class Critic(nn.Module):
         self.score_head = nn.Linear(width, 1)
         self.q_trunk = CriticTrunk(width) if separate_q else None
         self.q_head = nn.Linear(width, categories)
-        # SimCLR's projection of Q's features for the contrastive term (cellgan.model.contrastive)
-        self.q_projection = (
-            nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, projection)) if projection else None
-        )
         init_weights_(self, generator=torch.Generator().manual_seed(seed))
 
     def q(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,8 +21,7 @@ Which parts need the other ranks:
   ``no_sync``: there is no gradient accumulation to save communication on). DDP waits
   for a gradient of every parameter it wraps, so the critic's loss holds Q's logits with
   weight 0 (the paper's recipe uses Q's head only in the Q step): a zero gradient, which
-  Adam turns into no move. The strong views call the critic's parts one by one, not
-  through a DDP forward, and are refused on several ranks.
+  Adam turns into no move; the self-label warm-up holds the critic's score likewise.
 - The generator step takes two gradients of the generator's weights from one batch,
   ∂L_G for the generator's Adam and ∂L_MI for Q's (:func:`generator_gradients`). DDP
   averages only gradients left in ``.grad`` by a backward that follows a forward through

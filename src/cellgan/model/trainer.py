@@ -36,7 +36,6 @@ from cellgan.device import resolve_device
 from cellgan.io.files import atomic_write, remove_temporaries
 from cellgan.io.lock import folder_lock
 from cellgan.model import distributed
-from cellgan.model.augment import strong_view
 from cellgan.model.checkpoint import (
     CONFIG_NAME,
     META_NAME,
@@ -49,7 +48,6 @@ from cellgan.model.checkpoint import (
     write_config,
 )
 from cellgan.model.config import ConfigError, TrainConfig
-from cellgan.model.contrastive import nt_xent_loss
 from cellgan.model.critic import Critic
 from cellgan.model.data import PatchSampler
 from cellgan.model.generator import Generator
@@ -89,10 +87,7 @@ CRITIC_LOG_COLUMNS = (
     "critic_grad_norm",
     "pair_loss",
     "self_label_loss",
-    "contrastive_loss",
 )
-#: Output size of Q's projection head for the contrastive term (SimCLR).
-PROJECTION_DIM = 64
 
 
 class TrainResult(NamedTuple):
@@ -125,7 +120,6 @@ def build_models(config: TrainConfig, device: torch.device | str = "cpu") -> tup
         width=config.width,
         seed=config.seed + 1,
         separate_q=config.separate_q,
-        projection=PROJECTION_DIM if config.lambda_contrastive else 0,
     )
     layout = dict(memory_format=torch.channels_last)
     return generator.to(device, **layout), critic.to(device, **layout)
@@ -209,21 +203,10 @@ def _train_step(
         alpha = torch.rand(b, 1, 1, 1, generator=rng, device=device)
         with torch.no_grad():
             fake = generator(z, F.one_hot(codes, k).float())
-        contrastive = zero
-        if config.strong_views:  # Q sees two strong views of the critic's real cells, the critic the cells
-            score = critic.score_head(critic.trunk(torch.cat([real, fake]))).squeeze(1)
-            real_score, fake_score = score[:b], score[b:]
-            views = torch.cat([strong_view(real, rng), strong_view(real, rng)])
-            q_logits, q_features = critic.q(torch.cat([fake, views]))
-            fake_logits, real_logits = q_logits[:b], q_logits[b:]
-            targets = self_labels[sampler.cells(index)].repeat(2) if self_labels is not None else None
-            if config.lambda_contrastive:
-                contrastive = nt_xent_loss(*critic.q_projection(q_features[b:]).chunk(2))
-        else:
-            out = (critic if ddp is None else ddp.critic)(torch.cat([real, fake]))
-            real_score, fake_score = out.score[:b], out.score[b:]
-            fake_logits, real_logits = out.q_logits[b:], out.q_logits[:b]
-            targets = self_labels[sampler.cells(index)] if self_labels is not None else None
+        out = (critic if ddp is None else ddp.critic)(torch.cat([real, fake]))
+        real_score, fake_score = out.score[:b], out.score[b:]
+        fake_logits, real_logits = out.q_logits[b:], out.q_logits[:b]
+        targets = self_labels[sampler.cells(index)] if self_labels is not None else None
         wasserstein = critic_wasserstein_loss(real_score, fake_score)
         penalty = gradient_penalty(critic.score, real, fake, alpha, weight=config.lambda_gp)
         loss = wasserstein + penalty
@@ -232,14 +215,13 @@ def _train_step(
         pair = pair_mutual_information_loss(*real_logits.chunk(2)) if config.lambda_pair > 0 else zero
         taught = F.cross_entropy(real_logits, targets) if targets is not None else zero
         loss = loss + config.lambda_pair * pair + config.lambda_self_label * taught
-        loss = loss + config.lambda_contrastive * contrastive
         if ddp is not None:  # DDP waits for a gradient of every critic parameter, Q's head too when no term uses it
             loss = loss + 0.0 * out.q_logits.sum()
         optimizers["critic"].zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.get_total_norm([p.grad for p in critic_params if p.grad is not None])
         optimizers["critic"].step()
-        terms = (loss, -wasserstein, penalty, grad_norm, pair, taught, contrastive)
+        terms = (loss, -wasserstein, penalty, grad_norm, pair, taught)
         sums += torch.stack([t.detach() for t in terms])
         counts += torch.bincount(real_logits.detach().argmax(1), minlength=k)
 
@@ -268,6 +250,29 @@ def _train_step(
     row.update(generator_loss=loss_g.item(), mi_loss=loss_mi.item())
     row.update({f"share_{j}": s for j, s in enumerate(shares)})
     return row if ddp is None else distributed.mean_over_ranks(row, device)
+
+
+def _warm_up_q(critic, optimizer, sampler, self_labels, config: TrainConfig, *, ddp=None) -> float:
+    """Train Q alone on the self-labels for ``config.self_label_warmup`` updates; return the seconds it took.
+
+    Update ``i`` is on the sampler's ``i``-th batch (the stream the GAN then starts
+    on), so a run is the same whatever stops it; under DDP the ranks' gradients
+    are averaged through the wrapped critic.
+    """
+    start = time.perf_counter()
+    for index in range(config.self_label_warmup):
+        real = sampler.batch(index)
+        if ddp is None:
+            logits, _ = critic.q(real)
+            loss = F.cross_entropy(logits, self_labels[sampler.cells(index)])
+        else:  # DDP waits for a gradient of every critic parameter
+            out = ddp.critic(real)
+            loss = F.cross_entropy(out.q_logits, self_labels[sampler.cells(index)]) + 0.0 * out.score.sum()
+        optimizer.zero_grad(set_to_none=True)
+        (config.lambda_self_label * loss).backward()
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
 
 
 def sample_grid(generator: Generator, z: torch.Tensor, codes: torch.Tensor, *, columns: int, scale: int = 2) -> np.ndarray:
@@ -393,8 +398,6 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
     """:func:`train`, once rank 0 holds ``out_dir``'s lock."""
     _check_table(config, table, len(patches_uint8))
     device = resolve_device(device, set_threads=False)
-    if ranks is not None and config.strong_views:
-        raise ConfigError("strong_views runs on one process only: train it without torchrun")
     generator, critic = build_models(config, device)
     optimizers = build_optimizers(generator, critic, config)
     step, elapsed, lr_scale = 0, 0.0, 1.0
@@ -417,7 +420,7 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
         batch_size=config.batch_size,
         seed=config.seed,
         augment=config.augment,
-        pairs=config.lambda_pair > 0 and not config.strong_views,  # strong views pair Q's inputs themselves
+        pairs=config.lambda_pair > 0,
         partners=partners,
         rows=None if ranks is None else distributed.rank_rows(len(patches_uint8), ranks),
         device=device,
@@ -457,6 +460,8 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
     with StopSignals() as signals:
         try:
             if not resume:
+                if config.self_label_warmup:  # its time counts in the run's minutes
+                    elapsed += _warm_up_q(critic, optimizers["critic"], sampler, self_labels, config, ddp=ddp)
                 save()  # step 0: from here on a kill leaves a checkpoint to resume, and a divergence one to roll back to
             while budget_left(signals):
                 tic = time.perf_counter()
