@@ -9,12 +9,29 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["digest", "machine_info", "write_json"]
+__all__ = ["digest", "machine_info", "peak_rss_mb", "write_json"]
 
 
 def digest(value) -> str:
     """A short stable name for a JSON-able value (settings), to key cached work by."""
     return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB since it started (Linux ``VmHWM``).
+
+    Not ``ru_maxrss``: a process started by fork and exec (a spawned worker) inherits
+    there the parent's peak, which is not its own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):  # not Linux: the best there is (kB on Linux, bytes on macOS)
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def machine_info(device=None) -> dict:

@@ -153,8 +153,7 @@ def _mosaic_slide(images, path: Path, side: int) -> None:
 
 def _segment_in_fresh_process(slide: str, store_dir: str, config, tile_side: int) -> dict:
     """Segment one slide in this (fresh) process; its seconds and peak RSS."""
-    import resource
-
+    from cellgan.bench._common import peak_rss_mb
     from cellgan.io.cellstore import CellStore
     from cellgan.segment.batch import segment_images
 
@@ -164,7 +163,7 @@ def _segment_in_fresh_process(slide: str, store_dir: str, config, tile_side: int
     seconds = time.perf_counter() - start
     return {
         "seconds": seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "cells": len(store),
         "failed": summary.failed,
     }
