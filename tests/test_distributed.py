@@ -128,6 +128,7 @@ def _worker(rank: int, cells: str, out: str, port: int) -> None:
 
     _check_a_step(CellStore.open(cells).read_patches())
     train = ["train", cells, "--categories", "3", "--width", "8", "--batch-size", "8", "--device", "cpu", "--quiet"]
+    train += ["--config", f"{out}/short_warmup.yaml"]
     runs = (("resumed", "2", []), ("resumed", "3", ["--resume"]), ("straight", "3", []))
     for i, (name, iterations, extra) in enumerate(runs):  # the default recipe: self-labels, Q's own trunk, pairs
         os.environ["MASTER_PORT"] = str(port + 1 + i)
@@ -138,6 +139,7 @@ def _worker(rank: int, cells: str, out: str, port: int) -> None:
 @pytest.mark.realdata
 def test_two_ranks_train_resume_exactly_and_the_model_assigns_on_one_process(cells, tmp_path):
     ports = _free_port()
+    (tmp_path / "short_warmup.yaml").write_text("self_label_warmup: 20\n")  # the default recipe's, shortened
     torch.multiprocessing.spawn(_worker, args=(str(cells), str(tmp_path), ports), nprocs=WORLD)
     resumed, straight = (load_checkpoint(tmp_path / name)[0] for name in ("resumed", "straight"))
     assert resumed.keys() == straight.keys()
