@@ -252,15 +252,18 @@ def _train_step(
     return row if ddp is None else distributed.mean_over_ranks(row, device)
 
 
-def _warm_up_q(critic, optimizer, sampler, self_labels, config: TrainConfig, *, ddp=None) -> float:
+def _warm_up_q(critic, optimizer, sampler, self_labels, config: TrainConfig, *, ddp=None, progress=False) -> float:
     """Train Q alone on the self-labels for ``config.self_label_warmup`` updates; return the seconds it took.
 
     Update ``i`` is on the sampler's ``i``-th batch (the stream the GAN then starts
     on), so a run is the same whatever stops it; under DDP the ranks' gradients
-    are averaged through the wrapped critic.
+    are averaged through the wrapped critic. ``progress``: show a tqdm bar.
     """
+    from tqdm import tqdm
+
     start = time.perf_counter()
-    for index in range(config.self_label_warmup):
+    updates = range(config.self_label_warmup)
+    for index in tqdm(updates, desc="warm-up of Q", unit="update", disable=not progress, dynamic_ncols=True):
         real = sampler.batch(index)
         if ddp is None:
             logits, _ = critic.q(real)
@@ -461,7 +464,9 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
         try:
             if not resume:
                 if config.self_label_warmup:  # its time counts in the run's minutes
-                    elapsed += _warm_up_q(critic, optimizers["critic"], sampler, self_labels, config, ddp=ddp)
+                    elapsed += _warm_up_q(
+                        critic, optimizers["critic"], sampler, self_labels, config, ddp=ddp, progress=progress and leads
+                    )
                 save()  # step 0: from here on a kill leaves a checkpoint to resume, and a divergence one to roll back to
             while budget_left(signals):
                 tic = time.perf_counter()
