@@ -97,8 +97,9 @@ class TrainConfig:
         Updates of Q alone on its self-labels (cross-entropy, the critic's Adam and
         batches) before the first generator update, so that the generator learns
         to draw categories Q already tells apart on real cells [0: not in the
-        paper]. Needs ``lambda_self_label`` > 0. Their time counts in the run's
-        ``minutes``; they are not generator iterations.
+        paper]. Needs ``lambda_self_label`` > 0. At most six passes over the cells
+        (:func:`cellgan.model.trainer.warmup_updates`); their time counts in the
+        run's ``minutes``; they are not generator iterations.
     separate_q : bool
         Give Q a trunk of its own instead of sharing the critic's [False: the
         paper shares it]. Q's losses (generated and real cells) then train that
