@@ -33,12 +33,12 @@ _ONE_GB = 1 << 30
 
 _REFUSE = textwrap.dedent(
     """
-    import json, resource, sys, warnings
+    import json, sys, warnings
     warnings.simplefilter("error")  # a DecompressionBombWarning must not reach the user
+    from cellgan.bench._common import peak_rss_mb  # its own peak, not the one inherited from pytest
     from cellgan.cli.main import main
     status = main(["segment", *sys.argv[2:], "--out", sys.argv[1], "--quiet"])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"status": status, "peak": peak}))
+    print(json.dumps({"status": status, "peak": peak_rss_mb() * 2**20}))
     """
 )
 
