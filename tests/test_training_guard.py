@@ -187,8 +187,12 @@ def test_a_huge_learning_rate_stops_with_a_clear_error_and_status(tmp_path, caps
     store = _store(tmp_path)
     config = tmp_path / "c.yaml"
     config.write_text("train: {lr: 1.0e+6, lr_critic: 1.0e+6}\n")
-    args = ["train", str(store.root), "--out", str(tmp_path / "m"), "--device", "cpu", "--quiet", "--width", "8",
+    args = ["train", str(store.root), "--out", str(tmp_path / "w"), "--device", "cpu", "--quiet", "--width", "8",
             "--batch-size", "8", "--categories", "2", "--iterations", "5", "--config", str(config)]  # fmt: skip
+    assert main(args) == 2  # the default recipe's warm-up of Q diverges first, before any checkpoint
+    assert "diverged in the self-label warm-up of Q" in capsys.readouterr().err
+    config.write_text("train: {lr: 1.0e+6, lr_critic: 1.0e+6, self_label_warmup: 0}\n")
+    args[args.index(str(tmp_path / "w"))] = str(tmp_path / "m")
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "rolled back to step 0, learning rates lowered to 0.1×" in err[0]

@@ -52,7 +52,7 @@ from cellgan.model.config import ConfigError, TrainConfig
 from cellgan.model.critic import Critic
 from cellgan.model.data import PatchSampler
 from cellgan.model.generator import Generator
-from cellgan.model.guard import StopSignals, lowered_scale, non_finite, set_learning_rates
+from cellgan.model.guard import StopSignals, TrainingDiverged, lowered_scale, non_finite, set_learning_rates
 from cellgan.model.losses import (
     critic_wasserstein_loss,
     generator_loss,
@@ -479,10 +479,16 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
     with StopSignals() as signals:
         try:
             if not resume:
-                if config.self_label_warmup:  # its time counts in the run's minutes
+                if config.self_label_warmup:  # its time counts in the run's minutes, and is kept by the checkpoint
                     elapsed += _warm_up_q(
                         critic, optimizers["critic"], sampler, self_labels, config, ddp=ddp, progress=progress and leads
                     )
+                    problem = non_finite({}, {"critic": critic})
+                    if problem is not None:
+                        raise TrainingDiverged(
+                            f"{out_dir}: training diverged in the self-label warm-up of Q ({problem}); "
+                            "lower lr_critic (or set self_label_warmup: 0)"
+                        )
                 save()  # step 0: from here on a kill leaves a checkpoint to resume, and a divergence one to roll back to
             while budget_left(signals):
                 tic = time.perf_counter()

@@ -125,7 +125,10 @@ def surroundings(
     """
     from cellgan.segment.patches import context_patches
 
-    windows = context_patches(rgb, np.asarray(centres_xy, dtype=np.float64), side_px=side_px, size=size).copy()
+    margin = side_px // 2 + 1  # white beyond the image (the patches mirror it; a window shown to a person does not)
+    framed = np.pad(np.asarray(rgb), ((margin, margin), (margin, margin), (0, 0)), constant_values=255)
+    centres = np.asarray(centres_xy, dtype=np.float64) + margin
+    windows = context_patches(framed, centres, side_px=side_px, size=size).copy()
     yy, xx = np.mgrid[:size, :size]
     distance = np.hypot(yy - (size - 1) / 2, xx - (size - 1) / 2)
     on_ring = np.abs(distance - size / 4) < 0.7
