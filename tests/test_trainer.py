@@ -184,8 +184,8 @@ def test_the_self_label_warm_up_teaches_q_before_the_gan_and_resumes_exactly(tmp
     assert agreement[150] > 0.9 > agreement[0], agreement
     from cellgan.model.trainer import warmup_updates
 
-    assert warmup_updates(_config(lambda_self_label=1.0, self_label_warmup=150, lambda_pair=0.0), 120) == 90  # 6 passes
-    assert warmup_updates(_config(lambda_self_label=1.0, self_label_warmup=150), 10_000) == 150
+    assert warmup_updates(_config(lambda_self_label=1.0, self_label_warmup=150, lambda_pair=0.0), 120, 8) == 90  # 6 passes
+    assert warmup_updates(_config(lambda_self_label=1.0, self_label_warmup=150), 10_000, 4) == 150
     config = _config(lambda_self_label=1.0, self_label_neighbours=0, self_label_warmup=20, separate_q=True, iterations=2)
     train(patches, tmp_path / "full", config, device="cpu", progress=False)
     train(patches, tmp_path / "split", _config(**{**config.to_dict(), "iterations": 1}), device="cpu", progress=False)

@@ -257,14 +257,15 @@ def _train_step(
 WARMUP_EPOCHS = 6
 
 
-def warmup_updates(config: TrainConfig, cells: int) -> int:
+def warmup_updates(config: TrainConfig, cells: int, cells_per_batch: int) -> int:
     """The warm-up's length: ``config.self_label_warmup`` updates, at most :data:`WARMUP_EPOCHS` passes over ``cells``.
+
+    ``cells_per_batch``: the sampler's (:attr:`cellgan.model.data.PatchSampler.cells_per_batch`).
 
     The default recipe's 2,000 updates were measured on 22,443 cells (fewer than 3
     passes at 32 cells a batch); a small run fits its self-labels in fewer, and more
     passes over few cells would only learn them by heart.
     """
-    cells_per_batch = config.batch_size // 2 if config.lambda_pair > 0 else config.batch_size
     return min(config.self_label_warmup, math.ceil(WARMUP_EPOCHS * cells / cells_per_batch))
 
 
@@ -278,7 +279,7 @@ def _warm_up_q(critic, optimizer, sampler, self_labels, config: TrainConfig, *, 
     from tqdm import tqdm
 
     start = time.perf_counter()
-    updates = range(warmup_updates(config, len(self_labels)))
+    updates = range(warmup_updates(config, len(self_labels), sampler.cells_per_batch))
     for index in tqdm(updates, desc="warm-up of Q", unit="update", disable=not progress, dynamic_ncols=True):
         real = sampler.batch(index)
         if ddp is None:
