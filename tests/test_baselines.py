@@ -9,6 +9,9 @@ import pytest
 from cellgan.analysis.baselines import (
     SHAPE_STAIN_COLUMNS,
     BaselineError,
+    centre_colour,
+    centre_side,
+    kmeans_centre_colour,
     kmeans_neighbourhood_pixels,
     kmeans_pixels,
     kmeans_shape_stain,
@@ -53,6 +56,31 @@ def test_kmeans_shape_stain_fills_missing_values_and_checks_columns():
         kmeans_shape_stain(table.drop(columns=["mean_eosin"]), clusters=2)
     with pytest.raises(BaselineError, match="3 cells cannot form 4 clusters"):
         kmeans_shape_stain(table.iloc[:3], clusters=4)
+
+
+def test_centre_colour_is_the_mean_and_spread_of_the_8_um_square():
+    rgb = np.full((40, 60, 3), 200, np.uint8)
+    rgb[10:18, 20:28] = [100, 50, 150]
+    assert centre_side(1.0) == 8 and centre_side(0.5) == 16 and centre_side(0.25) == 32
+    assert centre_side(None) == centre_side(float("nan")) == 16  # no pixel size: half a patch of pixels
+    with pytest.raises(BaselineError, match="positive number of µm"):
+        centre_side(0.0)
+    # at 1 µm per pixel the square is the dark square exactly
+    np.testing.assert_allclose(centre_colour(rgb, np.array([[23.5, 13.5]]), side=8)[0], [100, 50, 150, 0, 0, 0])
+    # at 0.5 µm per pixel it is 16 px wide: a quarter of it dark
+    assert centre_colour(rgb, np.array([[23.5, 13.5]]), side=16)[0, 0] == pytest.approx(0.25 * 100 + 0.75 * 200)
+    # a centre on the image's corner takes the square inside the image
+    np.testing.assert_allclose(centre_colour(rgb, np.array([[0.0, 0.0]]), side=8)[0], [200, 200, 200, 0, 0, 0])
+
+
+def test_kmeans_centre_colour_separates_dark_from_pale_centres():
+    rng = np.random.default_rng(0)
+    kind = np.repeat([0, 1], 30)
+    descriptions = np.where(kind[:, None], [200.0, 150, 200, 10, 10, 10], [80.0, 40, 120, 20, 20, 20])
+    result = kmeans_centre_colour(descriptions + rng.normal(0, 3, descriptions.shape), clusters=2)
+    assert adjusted_rand(result.clusters, kind) == pytest.approx(1.0)
+    with pytest.raises(BaselineError, match="finite"):
+        kmeans_centre_colour(descriptions * np.nan, clusters=2)
 
 
 def test_kmeans_pixels_separates_dark_from_light_patches():

@@ -117,6 +117,22 @@ def test_feature_sets_split_the_columns(features):
         feature_columns(table, "texture")
 
 
+def test_learned_features_are_per_image_mean_and_spread_and_join_the_cell_set():
+    learned = np.array([[1.0, 10.0], [3.0, 10.0], [5.0, 40.0]])  # the three cells of image a
+    features = image_features(_cells(), _info(), categories=2, cell_features=learned).set_index("image")
+    assert features.loc["a", "learned_mean_0"] == pytest.approx(3.0)
+    assert features.loc["a", "learned_std_0"] == pytest.approx(np.std([1.0, 3.0, 5.0]))
+    assert features.loc["a", "learned_mean_1"] == pytest.approx(20.0)
+    assert (features.loc["b", ["learned_mean_0", "learned_std_1"]] == 0).all()  # no cell
+    table = features.reset_index()
+    assert {"learned_mean_1", "learned_std_0"} <= set(feature_columns(table, "cells"))
+    assert not any(c.startswith("learned_") for c in feature_columns(table, "segmentation_only"))
+    with pytest.raises(ImageFeatureError, match=r"3 cells but learned features of shape \(2, 2\)"):
+        image_features(_cells(), _info(), categories=2, cell_features=learned[:2])
+    with pytest.raises(ImageFeatureError, match="NaN or infinite"):
+        image_features(_cells(), _info(), categories=2, cell_features=learned * np.nan)
+
+
 def test_unknown_pixel_size_fills_zero_and_missing_info_is_named():
     info = _info()
     info["mpp"] = None

@@ -22,6 +22,7 @@ from cellgan.segment.patches import context_patches, faded_patches, masked_patch
 from cellgan.segment.stain import (
     REFERENCE_STAINS,
     deconvolve,
+    distinct_colours,
     estimate_stains,
     haematoxylin_sector_angle,
     lab_statistics,
@@ -106,6 +107,18 @@ def test_reinhard_matches_the_reference_lab_statistics():
     out = reinhard_normalise(source, target=lab_statistics(reference))
     assert out.dtype == np.uint8 and out.shape == source.shape
     np.testing.assert_allclose(lab_statistics(out)[0], lab_statistics(reference)[0], atol=1.5)
+
+
+def test_distinct_colours_equal_numpy_unique():
+    rgb = _synthetic_he(_stain_field(seed=6))
+    colours, counts, inverse = distinct_colours(rgb)
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    codes, expected_inverse, expected_counts = np.unique(packed.ravel(), return_inverse=True, return_counts=True)
+    assert len(colours) == len(codes) > 100
+    np.testing.assert_array_equal(colours.astype(np.uint32) @ [1 << 16, 1 << 8, 1], codes)
+    np.testing.assert_array_equal(counts, expected_counts)
+    np.testing.assert_array_equal(inverse, expected_inverse.ravel())
+    np.testing.assert_array_equal(colours[inverse].reshape(rgb.shape), rgb)
 
 
 @pytest.mark.realdata

@@ -239,9 +239,20 @@ def compose(
     comp = composition(table, categories=categories, names=names, image_info=info)
     features = None
     if info is not None and {"height", "width", "mpp", "tissue_fraction"} <= set(info.columns):
-        features = image_features(table, info, categories=categories)
+        features = image_features(table, info, categories=categories, cell_features=_cell_features(assignments_dir))
     write_composition(comp, out_dir, features=features)
     return comp, features
+
+
+def _cell_features(assignments_dir: Path) -> np.ndarray | None:
+    """The features Q reads of each assigned cell (``features.npy``), None when the directory has none."""
+    path = Path(assignments_dir) / "features.npy"
+    if not path.is_file():
+        return None
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise CompositionError(f"{path}: unreadable features ({err})") from err
 
 
 def write_composition(table: pd.DataFrame, out_dir: Path, *, features: pd.DataFrame | None = None) -> list[Path]:

@@ -19,9 +19,16 @@ column                          meaning
 ``{g}_nn_distance_um``          mean distance (µm) from a nucleus of g to the nearest other one of g
 ``nn_pair_a_b``                 share of the nuclei whose nearest nucleus pairs categories a and b
                                 (a ≤ b, in either order)
+``learned_mean_j``              mean over the image's nuclei of feature j of the trunk Q reads
+``learned_std_j``               their standard deviation (the assign stage's ``features.npy``)
 ``colour_*``                    whole-image colour statistics
                                 (:func:`cellgan.segment.colour.colour_statistics`)
 =============================== ===================================================
+
+The ``learned_*`` columns are the GAN's own description of each cell, the
+pooled features its Q head classifies from, averaged per image (a bag of the
+image's cells); they are named by position, not meaning. They belong to the
+``cells`` set (benchmarks/README.md, issue 12, measures what they add).
 
 A group g is ``all`` (every nucleus: what segmentation alone gives) or ``cat{k}``
 (the nuclei in category k). The spatial statistics use no label: nearest
@@ -72,7 +79,9 @@ class ImageFeatureError(CellganError, ValueError):
     """A cell table or image table that image features cannot be computed from."""
 
 
-def image_features(cells: pd.DataFrame, image_info: pd.DataFrame, *, categories: int) -> pd.DataFrame:
+def image_features(
+    cells: pd.DataFrame, image_info: pd.DataFrame, *, categories: int, cell_features: np.ndarray | None = None
+) -> pd.DataFrame:
     """Every named feature (see the module docstring) of every image.
 
     Parameters
@@ -88,6 +97,10 @@ def image_features(cells: pd.DataFrame, image_info: pd.DataFrame, *, categories:
         Every image of ``cells`` must be in it.
     categories : int
         K.
+    cell_features : ndarray, shape (len(cells), W), optional
+        The features Q reads of each cell, row i <-> row i of ``cells`` (an
+        ASSIGNMENTS directory's ``features.npy``): adds ``learned_mean_j`` and
+        ``learned_std_j`` (0 for an image without cells).
 
     Returns
     -------
@@ -124,6 +137,8 @@ def image_features(cells: pd.DataFrame, image_info: pd.DataFrame, *, categories:
     ]
     for name in per_image[0] if per_image else _cell_feature_names(categories, groups):
         columns[name] = np.array([row[name] for row in per_image], dtype=np.float64)
+    if cell_features is not None:
+        columns.update(_learned_features(cells, cell_features, info.index))
     for name in (c for c in info.columns if str(c).startswith("colour_")):
         columns[name] = pd.to_numeric(info[name], errors="coerce").to_numpy(dtype=np.float64)
     table = pd.DataFrame(columns, index=info.index)
@@ -136,15 +151,15 @@ def feature_columns(table: pd.DataFrame, feature_set: str) -> list[str]:
 
     ``composition``: the proportions (Hu et al.); ``segmentation_only``: what
     segmentation alone gives (counts, densities, tissue fraction, the ``all_*``
-    group); ``cells``: that and every category feature (proportions,
-    ``cat{k}_*``, neighbour pairs); ``colour_statistics``: the whole-image colour
+    group); ``cells``: that and everything the GAN adds (proportions,
+    ``cat{k}_*``, neighbour pairs, ``learned_*``); ``colour_statistics``: the whole-image colour
     columns; ``all``: ``cells`` and ``colour_statistics``.
     """
     if feature_set not in FEATURE_SETS:
         raise ImageFeatureError(f"unknown feature set {feature_set!r} (one of {', '.join(FEATURE_SETS)})")
     names = [str(c) for c in table.columns if c != "image"]
     segmentation = [c for c in names if c in SEGMENTATION_COLUMNS or c.startswith("all_")]
-    categorical = [c for c in names if c.startswith(("prop_", "cat", "nn_pair_"))]
+    categorical = [c for c in names if c.startswith(("prop_", "cat", "nn_pair_", "learned_"))]
     colour = [c for c in names if c.startswith("colour_")]
     chosen = {
         "composition": [c for c in names if c.startswith("prop_")],
@@ -156,6 +171,21 @@ def feature_columns(table: pd.DataFrame, feature_set: str) -> list[str]:
     if not chosen:
         raise ImageFeatureError(f"the image-feature table has no {feature_set} columns")
     return chosen
+
+
+def _learned_features(cells: pd.DataFrame, cell_features: np.ndarray, images: pd.Index) -> dict[str, np.ndarray]:
+    """Per image of ``images``, the mean and standard deviation of each column of ``cell_features``."""
+    values = np.asarray(cell_features, dtype=np.float64)
+    if values.ndim != 2 or len(values) != len(cells):
+        raise ImageFeatureError(f"{len(cells)} cells but learned features of shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ImageFeatureError("the learned cell features hold NaN or infinite values")
+    frame = pd.DataFrame(values)
+    grouped = frame.groupby(cells["image"].astype(str).to_numpy())
+    mean = grouped.mean().reindex(images).fillna(0.0).to_numpy()
+    std = grouped.std(ddof=0).reindex(images).fillna(0.0).to_numpy()
+    width = values.shape[1]
+    return {f"learned_mean_{j}": mean[:, j] for j in range(width)} | {f"learned_std_{j}": std[:, j] for j in range(width)}
 
 
 def _diagonal(info_row: pd.Series) -> float:

@@ -18,6 +18,8 @@ representation and not the detection. The pixel size is the one the dataset stat
 - ``kmeans_pixels``: k-means (k = K) on the PCA-50 of the patches' pixels;
 - ``kmeans_features``: k-means on the cell table's standardised shape and stain
   features (:data:`cellgan.analysis.baselines.SHAPE_STAIN_COLUMNS`);
+- ``kmeans_colour``: k-means on the RGB mean and spread of the 8 µm square at each
+  centre of the image as read (:func:`cellgan.analysis.baselines.centre_colour`);
 - ``kmeans_neighbourhood``: k-means on the PCA-50 pixels, joined by the nucleus
   moments and the crowding of the recipe's ``self_label_moments`` and
   ``self_label_crowding``, averaged over each cell and its ``self_label_neighbours``
@@ -72,7 +74,7 @@ __all__ = [
 CLUSTERING_DATASETS = ("crchistophenotypes", "consep", "bm_graz")
 
 #: Clustering methods, in reporting order.
-METHODS = ("gan", "kmeans_pixels", "kmeans_features", "kmeans_neighbourhood")
+METHODS = ("gan", "kmeans_pixels", "kmeans_features", "kmeans_colour", "kmeans_neighbourhood")
 
 _SCORE_SUMMARY = ("acc", "ari", "nmi", "ami", "purity", "entropy", "f_score", "linear_probe_acc")
 _UNSUPERVISED_KEYS = ("categories_used", "largest_category_share")
@@ -156,6 +158,7 @@ def run_clustering_benchmark(
     store, skipped = build_point_store(dataset, images, work_dir, config=segment_config)
     table = store.read_table()
     patches = store.read_patches()
+    colours = _centre_colours(images, table)
     labels = _labels(table) if _has_cell_types(dataset) else None
     groups = table["image"].astype(str).to_numpy()
     options = {**(train_options or {}), "categories": categories}
@@ -172,7 +175,7 @@ def run_clustering_benchmark(
         row, clusters = _run_gan(store, patches, table, config, work_dir, labels=labels, device=device, progress=progress)
         runs["gan"].append(row)
         clusterings["gan"].append(clusters)
-        for method, result in _baselines(table, patches, config, seed).items():
+        for method, result in _baselines(table, patches, colours, config, seed).items():
             row = {"seed": seed, **_unsupervised(result.clusters, categories)}
             if labels is not None:
                 row.update(clustering_scores(result.clusters, labels))
@@ -390,9 +393,29 @@ def _train_worker(task) -> int:
     return _train_seed(patches, table, Path(model_dir), config, device=device, progress=False).step
 
 
-def _baselines(table, patches, config, seed: int) -> dict:
+def _centre_colours(images: list, table) -> np.ndarray:
+    """:func:`cellgan.analysis.baselines.centre_colour` of every cell of ``table``, in its order."""
+    from cellgan.analysis.baselines import centre_colour, centre_side
+
+    out = np.empty((len(table), 6), np.float64)
+    ids = table["image"].astype(str).to_numpy()
+    for image in images:
+        rows = np.flatnonzero(ids == str(image.image_id))
+        if len(rows):
+            xy = table.iloc[rows][["centroid_x", "centroid_y"]].to_numpy(np.float64)
+            side = centre_side(float(table["mpp"].iloc[rows[0]]))
+            out[rows] = centre_colour(image.read_rgb(), xy, side=side)
+    return out
+
+
+def _baselines(table, patches, colours, config, seed: int) -> dict:
     """The k-means baselines with k = the GAN's K; the neighbourhood one is the recipe's self-labels exactly."""
-    from cellgan.analysis.baselines import kmeans_neighbourhood_pixels, kmeans_pixels, kmeans_shape_stain
+    from cellgan.analysis.baselines import (
+        kmeans_centre_colour,
+        kmeans_neighbourhood_pixels,
+        kmeans_pixels,
+        kmeans_shape_stain,
+    )
 
     k = config.categories
     teacher = kmeans_neighbourhood_pixels(
@@ -407,6 +430,7 @@ def _baselines(table, patches, config, seed: int) -> dict:
     return {
         "kmeans_pixels": kmeans_pixels(patches, clusters=k, seed=seed),
         "kmeans_features": kmeans_shape_stain(table, clusters=k, seed=seed),
+        "kmeans_colour": kmeans_centre_colour(colours, clusters=k, seed=seed),
         "kmeans_neighbourhood": teacher,
     }
 

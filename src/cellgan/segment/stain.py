@@ -342,10 +342,20 @@ def distinct_colours(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise ValueError(f"expected a uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
+    import pandas as pd
+
     packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-    codes, inverse, counts = np.unique(packed.ravel(), return_inverse=True, return_counts=True)
+    # A hash table (pandas.factorize) then a sort of the few distinct colours: the same
+    # result as np.unique(..., return_inverse=True), whose sort of every pixel is ~10x slower.
+    first_seen, codes = pd.factorize(packed.ravel(), sort=False)
+    order = np.argsort(codes)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    inverse = rank[first_seen]
+    codes = codes[order]
+    counts = np.bincount(inverse, minlength=len(codes))
     colours = np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8)
-    return colours, counts, inverse.ravel()
+    return colours, counts, inverse
 
 
 def _lab_of_colours(colours: np.ndarray) -> np.ndarray:
