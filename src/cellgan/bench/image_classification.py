@@ -97,7 +97,8 @@ def _train_worker(task) -> float:
     from cellgan.model import TrainConfig
     from cellgan.pipeline import train_stage
 
-    store_dir, model_dir, values, device = task
+    store_dir, model_dir, values, device, threads = task
+    torch.set_num_threads(threads)  # the workers share the free cores instead of each taking them all
     start = time.perf_counter()
     train_stage(
         Path(store_dir), Path(model_dir), TrainConfig.from_dict(values), device=torch.device(device), progress=False
@@ -106,7 +107,7 @@ def _train_worker(task) -> float:
 
 
 def _map(function, tasks: list, *, jobs: int) -> list:
-    """``function`` over ``tasks``, in ``jobs`` spawned processes of one thread each when ``jobs`` > 1."""
+    """``function`` over ``tasks``, in ``jobs`` spawned processes when ``jobs`` > 1."""
     if jobs <= 1:
         return [function(task) for task in tasks]
     import multiprocessing
@@ -175,6 +176,7 @@ def run_image_classification_benchmark(
     """
 
     from cellgan.analysis.composition import compose
+    from cellgan.device import free_cpu_threads
     from cellgan.io.cellstore import CellStore
     from cellgan.io.datasets import DATASETS, KATHER2016_MPP, load_kather2016
     from cellgan.model import TrainConfig
@@ -226,7 +228,8 @@ def run_image_classification_benchmark(
         model_dirs = [work / f"model_seed{seed}" for seed in range(seeds)]
         for model_dir in model_dirs:
             shutil.rmtree(model_dir, ignore_errors=True)  # a fresh model each time, never a resumed one
-        tasks = [(str(store_dir), str(d), c.to_dict(), str(device)) for d, c in zip(model_dirs, configs)]
+        threads = max(1, free_cpu_threads() // min(jobs, seeds))
+        tasks = [(str(store_dir), str(d), c.to_dict(), str(device), threads) for d, c in zip(model_dirs, configs)]
         for seed, seconds in enumerate(_map(_train_worker, tasks, jobs=min(jobs, seeds))):
             timings[f"train_seconds_seed{seed}"] = seconds
             log(f"seed {seed}: trained in {seconds / 60:.1f} min")
