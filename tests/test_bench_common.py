@@ -25,3 +25,11 @@ def test_a_spawned_worker_reports_its_own_peak_not_its_parents():
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         child = pool.submit(_child_peak).result()
     assert 0 < child < 400  # ru_maxrss would report at least this process's 400 MB
+
+
+def test_threads_per_job_shares_the_free_cores(monkeypatch):
+    import cellgan.device
+    from cellgan.bench._common import threads_per_job
+
+    monkeypatch.setattr(cellgan.device, "free_cpu_threads", lambda: 4)
+    assert [threads_per_job(jobs) for jobs in (1, 2, 3, 8)] == [4, 2, 1, 1]

@@ -147,9 +147,7 @@ def kmeans_shape_stain(table: pd.DataFrame, *, clusters: int, seed: int = 0) -> 
         raise BaselineError(f"cell table columns {empty} have no finite value")
     medians = np.nanmedian(values, axis=0)
     values = np.where(np.isnan(values), medians, values)
-    std = values.std(axis=0)
-    standardised = (values - values.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    return _kmeans(standardised, clusters=clusters, seed=seed)
+    return _kmeans(_standardised(values), clusters=clusters, seed=seed)
 
 
 def centre_side(mpp: float | None, side_um: float = CENTRE_SIDE_UM) -> int:
@@ -204,8 +202,13 @@ def kmeans_centre_colour(descriptions: np.ndarray, *, clusters: int, seed: int =
     if values.ndim != 2 or not np.isfinite(values).all():
         raise BaselineError(f"centre colours must be a finite (n, d) array, got shape {values.shape}")
     _check_count(len(values), clusters)
+    return _kmeans(_standardised(values), clusters=clusters, seed=seed)
+
+
+def _standardised(values: np.ndarray) -> np.ndarray:
+    """Each column less its mean, over its standard deviation (a constant column: over 1)."""
     std = values.std(axis=0)
-    return _kmeans((values - values.mean(axis=0)) / np.where(std > 0, std, 1.0), clusters=clusters, seed=seed)
+    return (values - values.mean(axis=0)) / np.where(std > 0, std, 1.0)
 
 
 def _checked_patches(patches_uint8, clusters: int) -> np.ndarray:

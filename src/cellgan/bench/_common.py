@@ -17,6 +17,17 @@ def digest(value) -> str:
     return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
+def threads_per_job(jobs: int) -> int:
+    """The torch threads of each of ``jobs`` processes side by side: an equal share of the free cores.
+
+    Each taking every core instead makes their threads wait for each other at every
+    operation (:func:`cellgan.device.free_cpu_threads`).
+    """
+    from cellgan.device import free_cpu_threads
+
+    return max(1, free_cpu_threads() // jobs)
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory in MB since it started (Linux ``VmHWM``).
 

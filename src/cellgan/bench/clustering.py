@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellgan.bench._common import digest, machine_info
+from cellgan.bench._common import digest, machine_info, threads_per_job
 from cellgan.errors import CellganError
 
 __all__ = [
@@ -369,9 +369,7 @@ def _train_in_parallel(store, configs, work_dir: Path, *, jobs: int, device) -> 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from cellgan.device import free_cpu_threads
-
-    threads = max(1, free_cpu_threads() // jobs)
+    threads = threads_per_job(jobs)
     _say(f"training {len(configs)} seeds, {jobs} at a time, {threads} thread(s) each")
     tasks = [(str(store.root), str(_model_dir(work_dir, store, c)), c.to_dict(), str(device), threads) for c in configs]
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellgan.bench._common import digest, machine_info
+from cellgan.bench._common import digest, machine_info, threads_per_job
 from cellgan.fields import as_dict
 
 __all__ = ["GAN_SETS", "run_image_classification_benchmark", "summarise"]
@@ -176,7 +176,6 @@ def run_image_classification_benchmark(
     """
 
     from cellgan.analysis.composition import compose
-    from cellgan.device import free_cpu_threads
     from cellgan.io.cellstore import CellStore
     from cellgan.io.datasets import DATASETS, KATHER2016_MPP, load_kather2016
     from cellgan.model import TrainConfig
@@ -228,7 +227,7 @@ def run_image_classification_benchmark(
         model_dirs = [work / f"model_seed{seed}" for seed in range(seeds)]
         for model_dir in model_dirs:
             shutil.rmtree(model_dir, ignore_errors=True)  # a fresh model each time, never a resumed one
-        threads = max(1, free_cpu_threads() // min(jobs, seeds))
+        threads = threads_per_job(min(jobs, seeds))
         tasks = [(str(store_dir), str(d), c.to_dict(), str(device), threads) for d, c in zip(model_dirs, configs)]
         for seed, seconds in enumerate(_map(_train_worker, tasks, jobs=min(jobs, seeds))):
             timings[f"train_seconds_seed{seed}"] = seconds
