@@ -54,6 +54,28 @@ def test_critic_with_its_own_q_trunk():
     assert Critic(categories=4, width=16).q_trunk is None
 
 
+def test_q_reads_the_standardised_place_and_a_cell_without_one_reads_the_average():
+    torch.manual_seed(0)
+    d = Critic(categories=4, width=16, separate_q=True, place_features=3)
+    assert d.q_head.in_features == 16 + 3
+    places = torch.tensor([[1.0, 10.0, 0.0], [3.0, 30.0, 0.0]])
+    d.set_place_scale(places)
+    assert torch.allclose(d.place_mean, torch.tensor([2.0, 20.0, 0.0]))
+    assert torch.allclose(d.place_std[:2], torch.tensor([1.0, 10.0]))
+    x = torch.randn(2, 3, 32, 32)
+    no_place = d(x).q_logits
+    assert torch.allclose(no_place, d(x, place=torch.full((2, 3), float("nan"))).q_logits)
+    assert torch.allclose(no_place, d(x, place=d.place_mean.expand(2, 3)).q_logits)  # the average place reads 0
+    moved = d(x, place=places).q_logits
+    assert not torch.allclose(moved, no_place)
+    # standardised then clipped at ±3: a place 100 spreads away reads as 3 spreads away
+    far, clipped = torch.tensor([[102.0, 20.0, 0.0]]), torch.tensor([[5.0, 20.0, 0.0]])
+    assert torch.allclose(d.q(x[:1], place=far)[0], d.q(x[:1], place=clipped)[0])
+    assert "place_mean" in d.state_dict()  # the scale travels with the weights
+    with pytest.raises(ValueError, match="place must be"):
+        d.set_place_scale(torch.zeros(2, 4))
+
+
 def test_critic_has_no_normalisation_layers():
     d = Critic(categories=4, width=8)
     assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)) for m in d.modules())

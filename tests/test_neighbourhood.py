@@ -71,3 +71,18 @@ def test_crowding_is_the_log_distance_to_the_1st_4th_and_8th_nearest_cell_in_um(
     assert np.allclose(crowding(table)[9], np.log1p([10.0, 40.0, 80.0]))
     table.loc[9:, "area_um2"] = np.nan  # pixel size unknown: pixels
     assert np.allclose(crowding(table)[9], in_px[9])
+
+
+def test_place_description_joins_crowding_and_moments_with_their_neighbourhood_mean():
+    from cellgan.neighbourhood import PLACE_FEATURES, crowding, nucleus_moments, place_description
+
+    rows = [(image, step * i, 0.0) for image, step in (("dense", 2.0), ("sparse", 20.0)) for i in range(9)]
+    table = _table(rows)
+    patches = np.random.default_rng(0).integers(0, 256, (18, 32, 32, 3), dtype=np.uint8)
+    place = place_description(patches, table, neighbours=2)
+    assert place.shape == (18, PLACE_FEATURES) and place.dtype == np.float32
+    own = np.concatenate([crowding(table), nucleus_moments(patches)], axis=1)
+    assert np.allclose(place[:, :7], own, atol=1e-5)
+    # cell 0 of the dense line: its 2 nearest are cells 1 and 2 of the same image
+    assert np.allclose(place[0, 7:], own[[0, 1, 2]].mean(axis=0), atol=1e-5)
+    assert np.allclose(place_description(patches, table, neighbours=0)[:, 7:], own, atol=1e-5)

@@ -192,3 +192,46 @@ def test_the_self_label_warm_up_teaches_q_before_the_gan_and_resumes_exactly(tmp
     train(patches, tmp_path / "split", config, device="cpu", progress=False, resume=True)
     full, split = (load_trained(tmp_path / d, device="cpu").critic.state_dict() for d in ("full", "split"))
     assert all(torch.equal(full[k], split[k]) for k in full)  # the warm-up is not made again on resuming
+
+
+def test_q_reading_the_place_learns_a_teacher_its_patch_cannot_show(tmp_path):
+    """Cells alike in their pixels, apart only in how crowded they lie: Q fits that teacher only when it reads the place."""
+    from cellgan.analysis.assign import AssignmentError, assign_cells, cell_places, write_assignments
+    from cellgan.io.cellstore import CellStore
+    from cellgan.metrics.clustering import clustering_scores
+    from cellgan.model import ConfigError
+    from cellgan.model.self_labels import neighbourhood_clusters
+
+    rng = np.random.default_rng(0)
+    patches = np.clip(rng.normal(128, 30, (80, 32, 32, 3)), 0, 255).astype(np.uint8)
+    rows = [("dense", 3.0 * (i % 8), 3.0 * (i // 8)) for i in range(40)]
+    rows += [("sparse", 40.0 * (i % 8), 40.0 * (i // 8)) for i in range(40)]
+    table = pd.DataFrame(rows, columns=["image", "centroid_x", "centroid_y"])
+    table["cell_id"] = np.arange(80) % 40
+    for column, value in (("bbox_x0", 0), ("bbox_y0", 0), ("bbox_x1", 8), ("bbox_y1", 8), ("area_px", 50.0),
+                          ("perimeter_px", 25.0), ("eccentricity", 0.5), ("solidity", 0.9),
+                          ("mean_haematoxylin", 0.5), ("mean_eosin", 0.5), ("source", "segment")):
+        table[column] = value
+    options = dict(categories=2, lambda_self_label=1.0, self_label_neighbours=2, self_label_crowding=5.0,
+                   self_label_warmup=150, separate_q=True, lambda_pair=0.0, iterations=1, lr_critic=1e-3)
+    teacher = neighbourhood_clusters(patches, table, clusters=2, neighbours=2, seed=0, crowding_weight=5.0)
+    assert clustering_scores(teacher, table["image"].to_numpy())["ari"] == 1.0  # the teacher splits by crowding
+    with pytest.raises(ConfigError, match="q_reads_place needs the cell table"):
+        train(patches, tmp_path / "none", _config(q_reads_place=True), device="cpu", progress=False)
+    agreement = {}
+    for reads in (False, True):
+        train(patches, tmp_path / f"p{reads}", _config(**options, q_reads_place=reads), device="cpu", progress=False,
+              table=table)
+        model = load_trained(tmp_path / f"p{reads}", device="cpu")
+        probs, _ = assign_cells(model, patches, places=cell_places(model, patches, table))
+        agreement[reads] = clustering_scores(probs.argmax(1), teacher.astype(str))["ari"]
+    assert agreement[True] > 0.9 and agreement[False] < 0.5, agreement
+    with pytest.raises(AssignmentError, match="reads each cell's place"):
+        assign_cells(model, patches)
+    store = CellStore.create(tmp_path / "cells", patch_mode="masked")
+    for image in ("dense", "sparse"):
+        part = table[table.image == image]
+        store.write_image(image, part.drop(columns="image").reset_index(drop=True), patches[part.index.to_numpy()])
+    write_assignments(tmp_path / "pTrue", store.root, tmp_path / "assigned")  # the stage reads the places itself
+    assigned = pd.read_parquet(tmp_path / "assigned" / "assignments.parquet")
+    assert clustering_scores(assigned["own_category"].to_numpy(), teacher.astype(str))["ari"] > 0.9

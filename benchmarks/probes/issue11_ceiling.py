@@ -6,12 +6,15 @@ On the cached store (.cache/issue11, see issue11_windows.py): the default recipe
 cross-validated predictions) from the cell's own description (PCA-50 of its patch + moments;
 then + its crowding) to the teacher's label, scored against the teacher and against the labels.
 """
-import numpy as np, pandas as pd
+import numpy as np
+import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
-from cellgan.model.self_labels import neighbourhood_clusters
-from cellgan.neighbourhood import pixel_pca, nucleus_moments, crowding, _joined
+
 from cellgan.metrics.clustering import clustering_scores
+from cellgan.model.self_labels import neighbourhood_clusters
+from cellgan.neighbourhood import _joined, crowding, nucleus_moments, pixel_pca
+
 C='.cache/issue11/'
 p=np.load(C+'patches_faded.npy'); t=pd.read_parquet(C+'table.parquet'); lab=t.label.astype(str).to_numpy()
 teacher=neighbourhood_clusters(p,t.drop(columns=['label']),clusters=4,neighbours=8,seed=0,moments_weight=0.5,crowding_weight=0.2)

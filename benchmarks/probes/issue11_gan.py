@@ -18,10 +18,10 @@ import yaml
 
 from cellgan.metrics.clustering import clustering_scores
 from cellgan.model import TrainConfig, train
-from cellgan.neighbourhood import nearest_cells, neighbourhood_average
 from cellgan.model.data import patches_to_tensor
 from cellgan.model.self_labels import neighbourhood_clusters
 from cellgan.model.trainer import load_trained
+from cellgan.neighbourhood import nearest_cells, neighbourhood_average
 
 torch.set_num_threads(1)
 C = Path(".cache/issue11")

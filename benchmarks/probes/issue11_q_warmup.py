@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from _issue11 import scored
 
-from cellgan.analysis.assign import neighbourhood_probabilities
 from cellgan.metrics.clustering import clustering_scores
 from cellgan.model.critic import CriticTrunk
 from cellgan.model.data import dihedral, patches_to_tensor
@@ -50,10 +50,7 @@ for stop in checkpoints:
     seconds = time.perf_counter() - start
     with torch.no_grad():
         probs = torch.cat([head(trunk(x[i : i + 2048])).softmax(1) for i in range(0, len(x), 2048)]).numpy()
-    own = probs.argmax(1)
-    read = neighbourhood_probabilities(table, probs, 8).argmax(1)
-    fit = clustering_scores(own, teacher.astype(str))["ari"]
-    s_own = {k: round(v, 3) for k, v in clustering_scores(own, labels).items() if k in ("acc", "ari", "nmi")}
-    s_read = {k: round(v, 3) for k, v in clustering_scores(read, labels).items() if k in ("acc", "ari", "nmi")}
+    fit = clustering_scores(probs.argmax(1), teacher.astype(str))["ari"]
+    s_own, s_read = scored(probs, table, labels)
     print(f"step {step} ({seconds:.0f} s, loss {loss.item():.3f}): ARI vs teacher {fit:.3f}; own {s_own}; over 8 {s_read}",
           flush=True)

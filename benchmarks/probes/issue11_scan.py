@@ -12,30 +12,20 @@ argmax (own, and over the 8 nearest cells) scored against the labels. Labels onl
 """
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _issue11 import default_store, scored
 
 from cellgan.analysis.assign import neighbourhood_probabilities
-from cellgan.bench.clustering import _segment_config, build_point_store, dataset_images
-from cellgan.metrics.clustering import clustering_scores
 from cellgan.model.critic import CriticTrunk
 from cellgan.model.data import dihedral, patches_to_tensor
-from cellgan.model.self_labels import neighbourhood_clusters
 
 torch.set_num_threads(1)
 WARMUP, MINED, ENTROPY = 2000, 20, 5.0
 checkpoints = [int(s) for s in sys.argv[1:]] or [0, 500, 1000, 2000]
-images = dataset_images("crchistophenotypes", "../shared/data")
-config = _segment_config("crchistophenotypes", {"patch_mode": "faded", "reinhard_reference": "typical"}, images)
-store, _ = build_point_store("crchistophenotypes", images, Path(".cache/issue11s"), config=config)
-t = store.read_table()
-p = store.read_patches()
-labels = t.label.astype(str).to_numpy()
-table = t.drop(columns=["label"])
-teacher = neighbourhood_clusters(p, table, clusters=4, neighbours=8, seed=0, moments_weight=0.5, crowding_weight=0.2)
+p, table, labels, teacher = default_store()
 x = patches_to_tensor(p)
 y = torch.from_numpy(teacher)
 torch.manual_seed(0)
@@ -56,11 +46,8 @@ def forward_all():
 
 def report(tag, seconds):
     _, probs = forward_all()
-    own = probs.argmax(1)
-    read = neighbourhood_probabilities(table, probs, 8).argmax(1)
-    s_own = {k: round(v, 3) for k, v in clustering_scores(own, labels).items() if k in ("acc", "ari", "nmi")}
-    s_read = {k: round(v, 3) for k, v in clustering_scores(read, labels).items() if k in ("acc", "ari", "nmi")}
-    sizes = np.bincount(read, minlength=4).tolist()
+    s_own, s_read = scored(probs, table, labels)
+    sizes = np.bincount(neighbourhood_probabilities(table, probs, 8).argmax(1), minlength=4).tolist()
     print(f"{tag} ({seconds:.0f} s): own {s_own}; over 8 {s_read}; sizes {sizes}", flush=True)
 
 

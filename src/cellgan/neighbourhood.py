@@ -28,6 +28,7 @@ from cellgan.errors import CellganError
 
 __all__ = [
     "PIXEL_COMPONENTS",
+    "PLACE_FEATURES",
     "NeighbourError",
     "crowding",
     "nearest_cells",
@@ -35,6 +36,7 @@ __all__ = [
     "neighbourhood_pixels",
     "nucleus_moments",
     "pixel_pca",
+    "place_description",
 ]
 
 #: The cell-table columns that place a cell (see docs/ARCHITECTURE.md).
@@ -170,6 +172,24 @@ def crowding(table: pd.DataFrame) -> np.ndarray:
         mpp = np.sqrt(table["area_um2"].to_numpy(np.float64) / table["area_px"].to_numpy(np.float64))
         distance = distance * np.where(np.isfinite(mpp) & (mpp > 0), mpp, 1.0)[:, None]
     return np.log1p(distance)
+
+
+def place_description(patches_uint8: np.ndarray, table: pd.DataFrame, *, neighbours: int) -> np.ndarray:
+    """Where a cell lies and what its nucleus is like, beside its neighbourhood's mean: float32 (n, 14).
+
+    The cell's :func:`crowding` (3 columns) and :func:`nucleus_moments` (4), then the
+    mean of those 7 over the cell and its ``neighbours`` nearest cells
+    (:func:`nearest_cells`; 0: the cell's own again). What Q reads beside the patch
+    when ``TrainConfig.q_reads_place`` is set: the environment a cell's type depends
+    on, as numbers a cell graph gives, where a 16 µm patch cannot show it.
+    """
+    own = np.concatenate([crowding(table), nucleus_moments(patches_uint8)], axis=1)
+    partners = nearest_cells(table, neighbours) if neighbours else None
+    return np.concatenate([own, neighbourhood_average(own, partners)], axis=1).astype(np.float32)
+
+
+#: Columns of :func:`place_description`.
+PLACE_FEATURES = 2 * (len(CROWDING_RANKS) + 4)
 
 
 def _joined(pca: np.ndarray, blocks: list[tuple[np.ndarray, float]], *, clip: float = 3.0) -> np.ndarray:

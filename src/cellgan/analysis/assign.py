@@ -8,6 +8,8 @@ the kind of neighbourhood the cell lies in; its cells are then read the same way
 Q's probabilities averaged over the cell and its nearest cells in the image (the
 teacher's neighbourhood, :func:`neighbourhood_probabilities`) before the argmax.
 ``neighbours=0`` keeps the paper's reading of each cell alone.
+A model whose Q reads each cell's place (``TrainConfig.q_reads_place``) is given
+it from the store's table, as in training (:func:`cell_places`).
 :func:`write_assignments` turns a MODEL_DIR and a cell store into an ASSIGNMENTS
 directory (see docs/ARCHITECTURE.md)::
 
@@ -40,6 +42,7 @@ __all__ = [
     "AssignmentError",
     "assign_cells",
     "assignments_table",
+    "cell_places",
     "evaluate_assignments",
     "neighbourhood_probabilities",
     "reading_neighbours",
@@ -52,7 +55,9 @@ class AssignmentError(CellganError, ValueError):
     """Patches, labels or an ASSIGNMENTS directory that cannot be used."""
 
 
-def assign_cells(model, patches_uint8, *, batch_size: int = 512, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+def assign_cells(
+    model, patches_uint8, *, places=None, batch_size: int = 512, device="cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """Q's category probabilities and the features Q reads for real patches.
 
     Parameters
@@ -63,6 +68,9 @@ def assign_cells(model, patches_uint8, *, batch_size: int = 512, device="cpu") -
     patches_uint8 : array-like, shape (n, 32, 32, 3), uint8
         Real patches, scaled to [-1, 1] as in training (x / 127.5 - 1, Hu et al.;
         :func:`cellgan.model.data.patches_to_tensor`).
+    places : array-like, shape (n, P), optional
+        The cells' place descriptions (:func:`cell_places`), needed when the
+        model's Q reads them (``TrainConfig.q_reads_place``).
     batch_size : int
         Patches per forward pass.
     device : str or torch.device
@@ -87,6 +95,14 @@ def assign_cells(model, patches_uint8, *, batch_size: int = 512, device="cpu") -
         raise AssignmentError(f"patches must be uint8 (n, h, w, 3), got {patches.dtype} {patches.shape}")
     if batch_size < 1:
         raise AssignmentError(f"batch_size must be at least 1, got {batch_size}")
+    if critic.place_features:
+        if places is None:
+            raise AssignmentError(
+                "this model's Q reads each cell's place: pass places=cell_places(model, patches, table)"
+            )
+        places = np.asarray(places, dtype=np.float32)
+        if places.shape != (len(patches), critic.place_features):
+            raise AssignmentError(f"places must be ({len(patches)}, {critic.place_features}), got {places.shape}")
     device = resolve_device(device, set_threads=False)
     was_training = critic.training
     critic.eval()
@@ -95,7 +111,10 @@ def assign_cells(model, patches_uint8, *, batch_size: int = 512, device="cpu") -
         with torch.no_grad():
             for start in range(0, len(patches), batch_size):
                 batch = np.ascontiguousarray(patches[start : start + batch_size])
-                out = critic(patches_to_tensor(batch, device=device))
+                place = None
+                if critic.place_features:
+                    place = torch.from_numpy(places[start : start + batch_size]).to(device)
+                out = critic(patches_to_tensor(batch, device=device), place=place)
                 probs.append(torch.softmax(out.q_logits.float(), dim=1).cpu().numpy())
                 features.append(out.features.float().cpu().numpy())
     finally:
@@ -103,6 +122,21 @@ def assign_cells(model, patches_uint8, *, batch_size: int = 512, device="cpu") -
     if not probs:
         return np.zeros((0, critic.categories), np.float32), np.zeros((0, critic.width), np.float32)
     return np.concatenate(probs), np.concatenate(features)
+
+
+def cell_places(model, patches_uint8, table: pd.DataFrame) -> np.ndarray | None:
+    """The place descriptions a trained model's Q reads for these cells, or None when it reads none.
+
+    As in training (:func:`cellgan.neighbourhood.place_description` over the
+    model's ``self_label_neighbours`` nearest cells), from this table's positions.
+    """
+    from cellgan.neighbourhood import place_description
+
+    if not model.config.q_reads_place:
+        return None
+    if len(table) != len(patches_uint8):
+        raise AssignmentError(f"the cell table has {len(table)} rows but there are {len(patches_uint8)} patches")
+    return place_description(np.asarray(patches_uint8), table, neighbours=model.config.self_label_neighbours)
 
 
 def reading_neighbours(config, neighbours: int | None = None) -> int:
@@ -196,7 +230,8 @@ def write_assignments(
         raise AssignmentError(f"{store.root}: the cell store holds no cells")
     patches = store.read_patches(mmap=True)
     model = load_trained(model_dir, device=device)
-    probs, features = assign_cells(model, patches, batch_size=batch_size, device=device)
+    places = cell_places(model, patches, table)
+    probs, features = assign_cells(model, patches, places=places, batch_size=batch_size, device=device)
     sources = {
         "model_dir": str(Path(model_dir).resolve()),
         "cells": str(store.root.resolve()),

@@ -100,6 +100,13 @@ class TrainConfig:
         paper]. Needs ``lambda_self_label`` > 0. At most six passes over the cells
         (:func:`cellgan.model.trainer.warmup_updates`); their time counts in the
         run's ``minutes``; they are not generator iterations.
+    q_reads_place : bool
+        Q's head reads, beside the patch's features, where the cell lies: its
+        crowding and nucleus moments and their mean over its
+        ``self_label_neighbours`` nearest cells
+        (:func:`cellgan.neighbourhood.place_description`); a generated cell reads
+        the average place. Needs the cell table, at training and when assigning
+        [False: the paper's Q reads the patch alone].
     separate_q : bool
         Give Q a trunk of its own instead of sharing the critic's [False: the
         paper shares it]. Q's losses (generated and real cells) then train that
@@ -138,6 +145,7 @@ class TrainConfig:
     self_label_moments: float = 0.0
     self_label_crowding: float = 0.0
     self_label_warmup: int = 0
+    q_reads_place: bool = False
     separate_q: bool = False
     augment: bool = True
     iterations: int | None = None

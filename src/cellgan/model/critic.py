@@ -104,6 +104,13 @@ class Critic(nn.Module):
         Give Q a trunk of its own (same architecture) instead of the critic's
         [False in the paper]. Q then fits targets on real cells (self-labels)
         without fighting the Wasserstein critic for the same features.
+    place_features : int
+        Columns of the description of a cell's place that Q's head reads beside
+        the pooled features (:func:`cellgan.neighbourhood.place_description`) [0:
+        the paper's Q reads the patch alone]. Each column is standardised by the
+        training cells' mean and spread (:meth:`set_place_scale`, kept in the
+        weights) and clipped at ±3; a cell without a place (a generated one, or
+        ``place=None``) reads zeros, the training cells' average place.
 
     Notes
     -----
@@ -112,7 +119,13 @@ class Critic(nn.Module):
     """
 
     def __init__(
-        self, *, categories: int, width: int = 128, seed: int = 0, separate_q: bool = False
+        self,
+        *,
+        categories: int,
+        width: int = 128,
+        seed: int = 0,
+        separate_q: bool = False,
+        place_features: int = 0,
     ):
         super().__init__()
         if categories < 2:
@@ -122,21 +135,44 @@ class Critic(nn.Module):
         self.trunk = CriticTrunk(width)
         self.score_head = nn.Linear(width, 1)
         self.q_trunk = CriticTrunk(width) if separate_q else None
-        self.q_head = nn.Linear(width, categories)
+        self.place_features = place_features
+        self.q_head = nn.Linear(width + place_features, categories)
+        self.register_buffer("place_mean", torch.zeros(place_features))
+        self.register_buffer("place_std", torch.ones(place_features))
         init_weights_(self, generator=torch.Generator().manual_seed(seed))
 
-    def q(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Q alone on ``x``: (logits (B, K), features (B, width)), through Q's own trunk when it has one."""
+    def set_place_scale(self, place: torch.Tensor) -> None:
+        """Standardise every later place description by the mean and spread of ``place`` (N, place_features)."""
+        place = torch.as_tensor(place, dtype=self.place_mean.dtype, device=self.place_mean.device)
+        if place.ndim != 2 or place.shape[1] != self.place_features or len(place) == 0:
+            raise ValueError(f"place must be (N ≥ 1, {self.place_features}), got {tuple(place.shape)}")
+        self.place_mean.copy_(place.mean(dim=0))
+        self.place_std.copy_(place.std(dim=0, unbiased=False).clamp_min(1e-6))
+
+    def _q_logits(self, features: torch.Tensor, place: torch.Tensor | None) -> torch.Tensor:
+        if not self.place_features:
+            return self.q_head(features)
+        if place is None:
+            read = features.new_zeros(len(features), self.place_features)
+        else:  # rows of NaN (no place: generated cells) read the average place, 0
+            read = ((place.to(features.dtype) - self.place_mean) / self.place_std).clamp(-3.0, 3.0).nan_to_num(0.0)
+        return self.q_head(torch.cat([features, read], dim=1))
+
+    def q(self, x: torch.Tensor, place: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q alone on ``x``: (logits (B, K), features (B, width)), through Q's own trunk when it has one.
+
+        ``place``: (B, place_features) descriptions of the cells' places, when Q reads them.
+        """
         features = (self.trunk if self.q_trunk is None else self.q_trunk)(x)
-        return self.q_head(features), features
+        return self._q_logits(features, place), features
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """D(x) alone, (B,): what the gradient penalty differentiates."""
         return self.score_head(self.trunk(x)).squeeze(1)
 
-    def forward(self, x: torch.Tensor) -> CriticOutput:
+    def forward(self, x: torch.Tensor, place: torch.Tensor | None = None) -> CriticOutput:
         features = self.trunk(x)
         score = self.score_head(features).squeeze(1)
         if self.q_trunk is not None:
             features = self.q_trunk(x)
-        return CriticOutput(score, self.q_head(features), features)
+        return CriticOutput(score, self._q_logits(features, place), features)

@@ -15,8 +15,10 @@ mutual-information term, so G still draws what each category looks like.
 Why the neighbourhood: cell types come in neighbourhoods (a cell and its 5
 nearest cells share the labelled type 73 % of the time on CRCHistoPhenotypes),
 so averaging over them keeps what a neighbourhood shares and damps what is
-particular to one nucleus. Q sees only the cell's own patch, at training and at
-assignment time. What is averaged: the pixels' PCA, optionally joined by the
+particular to one nucleus. Q sees the cell's own patch, at training and at
+assignment time, and with ``TrainConfig.q_reads_place`` also a few numbers on
+where the cell lies (:func:`cellgan.neighbourhood.place_description`), so that
+it can read the neighbourhood its label describes. What is averaged: the pixels' PCA, optionally joined by the
 nucleus's rotation-invariant moments (size, elongation, darkness) and by how
 crowded the cell's place is (distances to its nearest cells), which tells dense
 glands and infiltrates from sparse stroma.

@@ -61,7 +61,7 @@ from cellgan.model.losses import (
     pair_mutual_information_loss,
 )
 from cellgan.model.self_labels import neighbourhood_clusters
-from cellgan.neighbourhood import nearest_cells
+from cellgan.neighbourhood import PLACE_FEATURES, nearest_cells, place_description
 
 __all__ = [
     "TrainResult",
@@ -121,6 +121,7 @@ def build_models(config: TrainConfig, device: torch.device | str = "cpu") -> tup
         width=config.width,
         seed=config.seed + 1,
         separate_q=config.separate_q,
+        place_features=PLACE_FEATURES if config.q_reads_place else 0,
     )
     layout = dict(memory_format=torch.channels_last)
     return generator.to(device, **layout), critic.to(device, **layout)
@@ -179,6 +180,7 @@ def _train_step(
     config: TrainConfig,
     *,
     self_labels: torch.Tensor | None = None,
+    places: torch.Tensor | None = None,
     ddp: distributed.DistributedModels | None = None,
 ) -> dict[str, float]:
     """One generator iteration (``critic_steps`` critic updates, then G and Q); returns the log row.
@@ -187,6 +189,8 @@ def _train_step(
     step's real batch (``config.lambda_self_label``). In the critic's loss, not
     in the Q update: there (Q's own Adam, once per generator step) Q fitted
     them worse in 10-minute runs on CRCHistoPhenotypes (NMI 0.04–0.06 against 0.11).
+    ``places``: every real cell's place description, when Q reads it
+    (``config.q_reads_place``); generated cells have none.
     ``ddp``: the DDP wrappers of the models on several ranks; the log row is then the ranks' mean.
     """
     device = sampler.device
@@ -204,7 +208,8 @@ def _train_step(
         alpha = torch.rand(b, 1, 1, 1, generator=rng, device=device)
         with torch.no_grad():
             fake = generator(z, F.one_hot(codes, k).float())
-        out = (critic if ddp is None else ddp.critic)(torch.cat([real, fake]))
+        place = _batch_places(places, sampler.cells(index), generated=len(fake))
+        out = (critic if ddp is None else ddp.critic)(torch.cat([real, fake]), place=place)
         real_score, fake_score = out.score[:b], out.score[b:]
         fake_logits, real_logits = out.q_logits[b:], out.q_logits[:b]
         targets = self_labels[sampler.cells(index)] if self_labels is not None else None
@@ -269,7 +274,19 @@ def warmup_updates(config: TrainConfig, cells: int, cells_per_batch: int) -> int
     return min(config.self_label_warmup, math.ceil(WARMUP_EPOCHS * cells / cells_per_batch))
 
 
-def _warm_up_q(critic, optimizer, sampler, self_labels, config: TrainConfig, *, ddp=None, progress=False) -> float:
+def _batch_places(places: torch.Tensor | None, cells: torch.Tensor, *, generated: int = 0) -> torch.Tensor | None:
+    """The place descriptions of a batch's real ``cells``, then ``generated`` rows of NaN (no place).
+
+    None when Q reads no place.
+    """
+    if places is None:
+        return None
+    return torch.cat([places[cells], places.new_full((generated, places.shape[1]), float("nan"))])
+
+
+def _warm_up_q(
+    critic, optimizer, sampler, self_labels, config: TrainConfig, *, places=None, ddp=None, progress=False
+) -> float:
     """Train Q alone on the self-labels for :func:`warmup_updates` updates; return the seconds it took.
 
     Update ``i`` is on the sampler's ``i``-th batch (the stream the GAN then starts
@@ -282,11 +299,12 @@ def _warm_up_q(critic, optimizer, sampler, self_labels, config: TrainConfig, *, 
     updates = range(warmup_updates(config, len(self_labels), sampler.cells_per_batch))
     for index in tqdm(updates, desc="warm-up of Q", unit="update", disable=not progress, dynamic_ncols=True):
         real = sampler.batch(index)
+        place = _batch_places(places, sampler.cells(index))
         if ddp is None:
-            logits, _ = critic.q(real)
+            logits, _ = critic.q(real, place=place)
             loss = F.cross_entropy(logits, self_labels[sampler.cells(index)])
         else:  # DDP waits for a gradient of every critic parameter
-            out = ddp.critic(real)
+            out = ddp.critic(real, place=place)
             loss = F.cross_entropy(out.q_logits, self_labels[sampler.cells(index)]) + 0.0 * out.score.sum()
         optimizer.zero_grad(set_to_none=True)
         (config.lambda_self_label * loss).backward()
@@ -430,6 +448,9 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
     set_learning_rates(optimizers, rates, lr_scale)
     partners = nearest_cells(table, config.pair_neighbours) if config.pair_neighbours else None
     self_labels = _self_labels(config, patches_uint8, table, device, ranks)
+    places = _places(config, patches_uint8, table, device, ranks)
+    if places is not None and not resume:  # a resumed critic keeps the scale it was trained with
+        critic.set_place_scale(places)
     ddp = None if ranks is None else distributed.wrap_models(generator, critic, ranks, device)
     leads = ranks is None or ranks.leads
     if leads:
@@ -482,7 +503,14 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
             if not resume:
                 if config.self_label_warmup:  # its time counts in the run's minutes, and is kept by the checkpoint
                     elapsed += _warm_up_q(
-                        critic, optimizers["critic"], sampler, self_labels, config, ddp=ddp, progress=progress and leads
+                        critic,
+                        optimizers["critic"],
+                        sampler,
+                        self_labels,
+                        config,
+                        places=places,
+                        ddp=ddp,
+                        progress=progress and leads,
                     )
                     problem = non_finite({}, {"critic": critic})
                     if problem is not None:
@@ -493,7 +521,10 @@ def _train(patches_uint8, out_dir: Path, config: TrainConfig, *, device, resume,
                 save()  # step 0: from here on a kill leaves a checkpoint to resume, and a divergence one to roll back to
             while budget_left(signals):
                 tic = time.perf_counter()
-                row = _train_step(generator, critic, optimizers, sampler, step, config, self_labels=self_labels, ddp=ddp)
+                row = _train_step(
+                    generator, critic, optimizers, sampler, step, config,
+                    self_labels=self_labels, places=places, ddp=ddp,
+                )
                 # the same on every rank: the row is the ranks' mean and the weights are in step
                 problem = non_finite(row, {"generator": generator, "critic": critic})
                 if problem is not None:  # roll back to the last checkpoint, with the rates lowered once
@@ -548,6 +579,7 @@ def _check_table(config: TrainConfig, table: pd.DataFrame | None, n_patches: int
         "pair_neighbours": config.pair_neighbours,
         "self_label_neighbours": config.lambda_self_label and config.self_label_neighbours,
         "self_label_crowding": config.lambda_self_label and config.self_label_crowding,
+        "q_reads_place": config.q_reads_place,
     }
     needs = [name for name, used in uses.items() if used]
     if not needs:
@@ -579,6 +611,21 @@ def _self_labels(config: TrainConfig, patches, table: pd.DataFrame | None, devic
         return torch.from_numpy(labels).to(device)
 
     like = torch.empty(len(patches), dtype=torch.int64, device=device)
+    return distributed.from_rank_zero(compute, like, ranks)
+
+
+def _places(config: TrainConfig, patches, table: pd.DataFrame | None, device, ranks=None) -> torch.Tensor | None:
+    """Every real cell's place description on ``device`` when Q reads it (``q_reads_place``), else None.
+
+    Under DDP (``ranks``) rank 0 computes them on the whole table and sends them to the others.
+    """
+    if not config.q_reads_place:
+        return None
+
+    def compute() -> torch.Tensor:
+        return torch.from_numpy(place_description(patches, table, neighbours=config.self_label_neighbours)).to(device)
+
+    like = torch.empty(len(patches), PLACE_FEATURES, dtype=torch.float32, device=device)
     return distributed.from_rank_zero(compute, like, ranks)
 
 
