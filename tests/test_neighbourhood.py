@@ -86,3 +86,27 @@ def test_place_description_joins_crowding_and_moments_with_their_neighbourhood_m
     # cell 0 of the dense line: its 2 nearest are cells 1 and 2 of the same image
     assert np.allclose(place[0, 7:], own[[0, 1, 2]].mean(axis=0), atol=1e-5)
     assert np.allclose(place_description(patches, table, neighbours=0)[:, 7:], own, atol=1e-5)
+
+
+def test_crowding_reads_a_cell_at_the_edge_of_the_field_as_crowded_as_one_inside():
+    from cellgan.neighbourhood import _field, crowding, edge_corrected, nearest_cells
+
+    # a 20 x 20 grid, 10 px apart: every cell lies in tissue of the same density
+    grid = [("a", 10.0 * i, 10.0 * j) for i in range(20) for j in range(20)]
+    table = _table(grid)
+    xy = table[["centroid_x", "centroid_y"]].to_numpy()
+    raw = np.linalg.norm(xy[nearest_cells(table, 8)] - xy[:, None], axis=2)[:, [3, 7]]
+    corrected = np.expm1(crowding(table))[:, 1:]  # the 4th and 8th nearest
+    inside, corner, edge = 10 * 20 + 10, 0, 10  # (100, 100), (0, 0), (0, 100)
+    assert np.allclose(raw[inside], [10.0, 10.0 * np.sqrt(2)])
+    assert (raw[corner] > 1.4 * raw[inside]).all() and raw[edge, 0] > 1.4 * raw[inside, 0]
+    assert np.allclose(corrected[corner], corrected[inside], rtol=0.15)
+    assert np.allclose(corrected[edge], corrected[inside], rtol=0.15)
+    assert np.allclose(corrected[inside], raw[inside])  # away from the edge nothing changes
+    # a field given explicitly: a disc wholly inside is kept, half outside shrinks by sqrt(1/2)
+    lo, hi = np.array([[0.0, 0.0], [0.0, 0.0]]), np.array([[100.0, 100.0], [100.0, 100.0]])
+    out = edge_corrected(np.array([[50.0, 50.0], [50.0, 0.0]]), np.array([[10.0], [10.0]]), lo, hi)
+    assert out[0, 0] == 10.0 and abs(out[1, 0] - 10.0 * np.sqrt(0.5)) < 0.5
+    # cells on one line span no rectangle: left as they are
+    line_lo, line_hi = _field(np.array([[0.0, 5.0], [10.0, 5.0]]), np.array(["b", "b"]))
+    assert np.isinf(line_lo).all() and np.isinf(line_hi).all()

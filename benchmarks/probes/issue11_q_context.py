@@ -9,6 +9,9 @@ batch 64 with random symmetries, Adam 2e-4 (0.5, 0.9). VARIANT names the context
   none      nothing (step 11's network)
   crowd     the cell's crowding (log distances to its 1st/4th/8th nearest cell), standardised
   nbplace   crowding and nucleus moments, each the cell's own and its 8 nearest cells' mean
+  wide      nbplace, joined by the same 7 averaged over the 32 nearest cells and the log distance
+            to the 16th and 32nd nearest cell (step 20: the tissue around the neighbourhood)
+  nbplace16 nbplace with the mean over the 16 nearest cells instead of 8
 At each STEPS: Q's agreement with its teacher and its argmax (own, and over the 8 nearest
 cells) scored against the labels. Labels only score.
 """
@@ -43,6 +46,16 @@ elif variant == "crowd":
 elif variant == "nbplace":
     place = np.concatenate([standardised(crowding(table)), standardised(nucleus_moments(p))], axis=1)
     context = np.concatenate([place, standardised(neighbourhood_average(place, partners))], axis=1)
+elif variant in ("wide", "nbplace16"):
+    place = np.concatenate([standardised(crowding(table)), standardised(nucleus_moments(p))], axis=1)
+    if variant == "nbplace16":
+        context = np.concatenate([place, standardised(neighbourhood_average(place, nearest_cells(table, 16)))], axis=1)
+    else:
+        far = nearest_cells(table, 32)
+        xy = table[["centroid_x", "centroid_y"]].to_numpy(np.float64)
+        distance = np.log1p(np.linalg.norm(xy[far] - xy[:, None], axis=2)[:, [15, 31]])
+        context = np.concatenate([place, standardised(neighbourhood_average(place, partners)),
+                                  standardised(neighbourhood_average(place, far)), standardised(distance)], axis=1)
 else:
     raise SystemExit(f"unknown variant {variant}")
 x = patches_to_tensor(p)

@@ -31,6 +31,7 @@ __all__ = [
     "PLACE_FEATURES",
     "NeighbourError",
     "crowding",
+    "edge_corrected",
     "nearest_cells",
     "neighbourhood_average",
     "neighbourhood_pixels",
@@ -160,18 +161,67 @@ def crowding(table: pd.DataFrame) -> np.ndarray:
 
     Distances are between centroids in the same image (:func:`nearest_cells`), in µm
     where the table knows the pixel size (``area_um2`` over ``area_px``), else in
-    pixels. Epithelium packs its nuclei in glands and sheets, inflammatory cells
-    gather in dense infiltrates, fibroblasts lie sparse in stroma: the local density
-    of nuclei, the simplest feature of cell graphs (Gunduz et al., Bioinformatics
-    2004), here as a description of the cell rather than of the tissue.
+    pixels, and corrected for the edge of the field (:func:`edge_corrected`): a cell
+    by the image's edge has neighbours on one side only, and would otherwise read as
+    sparse as stroma. Epithelium packs its nuclei in glands and sheets, inflammatory
+    cells gather in dense infiltrates, fibroblasts lie sparse in stroma: the local
+    density of nuclei, the simplest feature of cell graphs (Gunduz et al.,
+    Bioinformatics 2004), here as a description of the cell rather than of the tissue.
     """
     partners = nearest_cells(table, max(CROWDING_RANKS))
     xy = table[["centroid_x", "centroid_y"]].to_numpy(dtype=np.float64)
     distance = np.linalg.norm(xy[partners] - xy[:, None], axis=2)[:, [r - 1 for r in CROWDING_RANKS]]
+    distance = edge_corrected(xy, distance, *_field(xy, table["image"].to_numpy()))
     if {"area_um2", "area_px"} <= set(table.columns):
         mpp = np.sqrt(table["area_um2"].to_numpy(np.float64) / table["area_px"].to_numpy(np.float64))
         distance = distance * np.where(np.isfinite(mpp) & (mpp > 0), mpp, 1.0)[:, None]
     return np.log1p(distance)
+
+
+def _field(xy: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the lower and upper corners (n, 2) of the rectangle its image's cells span.
+
+    The field the cells were found in, as the cells themselves show it (the cell
+    table does not carry the image's size); an image whose cells lie on one line
+    (no extent along an axis) gets an unbounded field: nothing to correct.
+    """
+    lo, hi = np.empty_like(xy), np.empty_like(xy)
+    for image in pd.unique(images):
+        rows = images == image
+        low, high = xy[rows].min(axis=0), xy[rows].max(axis=0)
+        if (high <= low).any():
+            low, high = np.full(2, -np.inf), np.full(2, np.inf)
+        lo[rows], hi[rows] = low, high
+    return lo, hi
+
+
+#: Points spread evenly over the unit disc (a sunflower spiral), to measure how much of a disc lies in a field.
+_DISC = np.stack(
+    [
+        np.sqrt((np.arange(64) + 0.5) / 64) * np.cos(np.pi * (3 - np.sqrt(5)) * np.arange(64)),
+        np.sqrt((np.arange(64) + 0.5) / 64) * np.sin(np.pi * (3 - np.sqrt(5)) * np.arange(64)),
+    ],
+    axis=1,
+)
+
+
+def edge_corrected(xy: np.ndarray, distance: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Distances to nearest cells as if the field went on beyond its edge: float (n, m).
+
+    ``distance[i, j]`` is cell i's distance to its k-th nearest cell; a disc of that
+    radius holds k cells, but only the share f of it inside the field
+    [``lo``, ``hi``] (per cell, (n, 2)) could hold any. At the same density a whole
+    disc would hold them within r·√f, which is returned (f floored at ¼, a corner's
+    share; the usual edge correction of spatial point statistics, Ripley 1977).
+    Inside the field, away from its edge, f = 1 and nothing changes.
+    """
+    out = np.array(distance, dtype=np.float64, copy=True)
+    for start in range(0, len(out), 4096):
+        part = slice(start, start + 4096)
+        points = xy[part, None, None, :] + out[part, :, None, None] * _DISC[None, None]
+        inside = ((points >= lo[part, None, None]) & (points <= hi[part, None, None])).all(axis=-1).mean(axis=-1)
+        out[part] *= np.sqrt(np.clip(inside, 0.25, 1.0))
+    return out
 
 
 def place_description(patches_uint8: np.ndarray, table: pd.DataFrame, *, neighbours: int) -> np.ndarray:
