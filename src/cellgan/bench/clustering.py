@@ -23,7 +23,8 @@ representation and not the detection. The pixel size is the one the dataset stat
 - ``kmeans_neighbourhood``: k-means on the PCA-50 pixels, joined by the nucleus
   moments and the crowding of the recipe's ``self_label_moments`` and
   ``self_label_crowding``, averaged over each cell and its ``self_label_neighbours``
-  nearest cells (over-clustered and merged as ``self_label_overclusters`` says): the self-labels that teach Q when ``lambda_self_label`` > 0,
+  nearest cells (over-clustered and merged as ``self_label_overclusters`` says):
+  the self-labels that teach Q when ``lambda_self_label`` > 0,
   scored on their own so that the GAN can be compared with its teacher.
 
 Each clustering is scored against the labels (Hungarian accuracy, ARI, NMI, AMI

@@ -96,8 +96,7 @@ class TrainConfig:
     self_label_overclusters : int
         When above ``categories``: the self-labels' k-means finds this many
         centres, then merges them into ``categories`` groups by Ward's linkage
-        (:func:`cellgan.model.self_labels.overclustered`), so that a stretched or
-        uneven group of cells is not cut in two [0: one k-means of
+        (:func:`cellgan.model.self_labels.overclustered`) [0: one k-means of
         ``categories`` centres; not in the paper].
     self_label_warmup : int
         Updates of Q alone on its self-labels (cross-entropy, the critic's Adam and

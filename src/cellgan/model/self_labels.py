@@ -84,8 +84,9 @@ def overclustered(described: np.ndarray, *, clusters: int, overclusters: int, se
     """
     from sklearn.cluster import KMeans
 
-    # no more centres than distinct cells (a tiny or repetitive set), never fewer than ``clusters``
-    centres = max(clusters, min(overclusters, len(np.unique(described, axis=0))))
+    centres = clusters
+    if overclusters > clusters:  # no more centres than distinct cells (a tiny or repetitive set)
+        centres = max(clusters, min(overclusters, len(np.unique(described, axis=0))))
     found = KMeans(n_clusters=centres, n_init=10, random_state=seed).fit(described)
     if centres == clusters:
         return found.labels_.astype(np.int64)
