@@ -40,7 +40,13 @@ def test_bench_on_two_crc_images(data_root, tmp_path, capsys):
     summary = json.loads(out.read_text())
 
     cells = summary["cells"]
-    assert cells["images"] == 2 and cells["cells"] == sum(cells["class_sizes"].values())
+    # Every nucleus of the detection files is a cell; only the typed ones are scored.
+    from cellgan.io.datasets import load_crchistophenotypes
+
+    records = load_crchistophenotypes(data_root / "crchistophenotypes")[:2]
+    assert cells["images"] == 2 and cells["typed_cells"] == sum(cells["class_sizes"].values())
+    assert cells["typed_cells"] == sum(len(r.labelled_centres) for r in records)
+    assert cells["cells"] == sum(len(r.centres) for r in records) > cells["typed_cells"]
     assert cells["skipped_images"] == []
     assert set(cells["class_sizes"]) <= {"epithelial", "fibroblast", "inflammatory", "others"}
     for method in METHODS:
@@ -120,7 +126,7 @@ def test_bench_on_two_consep_patches_scores_their_cell_types(data_root, tmp_path
     typed = sum(len(i.labelled_centres) for i in load_consep(data_root / "consep", splits=("train",))[:2])
     cells = summary["cells"]
     assert summary["dataset"] == "consep" and cells["images"] == 2 and cells["skipped_images"] == []
-    assert cells["cells"] == sum(cells["class_sizes"].values()) == typed
+    assert cells["cells"] == cells["typed_cells"] == sum(cells["class_sizes"].values()) == typed
     assert set(cells["class_sizes"]) <= set(CONSEP_CELL_TYPES)
     assert summary["config"]["segment"]["mpp"] == 0.25 and summary["config"]["segment"]["patch_mode"] == "faded"
     for method in METHODS:
@@ -150,6 +156,20 @@ def test_bench_on_bm_graz_reports_only_unsupervised_figures(data_root, tmp_path)
         row = summary[method]["per_seed"][0]
         assert sum(row["cells_per_category"]) == summary["cells"]["cells"] > 100
     assert summary["config"]["train"]["batch_size"] == 16
+
+
+def test_every_nucleus_keeps_the_untyped_ones_and_matches_each_typed_centre_once():
+    from cellgan.bench.clustering import every_nucleus
+
+    centres = [[5.0, 5.0], [20.0, 20.0], [20.5, 20.0], [40.0, 40.0]]
+    typed = [[20.3, 20.0], [20.6, 20.1], [60.0, 60.0]]  # two on near-twin centres, one with no centre
+    xy, labels = every_nucleus(centres, typed, ["a", "b", "c"])
+    assert xy.tolist() == [*centres, [60.0, 60.0]]
+    assert labels[0] is None and labels[3] is None
+    assert sorted(labels[1:3]) == ["a", "b"] and labels[4] == "c"
+    with pytest.raises(BenchmarkError, match="2 typed centres but 1 types"):
+        every_nucleus(centres, typed[:2], ["a"])
+    assert every_nucleus([], [], [])[0].shape == (0, 2)
 
 
 def test_bench_rejects_an_unknown_dataset(tmp_path):

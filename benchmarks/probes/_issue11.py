@@ -1,7 +1,9 @@
 """What the issue-11 probes share: the default recipe's CRCHistoPhenotypes store and teacher, and their scoring.
 
 Imported by the probe scripts beside it (run from the repository root, so this folder is on sys.path).
-Labels only score.
+Labels only score. Steps 1-26 ran on the bench's store of the typed nuclei alone; since step 27 the
+bench's store holds every nucleus, and this returns its typed cells only, so that the probes still
+measure what they measured then (the honest cell set is every nucleus: issue11_all_nuclei.py).
 """
 from pathlib import Path
 
@@ -20,7 +22,9 @@ def default_store(work_dir=".cache/issue11s"):
     config = _segment_config("crchistophenotypes", {"patch_mode": "faded", "reinhard_reference": "typical"}, images)
     store, _ = build_point_store("crchistophenotypes", images, Path(work_dir), config=config)
     t = store.read_table()
-    p = store.read_patches()
+    typed = t.label.notna().to_numpy()
+    t = t[typed].reset_index(drop=True)
+    p = store.read_patches()[typed]
     labels = t.label.astype(str).to_numpy()
     table = t.drop(columns=["label"])
     teacher = neighbourhood_clusters(p, table, clusters=4, neighbours=8, seed=0, moments_weight=0.5, crowding_weight=0.2)
@@ -33,3 +37,21 @@ def scored(probs, table, labels):
     read = neighbourhood_probabilities(table, probs, 8).argmax(1)
     keep = ("acc", "ari", "nmi")
     return tuple({k: round(v, 3) for k, v in clustering_scores(c, labels).items() if k in keep} for c in (own, read))
+
+
+def all_nuclei_store(typed_only: bool = False):
+    """(patches, table without labels, labels with "" for an untyped nucleus, typed mask) of the every-nucleus
+    store that issue11_all_nuclei.py builds (step 27); ``typed_only``: its typed cells alone."""
+    import numpy as np
+
+    from cellgan.io.cellstore import CellStore
+
+    store = CellStore.open(Path(".cache/issue11_all/all_nuclei"))
+    t = store.read_table()
+    p = store.read_patches()
+    labels = t.label.fillna("").astype(str).to_numpy()
+    typed = labels != ""
+    table = t.drop(columns=["label"])
+    if typed_only:
+        return p[typed], table[typed].reset_index(drop=True), labels[typed], np.ones(int(typed.sum()), bool)
+    return p, table, labels, typed
