@@ -4,7 +4,7 @@
 # benchmarks/results/composition_crchistophenotypes.json with the default recipe, or with
 # $RECIPE (benchmarks/configs/<RECIPE>.yaml, e.g. RECIPE=reinhard_own_q)
 # composition_crchistophenotypes_<RECIPE>.json. Extra options via $BENCH_OPTIONS
-# (e.g. BENCH_OPTIONS="--minutes 6").
+# (default "--seeds 3 --jobs 3": three GANs side by side, 30 minutes each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data_root="${CELLGAN_DATA_ROOT:-../shared/data}"
@@ -14,4 +14,5 @@ recipe="${RECIPE:-default}" suffix="" source="${RECIPE:-default}"
 [ -f "benchmarks/configs/$recipe.yaml" ] && source="benchmarks/configs/$recipe.yaml"
 # shellcheck disable=SC2086
 "$python" -m cellgan.cli.main bench composition --data-root "$data_root" --recipe "$source" \
-    --json "benchmarks/results/composition_crchistophenotypes${suffix}.json" ${BENCH_OPTIONS:-}
+    --work-dir .cache/bench/composition_crchistophenotypes \
+    --json "benchmarks/results/composition_crchistophenotypes${suffix}.json" ${BENCH_OPTIONS:---seeds 3 --jobs 3}

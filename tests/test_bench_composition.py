@@ -91,14 +91,19 @@ def test_image_classification_scores_leave_rare_types_out_of_the_svm():
     json.dumps(result)
 
 
+def _two_image_args(data_root, tmp_path, out):
+    """The bench's arguments for a 1-iteration width-8 run on the first two images, writing ``out``."""
+    args = ["bench", "composition", "--data-root", str(data_root), "--json", str(out), "--limit-images", "2"]
+    return args + ["--iterations", "1", "--width", "8", "--device", "cpu", "--work-dir", str(tmp_path / "work")]
+
+
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_bench_runs_end_to_end_on_two_images(data_root, tmp_path):
     from cellgan.cli.main import main
 
     out = tmp_path / "bench.json"
-    args = ["bench", "composition", "--data-root", str(data_root), "--json", str(out), "--limit-images", "2"]
-    args += ["--iterations", "1", "--width", "8", "--device", "cpu", "--work-dir", str(tmp_path / "work")]
+    args = _two_image_args(data_root, tmp_path, out)
     assert main(args) == 0
     result = json.loads(out.read_text())
     assert result["images"] == 2 and result["detected_cells"] > 100
@@ -112,6 +117,26 @@ def test_bench_runs_end_to_end_on_two_images(data_root, tmp_path):
 
 @pytest.mark.realdata
 @pytest.mark.slow
+def test_bench_trains_two_seeds_side_by_side_and_reports_their_mean(data_root, tmp_path):
+    from cellgan.cli.main import main
+
+    out = tmp_path / "bench.json"
+    args = _two_image_args(data_root, tmp_path, out)
+    assert main(args + ["--seeds", "2", "--jobs", "2", "--seed", "3"]) == 0
+    result = json.loads(out.read_text())
+    assert result["seeds"] == [3, 4] and [run["seed"] for run in result["per_seed"]] == [3, 4]
+    maes = [run["composition_mae"] for run in result["per_seed"]]
+    assert result["over_seeds"]["composition_mae"]["per_seed"] == maes
+    assert result["composition_mae"] == pytest.approx(np.mean(maes))
+    assert result["over_seeds"]["composition_mae"]["std"] == pytest.approx(np.std(maes))
+    assert result["config"]["train"]["seed"] == [3, 4] and result["config"]["jobs"] == 2
+    assert all(run["timings"]["generator_iterations"] == 1 for run in result["per_seed"])
+    assert all(sum(run["cells_per_category"]) == result["detected_cells"] for run in result["per_seed"])
+    assert (tmp_path / "work" / "model_seed4").is_dir()
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
 def test_bench_takes_the_recipe_from_a_config(data_root, tmp_path):
     from cellgan.cli.main import main
 
@@ -121,8 +146,7 @@ def test_bench_takes_the_recipe_from_a_config(data_root, tmp_path):
         "train:\n  lambda_self_label: 1.0\n  self_label_neighbours: 8\n  separate_q: true\n"
     )
     out = tmp_path / "bench.json"
-    args = ["bench", "composition", "--data-root", str(data_root), "--json", str(out), "--limit-images", "2"]
-    args += ["--iterations", "1", "--width", "8", "--device", "cpu", "--work-dir", str(tmp_path / "work")]
+    args = _two_image_args(data_root, tmp_path, out)
     assert main(args + ["--config", str(config)]) == 0
     result = json.loads(out.read_text())
     segment, train = result["config"]["segment"], result["config"]["train"]

@@ -103,3 +103,21 @@ def test_a_run_without_labels_shows_the_papers_image_kmeans(data_root, tmp_path_
     else:
         assert result["feature_set"] == "composition" and result["kmeans"]["cluster_sizes"] == [1, 1]
         assert "k = 2" in report
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_image_classification_bench_on_a_few_tiles_per_class(data_root, tmp_path):
+    out = tmp_path / "k.json"
+    (tmp_path / "run.yaml").write_text("segment:\n  max_stain_angle_deg: 25.0\ntrain:\n  batch_size: 16\n  critic_steps: 1\n")
+    args = ["bench", "image-classification", "--dataset", "kather2016", "--data-root", str(data_root)]
+    args += ["--json", str(out), "--limit-per-class", "4", "--iterations", "1", "--seeds", "2", "--jobs", "2"]
+    args += ["--folds", "2", "--device", "cpu", "--work-dir", str(tmp_path / "work"), "--config", str(tmp_path / "run.yaml")]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["images"] == 32
+    for name in ("all", "cells", "segmentation_only", "colour_statistics"):
+        assert set(result[name]) >= {"accuracy", "weighted_f1"}
+        assert 0.0 <= result[name]["accuracy"]["mean"] <= 1.0
+    assert set(result["kmeans"]) >= {"accuracy", "nmi"}
+    assert {f"train_seconds_seed{s}" for s in (0, 1)} <= set(result["timings"])

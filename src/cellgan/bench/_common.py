@@ -1,4 +1,4 @@
-"""What every benchmark shares: the machine it ran on, JSON output, keys of cached work."""
+"""What every benchmark shares: the machine it ran on, JSON output, keys of cached work, seeds trained side by side."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 import math
 import os
 import platform
+import time
 from pathlib import Path
 
-__all__ = ["digest", "machine_info", "peak_rss_mb", "write_json"]
+__all__ = ["digest", "machine_info", "map_jobs", "peak_rss_mb", "threads_per_job", "train_worker", "write_json"]
 
 
 def digest(value) -> str:
@@ -93,3 +94,33 @@ def write_json(summary: dict, path: str | Path) -> None:
 
     text = json.dumps(_finite(summary), indent=2, default=str)
     atomic_write(Path(path), lambda p: p.write_text(text + "\n"))
+
+
+def train_worker(task) -> float:
+    """Train one seed's GAN (in a worker process when ``jobs`` > 1); return the seconds it took.
+
+    ``task``: (cell store dir, model dir, :class:`~cellgan.model.TrainConfig` as a dict, device, torch threads).
+    """
+    import torch
+
+    from cellgan.model import TrainConfig
+    from cellgan.pipeline import train_stage
+
+    store_dir, model_dir, values, device, threads = task
+    torch.set_num_threads(threads)  # the workers share the free cores instead of each taking them all
+    start = time.perf_counter()
+    train_stage(
+        Path(store_dir), Path(model_dir), TrainConfig.from_dict(values), device=torch.device(device), progress=False
+    )
+    return time.perf_counter() - start
+
+
+def map_jobs(function, tasks: list, *, jobs: int) -> list:
+    """``function`` over ``tasks``, in ``jobs`` spawned processes when ``jobs`` > 1."""
+    if jobs <= 1:
+        return [function(task) for task in tasks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(function, tasks))

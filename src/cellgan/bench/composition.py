@@ -209,6 +209,8 @@ def run_composition_benchmark(
     minutes: float | None = 30.0,
     iterations: int | None = None,
     seed: int = 0,
+    seeds: int = 1,
+    jobs: int = 1,
     limit_images: int | None = None,
     categories: int = 4,
     width: int | None = None,
@@ -225,9 +227,14 @@ def run_composition_benchmark(
     data_root : Path
         The folder holding ``crchistophenotypes/``.
     minutes, iterations
-        Training budget (:class:`cellgan.model.TrainConfig`).
+        Training budget of each seed (:class:`cellgan.model.TrainConfig`).
     seed : int
-        Seed of the training and of the image-level k-means and folds.
+        The first seed of the training and of the image-level k-means and folds.
+    seeds : int
+        How many GANs to train (seeds ``seed`` .. ``seed + seeds - 1``), on the same cells.
+    jobs : int
+        Seeds trained at the same time, each in its own process with an equal share
+        of the free CPU threads (each keeps its full ``minutes``).
     limit_images : int, optional
         Use only the first N images (train split first), for quick runs.
     categories : int
@@ -240,7 +247,7 @@ def run_composition_benchmark(
         Torch device for training and assignment.
     work_dir : Path, optional
         Keeps the cell store (re-used by later runs with the same segmentation
-        settings: segmented images are skipped), the model and the assignments; a
+        settings: segmented images are skipped), the models and the assignments; a
         temporary folder when None.
     train_options, segment_options : dict, optional
         Further :class:`cellgan.model.TrainConfig` and
@@ -252,24 +259,23 @@ def run_composition_benchmark(
     Returns
     -------
     dict
-        ``composition_mae``, ``composition_pearson``, ``image_classification``
-        (SVM CV and k-means for the dominant true type), the mapping of
-        categories to types, per-image rows, timings, the configuration, the
-        machine and the date.
+        ``composition_mae``, ``composition_pearson`` and ``mapped_agreement``: the
+        mean over the seeds, with their spread in ``over_seeds``; the first seed's
+        ``category_to_type``, ``cells_per_category``, ``image_classification`` (SVM CV
+        and k-means for the dominant true type) and ``per_image`` rows; every seed's
+        own under ``per_seed``; timings, the configuration, the machine and the date.
     """
-    import torch
-
-    from cellgan.analysis.composition import composition, read_assignments
     from cellgan.bench.segmentation import ASSUMED_MPP
     from cellgan.io.cellstore import CellStore
     from cellgan.io.datasets import DATASETS, load_crchistophenotypes
     from cellgan.io.files import safe_image_id
     from cellgan.model import TrainConfig
-    from cellgan.model.trainer import LOG_NAME
-    from cellgan.pipeline import assign_stage, segment_stage, train_stage
+    from cellgan.pipeline import segment_stage
     from cellgan.segment import SegmentConfig
     from cellgan.segment.reference import resolve_reference
 
+    if seeds < 1 or jobs < 1:
+        raise ValueError(f"seeds and jobs must be at least 1, got {seeds} and {jobs}")
     records = load_crchistophenotypes(Path(data_root) / DATASETS["crchistophenotypes"].folder)
     if limit_images is not None:
         records = records[:limit_images]
@@ -290,57 +296,110 @@ def run_composition_benchmark(
         if not records:
             raise ValueError(f"segmentation failed on every image: {failed}")
 
-        train_kwargs = {"categories": categories, "minutes": minutes, "iterations": iterations, "seed": seed}
+        train_kwargs = {"categories": categories, "minutes": minutes, "iterations": iterations}
         if width is not None:
             train_kwargs["width"] = width
-        train_config = TrainConfig.from_dict({**(train_options or {}), **train_kwargs}, source="training options")
-        model_dir = work / f"model_seed{seed}"
-        shutil.rmtree(model_dir, ignore_errors=True)  # a fresh model each time, never a resumed one
-        start = time.perf_counter()
-        train_stage(store_dir, model_dir, train_config, device=torch.device(device), progress=False)
-        timings["train_seconds"] = time.perf_counter() - start
-        timings["generator_iterations"] = int(pd.read_csv(model_dir / LOG_NAME)["step"].max())
+        configs = [
+            TrainConfig.from_dict({**(train_options or {}), **train_kwargs, "seed": s}, source="training options")
+            for s in range(seed, seed + seeds)
+        ]
+        runs = _train_and_score(configs, store_dir, work, records, categories=categories, folds=folds, device=device, jobs=jobs)
 
-        start = time.perf_counter()
-        assign_dir = work / f"assignments_seed{seed}"
-        assign_stage(model_dir, store_dir, assign_dir, device=device)
-        table, _ = read_assignments(assign_dir)
-        timings["assign_seconds"] = time.perf_counter() - start
-
-    comp = composition(table, categories=categories)
-    scores = composition_scores(table, records, categories=categories)
-    dominant = pd.Series(
-        {row["image"]: row["dominant_type"] for row in scores["per_image"] if "dominant_type" in row}, dtype=object
-    )
-    n_cells = comp.set_index("image")["n_cells"]
-    for row in scores["per_image"]:
-        row["detected"] = int(n_cells.get(row["image"], 0))
+    first = runs[0]
+    summary = {m: [run[m] for run in runs] for m in ("composition_mae", "composition_pearson", "mapped_agreement")}
     return {
         "benchmark": "composition",
         "dataset": "crchistophenotypes",
         "images": len(records),
         "segmentation_failed": failed,
-        "detected_cells": int(len(table)),
-        "cells_per_category": np.bincount(table["category"], minlength=categories).tolist(),
-        "composition_mae": scores["composition_mae"],
-        "composition_pearson": scores["composition_pearson"],
-        "reference_mae_constant": scores["reference_mae_constant"],
-        "labelled_cells": scores["labelled_cells"],
-        "matched_cells": scores["matched_cells"],
-        "matched_share": scores["matched_cells"] / max(scores["labelled_cells"], 1),
-        "mapped_agreement": scores["mapped_agreement"],
-        "category_to_type": scores["mapping"],
-        "image_classification": image_classification_scores(comp, dominant, folds=folds, seed=seed),
-        "per_image": scores["per_image"],
-        "timings": {k: round(v, 2) for k, v in timings.items()},
+        "detected_cells": first["detected_cells"],
+        "seeds": [c.seed for c in configs],
+        **{m: _mean(values) for m, values in summary.items()},
+        "over_seeds": {m: {"mean": _mean(v), "std": _std(v), "per_seed": v} for m, v in summary.items()},
+        "reference_mae_constant": first["reference_mae_constant"],
+        "labelled_cells": first["labelled_cells"],
+        "matched_cells": first["matched_cells"],
+        "matched_share": first["matched_cells"] / max(first["labelled_cells"], 1),
+        "cells_per_category": first["cells_per_category"],
+        "category_to_type": first["category_to_type"],
+        "image_classification": first["image_classification"],
+        "per_image": first["per_image"],
+        "per_seed": runs,
+        "timings": {"segment_seconds": round(timings["segment_seconds"], 2), **first["timings"]},
         "config": {
             "segment": as_dict(segment_config),
-            "train": train_config.to_dict(),
+            "train": configs[0].to_dict() | {"seed": [c.seed for c in configs]},
             "match_radius_px": MATCH_RADIUS,
             "folds": folds,
             "limit_images": limit_images,
             "device": device,
+            "jobs": min(jobs, seeds),
         },
         "machine": machine_info(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _train_and_score(configs, store_dir: Path, work: Path, records, *, categories: int, folds: int, device, jobs: int):
+    """Train each config's GAN afresh (``jobs`` at a time), assign the cells and score each seed's compositions."""
+    import torch
+
+    from cellgan.analysis.composition import composition, read_assignments
+    from cellgan.bench._common import map_jobs, threads_per_job, train_worker
+    from cellgan.model.trainer import LOG_NAME
+    from cellgan.pipeline import assign_stage
+
+    jobs = min(jobs, len(configs))
+    model_dirs = [work / f"model_seed{c.seed}" for c in configs]
+    for model_dir in model_dirs:
+        shutil.rmtree(model_dir, ignore_errors=True)  # a fresh model each time, never a resumed one
+    threads = threads_per_job(jobs) if jobs > 1 else torch.get_num_threads()
+    tasks = [(str(store_dir), str(d), c.to_dict(), str(device), threads) for d, c in zip(model_dirs, configs)]
+    train_seconds = map_jobs(train_worker, tasks, jobs=jobs)
+    runs = []
+    for config, model_dir, seconds in zip(configs, model_dirs, train_seconds):
+        start = time.perf_counter()
+        assign_dir = work / f"assignments_seed{config.seed}"
+        assign_stage(model_dir, store_dir, assign_dir, device=device)
+        table, _ = read_assignments(assign_dir)
+        assign_seconds = time.perf_counter() - start
+        comp = composition(table, categories=categories)
+        scores = composition_scores(table, records, categories=categories)
+        dominant = pd.Series(
+            {row["image"]: row["dominant_type"] for row in scores["per_image"] if "dominant_type" in row}, dtype=object
+        )
+        n_cells = comp.set_index("image")["n_cells"]
+        for row in scores["per_image"]:
+            row["detected"] = int(n_cells.get(row["image"], 0))
+        runs.append(
+            {
+                "seed": config.seed,
+                "detected_cells": int(len(table)),
+                "cells_per_category": np.bincount(table["category"], minlength=categories).tolist(),
+                "composition_mae": scores["composition_mae"],
+                "composition_pearson": scores["composition_pearson"],
+                "reference_mae_constant": scores["reference_mae_constant"],
+                "labelled_cells": scores["labelled_cells"],
+                "matched_cells": scores["matched_cells"],
+                "mapped_agreement": scores["mapped_agreement"],
+                "category_to_type": scores["mapping"],
+                "image_classification": image_classification_scores(comp, dominant, folds=folds, seed=config.seed),
+                "per_image": scores["per_image"],
+                "timings": {
+                    "train_seconds": round(seconds, 2),
+                    "generator_iterations": int(pd.read_csv(model_dir / LOG_NAME)["step"].max()),
+                    "assign_seconds": round(assign_seconds, 2),
+                },
+            }
+        )
+    return runs
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _std(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.std(values)) if values else None

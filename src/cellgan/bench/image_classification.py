@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellgan.bench._common import digest, machine_info, threads_per_job
+from cellgan.bench._common import digest, machine_info, map_jobs, threads_per_job, train_worker
 from cellgan.fields import as_dict
 
 __all__ = ["GAN_SETS", "run_image_classification_benchmark", "summarise"]
@@ -88,33 +88,6 @@ def summarise(runs: list[dict], model: str = "linear_svm") -> dict:
 def _top_weights(weights: dict, n: int = 5) -> dict:
     """The ``n`` features of largest absolute weight of each class."""
     return {cls: dict(sorted(w.items(), key=lambda item: -abs(item[1]))[:n]) for cls, w in weights.items()}
-
-
-def _train_worker(task) -> float:
-    """Train one seed's GAN (in a worker process when ``jobs`` > 1); return the seconds it took."""
-    import torch
-
-    from cellgan.model import TrainConfig
-    from cellgan.pipeline import train_stage
-
-    store_dir, model_dir, values, device, threads = task
-    torch.set_num_threads(threads)  # the workers share the free cores instead of each taking them all
-    start = time.perf_counter()
-    train_stage(
-        Path(store_dir), Path(model_dir), TrainConfig.from_dict(values), device=torch.device(device), progress=False
-    )
-    return time.perf_counter() - start
-
-
-def _map(function, tasks: list, *, jobs: int) -> list:
-    """``function`` over ``tasks``, in ``jobs`` spawned processes when ``jobs`` > 1."""
-    if jobs <= 1:
-        return [function(task) for task in tasks]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(function, tasks))
 
 
 def run_image_classification_benchmark(
@@ -229,7 +202,7 @@ def run_image_classification_benchmark(
             shutil.rmtree(model_dir, ignore_errors=True)  # a fresh model each time, never a resumed one
         threads = threads_per_job(min(jobs, seeds))
         tasks = [(str(store_dir), str(d), c.to_dict(), str(device), threads) for d, c in zip(model_dirs, configs)]
-        for seed, seconds in enumerate(_map(_train_worker, tasks, jobs=min(jobs, seeds))):
+        for seed, seconds in enumerate(map_jobs(train_worker, tasks, jobs=min(jobs, seeds))):
             timings[f"train_seconds_seed{seed}"] = seconds
             log(f"seed {seed}: trained in {seconds / 60:.1f} min")
         for seed, model_dir in enumerate(model_dirs):

@@ -177,7 +177,9 @@ def _register_composition(subparsers) -> None:
     parser.add_argument("--categories", type=int, default=4, metavar="K", help="categories [4]")
     parser.add_argument("--width", type=int, help="network width [the training default]")
     parser.add_argument("--folds", type=int, default=4, help="image-level SVM cross-validation folds [4]")
-    parser.add_argument("--work-dir", type=Path, help="keep the cell store, model and assignments here")
+    parser.add_argument("--work-dir", type=Path, help="keep the cell store, models and assignments here")
+    parser.add_argument("--seeds", type=positive_int, default=1, help="GANs trained, seeds SEED..SEED+N-1 [1]")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at the same time [1]")
     add_recipe_option(parser)
     add_config_option(parser, help="run configuration file; its segment and train sections override the recipe's")
     add_seed_option(parser)
@@ -200,6 +202,8 @@ def run_composition(args) -> int:
             minutes=args.minutes,
             iterations=args.iterations,
             seed=args.seed,
+            seeds=args.seeds,
+            jobs=args.jobs,
             limit_images=args.limit_images,
             categories=args.categories,
             width=args.width,
@@ -214,9 +218,12 @@ def run_composition(args) -> int:
     write_json(result, args.json)
     pearson = result["composition_pearson"]
     pearson = "undefined" if pearson is None else f"{pearson:.3f}"
+    spread = result["over_seeds"]["composition_mae"]["std"]
+    over = f" ± {spread:.3f} over {len(result['seeds'])} seeds" if len(result["seeds"]) > 1 else ""
     print(
         f"{result['images']} images, {result['detected_cells']} cells: composition MAE "
-        f"{result['composition_mae']:.3f}, Pearson {pearson} -> {args.json}"
+        f"{result['composition_mae']:.3f}{over} (mean composition {result['reference_mae_constant']:.3f}), "
+        f"Pearson {pearson} -> {args.json}"
     )
     return 0
 
