@@ -7,10 +7,11 @@ import json
 import math
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
-__all__ = ["digest", "machine_info", "map_jobs", "peak_rss_mb", "threads_per_job", "train_worker", "write_json"]
+__all__ = ["digest", "machine_info", "peak_rss_mb", "threads_per_job", "train_fresh", "write_json"]
 
 
 def digest(value) -> str:
@@ -96,7 +97,20 @@ def write_json(summary: dict, path: str | Path) -> None:
     atomic_write(Path(path), lambda p: p.write_text(text + "\n"))
 
 
-def train_worker(task) -> float:
+def train_fresh(store_dir: Path, model_dirs, configs, *, device, jobs: int, threads: int) -> list[float]:
+    """Train one GAN per config in its model directory, emptied first, ``jobs`` at a time; their seconds.
+
+    Each run starts afresh (never a resumed one) on the cell store ``store_dir``; with
+    ``jobs`` > 1 each runs in its own spawned process with ``threads`` torch threads.
+    """
+    model_dirs = [Path(d) for d in model_dirs]
+    for model_dir in model_dirs:
+        shutil.rmtree(model_dir, ignore_errors=True)
+    tasks = [(str(store_dir), str(d), c.to_dict(), str(device), threads) for d, c in zip(model_dirs, configs)]
+    return _map_jobs(_train_worker, tasks, jobs=jobs)
+
+
+def _train_worker(task) -> float:
     """Train one seed's GAN (in a worker process when ``jobs`` > 1); return the seconds it took.
 
     ``task``: (cell store dir, model dir, :class:`~cellgan.model.TrainConfig` as a dict, device, torch threads).
@@ -115,7 +129,7 @@ def train_worker(task) -> float:
     return time.perf_counter() - start
 
 
-def map_jobs(function, tasks: list, *, jobs: int) -> list:
+def _map_jobs(function, tasks: list, *, jobs: int) -> list:
     """``function`` over ``tasks``, in ``jobs`` spawned processes when ``jobs`` > 1."""
     if jobs <= 1:
         return [function(task) for task in tasks]

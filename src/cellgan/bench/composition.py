@@ -24,7 +24,6 @@ label "dominant true cell type" is then predicted from the image's composition
 from __future__ import annotations
 
 import datetime as _dt
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -303,7 +302,9 @@ def run_composition_benchmark(
             TrainConfig.from_dict({**(train_options or {}), **train_kwargs, "seed": s}, source="training options")
             for s in range(seed, seed + seeds)
         ]
-        runs = _train_and_score(configs, store_dir, work, records, categories=categories, folds=folds, device=device, jobs=jobs)
+        runs = _train_and_score(
+            configs, store_dir, work, records, categories=categories, folds=folds, device=device, jobs=jobs
+        )
 
     first = runs[0]
     summary = {m: [run[m] for run in runs] for m in ("composition_mae", "composition_pearson", "mapped_agreement")}
@@ -345,17 +346,14 @@ def _train_and_score(configs, store_dir: Path, work: Path, records, *, categorie
     import torch
 
     from cellgan.analysis.composition import composition, read_assignments
-    from cellgan.bench._common import map_jobs, threads_per_job, train_worker
+    from cellgan.bench._common import threads_per_job, train_fresh
     from cellgan.model.trainer import LOG_NAME
     from cellgan.pipeline import assign_stage
 
     jobs = min(jobs, len(configs))
     model_dirs = [work / f"model_seed{c.seed}" for c in configs]
-    for model_dir in model_dirs:
-        shutil.rmtree(model_dir, ignore_errors=True)  # a fresh model each time, never a resumed one
     threads = threads_per_job(jobs) if jobs > 1 else torch.get_num_threads()
-    tasks = [(str(store_dir), str(d), c.to_dict(), str(device), threads) for d, c in zip(model_dirs, configs)]
-    train_seconds = map_jobs(train_worker, tasks, jobs=jobs)
+    train_seconds = train_fresh(store_dir, model_dirs, configs, device=device, jobs=jobs, threads=threads)
     runs = []
     for config, model_dir, seconds in zip(configs, model_dirs, train_seconds):
         start = time.perf_counter()

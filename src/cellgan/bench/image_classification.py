@@ -23,7 +23,6 @@ over folds and GAN seeds.
 from __future__ import annotations
 
 import datetime as _dt
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellgan.bench._common import digest, machine_info, map_jobs, threads_per_job, train_worker
+from cellgan.bench._common import digest, machine_info, threads_per_job, train_fresh
 from cellgan.fields import as_dict
 
 __all__ = ["GAN_SETS", "run_image_classification_benchmark", "summarise"]
@@ -198,11 +197,9 @@ def run_image_classification_benchmark(
         ]
         train_config = configs[0]
         model_dirs = [work / f"model_seed{seed}" for seed in range(seeds)]
-        for model_dir in model_dirs:
-            shutil.rmtree(model_dir, ignore_errors=True)  # a fresh model each time, never a resumed one
-        threads = threads_per_job(min(jobs, seeds))
-        tasks = [(str(store_dir), str(d), c.to_dict(), str(device), threads) for d, c in zip(model_dirs, configs)]
-        for seed, seconds in enumerate(map_jobs(train_worker, tasks, jobs=min(jobs, seeds))):
+        jobs = min(jobs, seeds)
+        trained = train_fresh(store_dir, model_dirs, configs, device=device, jobs=jobs, threads=threads_per_job(jobs))
+        for seed, seconds in enumerate(trained):
             timings[f"train_seconds_seed{seed}"] = seconds
             log(f"seed {seed}: trained in {seconds / 60:.1f} min")
         for seed, model_dir in enumerate(model_dirs):
