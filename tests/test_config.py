@@ -116,7 +116,7 @@ def test_the_shipped_recipes():
     assert default.segment == SegmentConfig(patch_mode="faded", reinhard_reference="typical")
     own_q = dict(
         lambda_self_label=1.0, self_label_neighbours=8, self_label_moments=0.5, self_label_crowding=0.2, separate_q=True,
-        self_label_warmup=2000, q_reads_place=True, self_label_overclusters=8,
+        self_label_warmup=2000, q_reads_place=True,
     )
     assert default.train.recipe() == TrainConfig(**own_q).recipe()
     paper = resolve_config(recipe="paper")
