@@ -155,7 +155,9 @@ def test_recipe_layers_under_the_file_and_the_command_line(tmp_path):
 def test_retired_options_load_when_off_and_are_refused_when_used():
     from cellgan.model import ConfigError, TrainConfig
 
-    old = {**TrainConfig().to_dict(), "strong_views": False, "lambda_contrastive": 0.0}  # a model of an older cellgan
+    old = {**TrainConfig().to_dict(), "strong_views": False, "lambda_contrastive": 0.0, "self_label_overclusters": 0}
     assert TrainConfig.from_dict(old, source="model/config.json") == TrainConfig()
     with pytest.raises(ConfigError, match=r"model/config.json: strong_views no longer exist.*the cellgan that made it"):
         TrainConfig.from_dict({**old, "strong_views": True}, source="model/config.json")
+    with pytest.raises(ConfigError, match=r"self_label_overclusters no longer exist"):  # the default of issue 11 step 24
+        TrainConfig.from_dict({**old, "self_label_overclusters": 8}, source="model/config.json")

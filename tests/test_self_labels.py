@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import adjusted_rand_score
 
 from cellgan.model.self_labels import neighbourhood_clusters
 from cellgan.neighbourhood import neighbourhood_average, pixel_pca
@@ -79,35 +78,3 @@ def test_training_with_crowding_needs_the_cell_table(tmp_path):
         train(np.zeros((16, 32, 32, 3), np.uint8), tmp_path / "m", config, device="cpu", progress=False)
     with pytest.raises(ConfigError, match="self_label_crowding must be a non-negative number"):
         TrainConfig(self_label_crowding=-0.1)
-
-
-def test_ward_groups_merge_the_cheapest_pair_weighed_by_size():
-    from cellgan.model.self_labels import ward_groups
-
-    centres = np.array([[0.0], [1.0], [3.0]])
-    # equal sizes: 0 and 1 are closest (cost 0.5 against 2.0 for 1 and 3)
-    assert ward_groups(centres, np.array([1, 1, 1]), 2).tolist() == [0, 0, 1]
-    # 1,000 cells each at 0 and 1, one cell at 3: moving one cell costs less than joining two crowds
-    assert ward_groups(centres, np.array([1000, 1000, 1]), 2).tolist() == [0, 1, 1]
-    assert ward_groups(centres, np.array([1, 1, 1]), 3).tolist() == [0, 1, 2]
-    assert ward_groups(centres, np.array([5, 1, 1]), 1).tolist() == [0, 0, 0]
-    with pytest.raises(ValueError, match="cannot make 4 groups of 3 centres"):
-        ward_groups(centres, np.array([1, 1, 1]), 4)
-
-
-def test_overclustered_gives_exactly_the_groups_asked_and_plain_kmeans_without_overclusters():
-    from sklearn.cluster import KMeans
-
-    from cellgan.model.self_labels import overclustered
-
-    rng = np.random.default_rng(0)
-    # three blobs of uneven size: 300, 60 and 40 points
-    points = np.concatenate([rng.normal(c, 0.3, (n, 2)) for c, n in (((0, 0), 300), ((5, 0), 60), ((0, 5), 40))])
-    truth = np.repeat([0, 1, 2], [300, 60, 40])
-    merged = overclustered(points, clusters=3, overclusters=12, seed=0)
-    assert merged.dtype == np.int64 and sorted(np.unique(merged).tolist()) == [0, 1, 2]
-    assert np.array_equal(merged, overclustered(points, clusters=3, overclusters=12, seed=0))  # seeded
-    assert adjusted_rand_score(truth, merged) == 1.0  # each blob is one group, however many centres it got
-    plain = KMeans(n_clusters=3, n_init=10, random_state=0).fit_predict(points)
-    assert np.array_equal(overclustered(points, clusters=3, overclusters=0, seed=0), plain)
-    assert sorted(np.unique(overclustered(points[:5], clusters=3, overclusters=12, seed=0)).tolist()) == [0, 1, 2]

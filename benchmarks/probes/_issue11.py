@@ -55,3 +55,47 @@ def all_nuclei_store(typed_only: bool = False):
     if typed_only:
         return p[typed], table[typed].reset_index(drop=True), labels[typed], np.ones(int(typed.sum()), bool)
     return p, table, labels, typed
+
+
+def overclustered(described, *, clusters: int, overclusters: int, seed: int):
+    """The teacher's cut of issue 11 steps 22-31 (cellgan's default until step 32): k-means of ``overclusters``
+    centres merged into ``clusters`` groups by Ward's linkage of the centres, weighed by their sizes; plain k-means
+    of ``clusters`` when ``overclusters`` ≤ ``clusters``. Kept here so that the probes of those steps still run."""
+    import numpy as np
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from sklearn.cluster import KMeans
+
+    if overclusters <= clusters:
+        return KMeans(n_clusters=clusters, n_init=10, random_state=seed).fit_predict(described).astype(np.int64)
+    found = KMeans(n_clusters=overclusters, n_init=10, random_state=seed).fit(described)
+    return ward_groups(found.cluster_centers_, np.bincount(found.labels_, minlength=overclusters), clusters)[found.labels_]
+
+
+def ward_groups(centres, sizes, groups: int):
+    """The group of each centre after Ward's agglomeration (each centre weighing its ``sizes``) into ``groups``,
+    numbered by their first centre."""
+    import numpy as np
+
+    centres = np.asarray(centres, dtype=np.float64)
+    members, mean, n = [[i] for i in range(len(centres))], list(centres), list(np.maximum(sizes, 1e-9).astype(float))
+    while len(members) > groups:
+        _, a, b = min((n[a] * n[b] / (n[a] + n[b]) * float(np.sum((mean[a] - mean[b]) ** 2)), a, b)
+                      for a in range(len(mean)) for b in range(a + 1, len(mean)))
+        mean[a] = (n[a] * mean[a] + n[b] * mean[b]) / (n[a] + n[b])
+        n[a] += n[b]
+        members[a] += members.pop(b)
+        del mean[b], n[b]
+    out = np.empty(len(centres), dtype=np.int64)
+    for group, ids in enumerate(sorted(members, key=min)):
+        out[ids] = group
+    return out
+
+
+def teacher(patches, table, *, clusters: int, neighbours: int, seed: int, moments_weight: float = 0.0,
+            crowding_weight: float = 0.0, overclusters: int = 0):
+    """``cellgan.model.self_labels.neighbourhood_clusters`` with the over-clustered cut of steps 22-31."""
+    from cellgan.neighbourhood import neighbourhood_pixels
+
+    described = neighbourhood_pixels(patches, table, neighbours=neighbours, seed=seed, moments_weight=moments_weight,
+                                     crowding_weight=crowding_weight)
+    return overclustered(described, clusters=clusters, overclusters=overclusters, seed=seed)

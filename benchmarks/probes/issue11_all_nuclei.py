@@ -20,7 +20,7 @@ from scipy.spatial import cKDTree
 from cellgan.bench.clustering import _segment_config, dataset_images
 from cellgan.io.cellstore import CellStore
 from cellgan.metrics.clustering import clustering_scores
-from cellgan.model.self_labels import neighbourhood_clusters
+from _issue11 import teacher as overclustered_teacher
 from cellgan.segment import SegmentationError, cells_at_points
 
 WORK = Path(".cache/issue11_all")
@@ -55,7 +55,7 @@ for name, rows in (("typed only", typed), ("all nuclei", np.ones(len(t), bool)))
     scores = []
     for seed in (0, 1, 2):
         sub = table[rows].reset_index(drop=True)
-        teacher = neighbourhood_clusters(p[rows], sub, clusters=4, neighbours=8, seed=seed,
+        teacher = overclustered_teacher(p[rows], sub, clusters=4, neighbours=8, seed=seed,
                                          moments_weight=0.5, crowding_weight=0.2, overclusters=8)
         scored = teacher[typed[rows]]
         scores.append(clustering_scores(scored, lab[rows][typed[rows]]))

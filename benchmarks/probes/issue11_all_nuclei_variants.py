@@ -13,7 +13,7 @@ from sklearn.cluster import KMeans
 
 from _issue11 import all_nuclei_store
 from cellgan.metrics.clustering import clustering_scores
-from cellgan.model.self_labels import neighbourhood_clusters
+from _issue11 import teacher as overclustered_teacher
 
 args = sys.argv[1:]
 p, table, lab, typed = all_nuclei_store(typed_only=args[:1] == ["typed"])
@@ -23,7 +23,7 @@ variants = args or ["default=8,0.5,0.2,8", "nocrowd=8,0.5,0,8", "own=0,0.5,0.2,8
 for v in variants:
     name, spec = v.split("=")
     n, m, c, o = spec.split(",")
-    teacher = neighbourhood_clusters(p, table, clusters=4, neighbours=int(n), seed=0, moments_weight=float(m),
+    teacher = overclustered_teacher(p, table, clusters=4, neighbours=int(n), seed=0, moments_weight=float(m),
                                      crowding_weight=float(c), overclusters=int(o))
     s = clustering_scores(teacher[typed], lab[typed])
     sizes = np.bincount(teacher, minlength=4) / len(teacher)

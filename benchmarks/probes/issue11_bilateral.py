@@ -18,7 +18,7 @@ import numpy as np
 
 from _issue11 import all_nuclei_store
 from cellgan.metrics.clustering import clustering_scores
-from cellgan.model.self_labels import overclustered
+from _issue11 import overclustered
 from cellgan.neighbourhood import crowding, nearest_cells, nucleus_moments, pixel_pca, _joined
 
 p, table, lab, typed = all_nuclei_store(typed_only=sys.argv[1:] == ["typed"])

@@ -16,7 +16,7 @@ from cellgan.bench.composition import composition_scores
 from cellgan.io.cellstore import CellStore
 from cellgan.io.datasets import DATASETS, load_crchistophenotypes
 from cellgan.io.files import safe_image_id
-from cellgan.model.self_labels import neighbourhood_clusters
+from _issue11 import teacher as overclustered_teacher
 
 store = CellStore.open(Path(sys.argv[1]))
 table = store.read_table()
@@ -24,7 +24,7 @@ patches = store.read_patches()
 records = load_crchistophenotypes(Path("../shared/data") / DATASETS["crchistophenotypes"].folder)
 records = [r for r in records if store.has_image(safe_image_id(r.path.stem))]
 for name, over in (("over8", 8), ("kmeans4", 0)):
-    groups = neighbourhood_clusters(patches, table, clusters=4, neighbours=8, seed=0, moments_weight=0.5,
+    groups = overclustered_teacher(patches, table, clusters=4, neighbours=8, seed=0, moments_weight=0.5,
                                     crowding_weight=0.2, overclusters=over)
     s = composition_scores(table.assign(category=groups), records, categories=4)
     print(f"{name}: sizes {np.round(np.bincount(groups, minlength=4) / len(groups), 2)}, mapped agreement "

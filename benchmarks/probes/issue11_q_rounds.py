@@ -19,7 +19,7 @@ from _issue11 import default_store, scored
 from cellgan.analysis.assign import neighbourhood_probabilities
 from cellgan.model.critic import CriticTrunk
 from cellgan.model.data import dihedral, patches_to_tensor
-from cellgan.model.self_labels import neighbourhood_clusters
+from _issue11 import teacher as overclustered_teacher
 from cellgan.neighbourhood import place_description
 
 torch.set_num_threads(1)
@@ -29,7 +29,7 @@ over = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 seed = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 p, table, labels, teacher = default_store()
 if over or seed:  # step 22: the teacher over-clustered into OVER centres, merged to 4 (ROUNDS 0 for the teacher alone)
-    teacher = neighbourhood_clusters(p, table, clusters=4, neighbours=8, seed=seed, moments_weight=0.5,
+    teacher = overclustered_teacher(p, table, clusters=4, neighbours=8, seed=seed, moments_weight=0.5,
                                      crowding_weight=0.2, overclusters=over)
 place = place_description(p, table, neighbours=8)
 ctx = torch.from_numpy(np.clip((place - place.mean(0)) / (place.std(0) + 1e-6), -3, 3).astype(np.float32))

@@ -5,7 +5,7 @@ The default teacher's description (pixels + moments 0.5 + crowding 0.2, averaged
 nearest cells) of the default recipe's CRCHistoPhenotypes store, cut into 4 groups by:
   kmeans      k-means, 4 centres (the default teacher)
   overN       k-means of N centres, the centres merged to 4 by Ward's linkage (weighted by size;
-              written here first, now cellgan.model.self_labels.overclustered)
+              written here first, then cellgan.model.self_labels.overclustered until step 32, now _issue11.overclustered)
   gmm         a Gaussian mixture of 4 full-covariance components on the description's
               first 20 principal components
 Seeds 0, 1, 2 each.
@@ -17,7 +17,7 @@ from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
 from cellgan.metrics.clustering import clustering_scores
-from cellgan.model.self_labels import overclustered
+from _issue11 import overclustered
 from cellgan.neighbourhood import neighbourhood_pixels
 
 p, table, labels, _ = default_store()

@@ -96,7 +96,6 @@ def kmeans_neighbourhood_pixels(
     components: int = 50,
     moments_weight: float = 0.0,
     crowding_weight: float = 0.0,
-    overclusters: int = 0,
 ) -> BaselineResult:
     """k-means on the PCA of the pixels averaged over each cell and its ``neighbours`` nearest cells.
 
@@ -105,11 +104,8 @@ def kmeans_neighbourhood_pixels(
     of the other baselines. ``table`` places the cells (``image``, ``centroid_x``,
     ``centroid_y``; row i describes patch i). ``moments_weight`` and
     ``crowding_weight`` join the nucleus moments and the crowding
-    (:func:`cellgan.neighbourhood.neighbourhood_pixels`); ``overclusters`` above
-    ``clusters`` over-clusters and merges (:func:`cellgan.model.self_labels.overclustered`),
-    each cell's score then its closeness to its group's mean.
+    (:func:`cellgan.neighbourhood.neighbourhood_pixels`).
     """
-    from cellgan.model.self_labels import overclustered
     from cellgan.neighbourhood import neighbourhood_pixels
 
     patches = _checked_patches(patches_uint8, clusters)
@@ -124,11 +120,7 @@ def kmeans_neighbourhood_pixels(
         moments_weight=moments_weight,
         crowding_weight=crowding_weight,
     )
-    if overclusters <= clusters:
-        return _kmeans(described, clusters=clusters, seed=seed)
-    labels = overclustered(described, clusters=clusters, overclusters=overclusters, seed=seed)
-    means = np.stack([described[labels == k].mean(axis=0) for k in range(clusters)])
-    return BaselineResult(labels, -np.linalg.norm(described - means[labels], axis=1), described)
+    return _kmeans(described, clusters=clusters, seed=seed)
 
 
 def kmeans_shape_stain(table: pd.DataFrame, *, clusters: int, seed: int = 0) -> BaselineResult:

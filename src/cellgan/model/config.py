@@ -93,11 +93,6 @@ class TrainConfig:
         Total weight, likewise, of the crowding of each cell's place
         (:func:`cellgan.neighbourhood.crowding`: distances to its 1st, 4th and 8th
         nearest cell) in that description; needs the cell table [0: not in the paper].
-    self_label_overclusters : int
-        When above ``categories``: the self-labels' k-means finds this many
-        centres, then merges them into ``categories`` groups by Ward's linkage
-        (:func:`cellgan.model.self_labels.overclustered`) [0: one k-means of
-        ``categories`` centres; not in the paper].
     self_label_warmup : int
         Updates of Q alone on its self-labels (cross-entropy, the critic's Adam and
         batches) before the first generator update, so that the generator learns
@@ -149,7 +144,6 @@ class TrainConfig:
     self_label_neighbours: int = 5
     self_label_moments: float = 0.0
     self_label_crowding: float = 0.0
-    self_label_overclusters: int = 0
     self_label_warmup: int = 0
     q_reads_place: bool = False
     separate_q: bool = False
@@ -174,7 +168,6 @@ class TrainConfig:
         _check_minimum("pair_neighbours", self.pair_neighbours, minimum=0)
         _check_minimum("self_label_neighbours", self.self_label_neighbours, minimum=0)
         _check_minimum("self_label_warmup", self.self_label_warmup, minimum=0)
-        _check_minimum("self_label_overclusters", self.self_label_overclusters, minimum=0)
         for name in ("iterations", "checkpoint_every"):
             if getattr(self, name) is not None:
                 _check_minimum(name, getattr(self, name), minimum=1)
@@ -236,7 +229,7 @@ class TrainConfig:
 
 #: Options that were removed, with the value that meant "off": a model directory that
 #: records them off still loads; one that used them is refused with why.
-RETIRED_OPTIONS = {"strong_views": False, "lambda_contrastive": 0.0}
+RETIRED_OPTIONS = {"strong_views": False, "lambda_contrastive": 0.0, "self_label_overclusters": 0}
 
 
 def _check_minimum(name: str, value: int, *, minimum: int) -> None:

@@ -607,7 +607,6 @@ def _self_labels(config: TrainConfig, patches, table: pd.DataFrame | None, devic
             seed=config.seed,
             moments_weight=config.self_label_moments,
             crowding_weight=config.self_label_crowding,
-            overclusters=config.self_label_overclusters,
         )
         return torch.from_numpy(labels).to(device)
 
