@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -150,8 +154,19 @@ def test_cellgan_run_on_a_real_svs(tmp_path):
     assert len(cells) > 1000 and set(cells["image"]) == {"cmu_small_region"}
     assert (cells["slide_x"] * 0.499).sub(cells["x_um"]).abs().max() < 0.5  # level-0 px and µm agree
     html = (run / "report.html").read_text()
-    assert "cmu_small_region" in html and "slide" in html.lower()
-    assert (run / "export" / "geojson" / "cmu_small_region.geojson").is_file()
+    thumbnail = re.search(r'<h2 id="slides">.*?<img[^>]*src="data:image/jpeg;base64,([^"]+)"', html, re.S)
+    assert thumbnail, "the report shows the slide's thumbnail"
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(thumbnail.group(1)))))
+    assert abs(picture.shape[1] / picture.shape[0] - 2220 / 2967) < 0.02  # the whole slide, not a tile
+    assert "cmu_small_region: %d nuclei, the whole slide" % len(cells) in html
+    features = json.loads((run / "export" / "geojson" / "cmu_small_region.geojson").read_text())["features"]
+    assert len(features) == len(cells)
+    by_id = cells.set_index("cell_id")
+    for feature in features[:: max(1, len(features) // 200)]:  # QuPath reads level-0 pixels of the slide
+        ring = np.asarray(feature["geometry"]["coordinates"][0])
+        cell = by_id.loc[feature["properties"]["cell_id"]]
+        assert np.allclose(ring[:-1].mean(axis=0), [cell.slide_x, cell.slide_y], atol=1.0)
+        assert ring[:, 0].min() >= -20 and ring[:, 0].max() <= 2220 + 20 and ring[:, 1].max() <= 2967 + 20
 
 
 def test_scheduler_names_are_checked_before_any_work():
