@@ -118,6 +118,18 @@ def test_tiled_slide_finds_the_cells_of_the_whole_image(tmp_path, marrow, monkey
 
 @pytest.mark.slow
 @pytest.mark.realdata
+def test_a_local_clusters_workers_keep_image_arrays_on_the_heap():
+    pytest.importorskip("distributed")
+    import os
+
+    from cellgan.segment.batch import LOCAL_WORKER_ENVIRON, task_runner
+
+    with task_runner("local:1") as runner:
+        environ = runner.client.run(lambda: {k: os.environ.get(k) for k in LOCAL_WORKER_ENVIRON})
+    (seen,) = environ.values()
+    assert seen == {k: str(v) for k, v in LOCAL_WORKER_ENVIRON.items()}
+
+
 def test_dask_cluster_of_two_workers_writes_the_serial_store(tmp_path, data_root):
     pytest.importorskip("distributed")
     source = data_root / "bm_graz" / "source"

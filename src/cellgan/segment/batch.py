@@ -32,6 +32,7 @@ from cellgan.segment.pixel_size import PixelSizeError, field_estimates, pool_est
 from cellgan.segment.reference import resolve_reference
 
 __all__ = [
+    "LOCAL_WORKER_ENVIRON",
     "NO_NUCLEUS",
     "SCHEDULER_FORMS",
     "RunSummary",
@@ -46,6 +47,15 @@ __all__ = [
 #: How a scheduler is named (``--scheduler``): in this process, a local Dask cluster of N
 #: worker processes, or a running Dask scheduler's address.
 SCHEDULER_FORMS = ("serial", "local:N", "tcp://HOST:PORT")
+
+#: The environment a local Dask cluster's worker processes start with, beside Dask's own. Dask sets
+#: ``MALLOC_TRIM_THRESHOLD_`` (64 KiB) so that workers hand freed memory back to the system; setting
+#: it also freezes glibc's mmap threshold at 128 KiB, so every image-sized array is mapped and
+#: unmapped afresh, page faults and all: the segmentation ran 1.4× slower in a worker than in this
+#: process (benchmarks/README.md, issue 13, 2026-12-05). An mmap threshold of 32 MiB, the ceiling glibc
+#: itself would adapt up to, keeps those arrays on the heap and the trimming on. Workers started by
+#: hand for ``tcp://`` need the same variable (README, "Whole slides and clusters").
+LOCAL_WORKER_ENVIRON = {"MALLOC_MMAP_THRESHOLD_": 32 * 2**20}
 
 
 @dataclass(frozen=True)
@@ -190,7 +200,8 @@ def task_runner(scheduler: str | None):
         of N single-threaded worker processes on this machine, closed afterwards.
         ``"tcp://HOST:PORT"`` (or ``tls://``): the running Dask scheduler at that
         address, whose workers must reach the input files and the store's folder
-        under the same paths (a shared file system).
+        under the same paths (a shared file system). A local cluster's workers
+        start with :data:`LOCAL_WORKER_ENVIRON`.
 
     Raises
     ------
@@ -200,12 +211,15 @@ def task_runner(scheduler: str | None):
     if kind == "serial":
         yield _InProcess()
         return
+    import dask
     from distributed import Client, LocalCluster
 
     if kind == "local":
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-            with Client(cluster) as client:
-                yield _Dask(client)
+        environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in LOCAL_WORKER_ENVIRON.items()}
+        with dask.config.set(environ):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        with cluster, Client(cluster) as client:
+            yield _Dask(client)
         return
     try:
         client = Client(scheduler, timeout="30s")
