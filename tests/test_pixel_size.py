@@ -93,6 +93,34 @@ def test_field_estimates_are_kept_for_a_resumed_run(data_root, tmp_path, monkeyp
 
 
 @pytest.mark.realdata
+def test_a_large_run_estimates_from_an_even_sample_of_its_images(data_root, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from cellgan.segment import batch, pixel_size
+
+    paths = [image.path for image in _subset(datasets.load_crchistophenotypes(data_root / "crchistophenotypes"), 5, 3)]
+    monkeypatch.setattr(pixel_size, "MAX_ESTIMATE_IMAGES", 3)  # a 500-px CRCHistoPhenotypes image is one field
+    sample = [paths[0], paths[2], paths[4]]
+    assert pixel_size.estimate_sample(paths) == sample
+    prepared = []
+    original = batch.prepare
+    monkeypatch.setattr(batch, "prepare", lambda *a, **k: prepared.append(1) or original(*a, **k))
+    sizes = pixel_sizes(paths, SegmentConfig())
+    assert len(prepared) == 3 and len(set(sizes.values())) == 1
+    assert sizes[paths[1]][1] == "estimated" and sizes[paths[1]][0] == pytest.approx(0.5, rel=0.15)
+    assert sizes[paths[0]] == pixel_sizes(sample, SegmentConfig())[paths[0]]  # the sample's estimate
+    mixed = []
+    for i in range(7):  # the sample (0, 3, 6) unreadable, the others the real images
+        mixed.append(tmp_path / f"{i}.png")
+        if i % 3 == 0:
+            mixed[-1].write_bytes(b"not a png")
+        else:
+            Image.open(paths[len(mixed) % 5]).save(mixed[-1])
+    (mpp, source), *_ = pixel_sizes(mixed, SegmentConfig()).values()  # no field in the sample: the others are read
+    assert source == "estimated" and mpp == pytest.approx(0.5, rel=0.15)
+
+
+@pytest.mark.realdata
 @pytest.mark.slow
 def test_dask_workers_estimate_the_serial_pixel_size_and_reference(data_root):
     pytest.importorskip("distributed")

@@ -28,7 +28,7 @@ from cellgan.io.images import DEFAULT_MAX_PIXELS, find_images, read_mpp, read_rg
 from cellgan.io.slides import is_slide
 from cellgan.segment.config import SegmentConfig
 from cellgan.segment.image import NO_NUCLEUS, prepare, refuse_crop_patches, reinhard_target, segment_image
-from cellgan.segment.pixel_size import PixelSizeError, field_estimates, pool_estimates
+from cellgan.segment.pixel_size import PixelSizeError, estimate_sample, field_estimates, pool_estimates
 from cellgan.segment.reference import resolve_reference
 
 __all__ = [
@@ -328,9 +328,10 @@ def pixel_sizes(
     """Each file's pixel size and where it came from: ``given``, ``file`` or ``estimated``.
 
     ``config.mpp`` when set; else the file's own (:func:`cellgan.io.images.read_mpp`);
-    else the estimate pooled over the fields of all the files without one
-    (:mod:`cellgan.segment.pixel_size`). A file that cannot be read or prepared
-    adds nothing to the estimate (the segmentation reports it).
+    else the estimate pooled over the fields of the files without one (at most
+    :data:`~cellgan.segment.pixel_size.MAX_ESTIMATE_IMAGES` of them, evenly spread:
+    :func:`~cellgan.segment.pixel_size.estimate_sample`). A file that cannot be read
+    or prepared adds nothing to the estimate (the segmentation reports it).
 
     Parameters
     ----------
@@ -366,11 +367,19 @@ def pixel_sizes(
     keys = {path: _estimate_key(path, config, max_pixels) for path in unstated}
     task = functools.partial(_estimate_task, config=config, max_pixels=max_pixels)
     runner = _InProcess() if runner is None else runner
-    for path, estimates in runner.map(task, [path for path in unstated if keys[path] not in known]):
-        if not isinstance(estimates, _Failed):  # unreadable, blank, not H&E: segment_images names it
-            known[keys[path]] = estimates
-    found = {keys[path]: known[keys[path]] for path in unstated if keys[path] in known}
-    values = [value for path in unstated if keys[path] in found for value in found[keys[path]]]
+
+    def estimate(paths):
+        for path, estimates in runner.map(task, [path for path in paths if keys[path] not in known]):
+            if not isinstance(estimates, _Failed):  # unreadable, blank, not H&E: segment_images names it
+                known[keys[path]] = estimates
+
+    sample = estimate_sample(unstated)
+    estimate(sample)
+    if not any(keys[path] in known for path in sample):  # none of the sample could be read: the others too
+        sample = unstated
+        estimate(sample)
+    found = {keys[path]: known[keys[path]] for path in sample if keys[path] in known}
+    values = [value for path in sample if keys[path] in found for value in found[keys[path]]]
     if cache is not None and found:
         atomic_write(cache, lambda p: p.write_text(json.dumps(found)))
     pooled = pool_estimates(values)
