@@ -3,7 +3,7 @@ images it reads; subsets as in tests/test_pixel_size.py, plus all 100 CRCHistoPh
 
   OMP_NUM_THREADS=2 .venv/bin/python benchmarks/probes/issue13_estimate_reinhard.py
 """
-import dataclasses, time
+import time
 from pathlib import Path
 import numpy as np
 from cellgan.io import datasets
