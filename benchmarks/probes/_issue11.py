@@ -99,3 +99,15 @@ def teacher(patches, table, *, clusters: int, neighbours: int, seed: int, moment
     described = neighbourhood_pixels(patches, table, neighbours=neighbours, seed=seed, moments_weight=moments_weight,
                                      crowding_weight=crowding_weight)
     return overclustered(described, clusters=clusters, overclusters=overclusters, seed=seed)
+
+
+def detected_nuclei():
+    """(table, patches, CRCHistoPhenotypes records of its images) of the composition bench's cell store: the
+    nuclei a run detects (issue 11 steps 30-37)."""
+    from cellgan.io.cellstore import CellStore
+    from cellgan.io.datasets import DATASETS, load_crchistophenotypes
+    from cellgan.io.files import safe_image_id
+
+    store = CellStore.open(next(Path(".cache/bench/composition_crchistophenotypes").glob("cells_*")))
+    records = load_crchistophenotypes(Path("../shared/data") / DATASETS["crchistophenotypes"].folder)
+    return store.read_table(), store.read_patches(), [r for r in records if store.has_image(safe_image_id(r.path.stem))]

@@ -9,17 +9,13 @@ composition bench scores). Cuts: plain k-means of 4; k-means of C centres merged
 (the default, C = 8) or by average linkage of the centres, unweighted. Labels only score.
 """
 import sys
-from pathlib import Path
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.cluster import KMeans
 
-from _issue11 import all_nuclei_store
+from _issue11 import all_nuclei_store, detected_nuclei
 from cellgan.bench.composition import composition_scores
-from cellgan.io.cellstore import CellStore
-from cellgan.io.datasets import DATASETS, load_crchistophenotypes
-from cellgan.io.files import safe_image_id
 from cellgan.metrics.clustering import clustering_scores
 from _issue11 import ward_groups
 from cellgan.neighbourhood import neighbourhood_pixels
@@ -44,11 +40,8 @@ def cut(described, name):
 cuts = sys.argv[1:] or ["kmeans", "ward-8", "average-8", "ward-6", "ward-12", "ward-16", "average-16", "complete-8"]
 p, table, labels, typed = all_nuclei_store()
 every = describe(p, table)
-detected_store = CellStore.open(next(Path(".cache/bench/composition_crchistophenotypes").glob("cells_*")))
-dt = detected_store.read_table()
-detected = describe(detected_store.read_patches(), dt)
-records = load_crchistophenotypes(Path("../shared/data") / DATASETS["crchistophenotypes"].folder)
-records = [r for r in records if detected_store.has_image(safe_image_id(r.path.stem))]
+dt, dp, records = detected_nuclei()
+detected = describe(dp, dt)
 print("cut         every nucleus acc/ARI/NMI  sizes            | detected sizes     agreement  MAE (mean)")
 for name in cuts:
     a = cut(every, name)

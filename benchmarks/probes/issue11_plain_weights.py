@@ -6,25 +6,18 @@ As issue11_cuts.py (teacher alone, seed 0, no GAN; labels only score), for the p
 description over N nearest cells with moments weight M and crowding weight C (the default: 8,0.5,0.2).
 """
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from _issue11 import all_nuclei_store
+from _issue11 import all_nuclei_store, detected_nuclei
 from cellgan.bench.composition import composition_scores
-from cellgan.io.cellstore import CellStore
-from cellgan.io.datasets import DATASETS, load_crchistophenotypes
-from cellgan.io.files import safe_image_id
 from cellgan.metrics.clustering import clustering_scores
 from cellgan.model.self_labels import neighbourhood_clusters
 
 variants = sys.argv[1:] or ["8,0.5,0.2", "8,0.5,0.1", "8,0.5,0.35", "8,0.25,0.2", "8,1.0,0.2", "12,0.5,0.2",
                             "6,0.5,0.2", "8,0,0.2"]
 p, table, labels, typed = all_nuclei_store()
-detected_store = CellStore.open(next(Path(".cache/bench/composition_crchistophenotypes").glob("cells_*")))
-dt, dp = detected_store.read_table(), detected_store.read_patches()
-records = load_crchistophenotypes(Path("../shared/data") / DATASETS["crchistophenotypes"].folder)
-records = [r for r in records if detected_store.has_image(safe_image_id(r.path.stem))]
+dt, dp, records = detected_nuclei()
 print("N,M,C        every nucleus acc/ARI/NMI  sizes            | detected sizes     agreement  MAE (mean)")
 for spec in variants:
     n, m, c = spec.split(",")

@@ -7,16 +7,12 @@ Trimmed k-means (Cuesta-Albertos et al., Ann. Stat. 1997): the centres are fitte
 farthest from the description's median, then every cell goes to its nearest centre. As issue11_cuts.py
 (teacher alone, seed 0, no GAN; labels only score).
 """
-from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
 
-from _issue11 import all_nuclei_store
+from _issue11 import all_nuclei_store, detected_nuclei
 from cellgan.bench.composition import composition_scores
-from cellgan.io.cellstore import CellStore
-from cellgan.io.datasets import DATASETS, load_crchistophenotypes
-from cellgan.io.files import safe_image_id
 from cellgan.metrics.clustering import clustering_scores
 from cellgan.neighbourhood import neighbourhood_pixels
 
@@ -33,11 +29,8 @@ def describe(p, table):
 
 p, table, labels, typed = all_nuclei_store()
 every = describe(p, table)
-detected_store = CellStore.open(next(Path(".cache/bench/composition_crchistophenotypes").glob("cells_*")))
-dt = detected_store.read_table()
-detected = describe(detected_store.read_patches(), dt)
-records = load_crchistophenotypes(Path("../shared/data") / DATASETS["crchistophenotypes"].folder)
-records = [r for r in records if detected_store.has_image(safe_image_id(r.path.stem))]
+dt, dp, records = detected_nuclei()
+detected = describe(dp, dt)
 print("trim   every nucleus acc/ARI/NMI  sizes            | detected sizes     agreement  MAE (mean)")
 for trim in (0.0, 0.01, 0.02, 0.05):
     a, b = trimmed_cut(every, trim), trimmed_cut(detected, trim)
