@@ -6,6 +6,7 @@ import base64
 import importlib.util
 import io
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -116,12 +117,8 @@ def test_tiled_slide_finds_the_cells_of_the_whole_image(tmp_path, marrow, monkey
     np.testing.assert_allclose(tiled["x_um"], (tiled["centroid_x"] + 0.5) * 0.5)
 
 
-@pytest.mark.slow
-@pytest.mark.realdata
 def test_a_local_clusters_workers_keep_image_arrays_on_the_heap():
     pytest.importorskip("distributed")
-    import os
-
     from cellgan.segment.batch import LOCAL_WORKER_ENVIRON, task_runner
 
     with task_runner("local:1") as runner:
@@ -130,6 +127,8 @@ def test_a_local_clusters_workers_keep_image_arrays_on_the_heap():
     assert seen == {k: str(v) for k, v in LOCAL_WORKER_ENVIRON.items()}
 
 
+@pytest.mark.slow
+@pytest.mark.realdata
 def test_dask_cluster_of_two_workers_writes_the_serial_store(tmp_path, data_root):
     pytest.importorskip("distributed")
     source = data_root / "bm_graz" / "source"
