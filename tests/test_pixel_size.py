@@ -118,6 +118,11 @@ def test_a_large_run_estimates_from_an_even_sample_of_its_images(data_root, tmp_
             Image.open(paths[len(mixed) % 5]).save(mixed[-1])
     (mpp, source), *_ = pixel_sizes(mixed, SegmentConfig()).values()  # no field in the sample: the others are read
     assert source == "estimated" and mpp == pytest.approx(0.5, rel=0.15)
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((40, 40, 3), 255, np.uint8)).save(blank)
+    prepared.clear()
+    assert pixel_sizes([blank], SegmentConfig()) == {blank: (None, "unknown")}
+    assert len(prepared) == 1  # a sample that is the whole run is not tried twice
 
 
 @pytest.mark.realdata

@@ -211,10 +211,11 @@ def task_runner(scheduler: str | None):
     if kind == "serial":
         yield _InProcess()
         return
-    import dask
     from distributed import Client, LocalCluster
 
     if kind == "local":
+        import dask
+
         environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in LOCAL_WORKER_ENVIRON.items()}
         with dask.config.set(environ):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -375,8 +376,8 @@ def pixel_sizes(
 
     sample = estimate_sample(unstated)
     estimate(sample)
-    if not any(keys[path] in known for path in sample):  # none of the sample could be read: the others too
-        sample = unstated
+    if len(sample) < len(unstated) and not any(keys[path] in known for path in sample):
+        sample = unstated  # none of the sample could be read: the others are tried
         estimate(sample)
     found = {keys[path]: known[keys[path]] for path in sample if keys[path] in known}
     values = [value for path in sample if keys[path] in found for value in found[keys[path]]]
