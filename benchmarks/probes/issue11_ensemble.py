@@ -1,0 +1,52 @@
+"""Issue 11, step 38: the three seeds' Q read together (an ensemble), on the default recipe's bench models.
+
+  OMP_NUM_THREADS=2 .venv/bin/python benchmarks/probes/issue11_ensemble.py
+
+As issue11_read_neighbours.py: the 3 plain-cut models of the clustering bench on its every-nucleus store, Q
+read over each cell and its 8 nearest. Each other seed's categories are matched to a reference seed's by the
+Hungarian assignment of their argmax cross-table (no label), the aligned probabilities averaged, and the argmax
+of the mean scored on the typed nuclei (labels only score).
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from cellgan.analysis.assign import assign_cells, cell_places, neighbourhood_probabilities
+from cellgan.io.cellstore import CellStore
+from cellgan.metrics.clustering import clustering_scores
+from cellgan.model import load_trained
+
+
+def aligned(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``other``'s columns reordered to the categories of ``reference`` they share the most cells with."""
+    k = reference.shape[1]
+    table = np.zeros((k, k))
+    np.add.at(table, (reference.argmax(1), other.argmax(1)), 1)
+    rows, cols = linear_sum_assignment(-table)
+    order = np.empty(k, int)
+    order[rows] = cols
+    return other[:, order]
+
+
+bench = Path(".cache/bench/clustering_crchistophenotypes")
+store = next(s for s in (CellStore.open(p) for p in bench.glob("cells_*")) if len(s) == 29835)
+table = store.read_table()
+patches = store.read_patches()
+typed = table.label.notna().to_numpy()
+labels = table.label.astype(str).to_numpy()[typed]
+cells = table.drop(columns=["label"])
+models = [m for m in sorted(bench.glob("gan_*_seed*"))
+          if json.loads((m / "config.json").read_text()).get("self_label_overclusters") == 0]
+probs = []
+for model_dir in models:
+    model = load_trained(model_dir, device="cpu")
+    own, _ = assign_cells(model, patches, places=cell_places(model, patches, cells))
+    probs.append(neighbourhood_probabilities(cells, own, 8))
+    s = clustering_scores(probs[-1].argmax(1)[typed], labels)
+    print(f"{model_dir.name}: {s['acc']:.3f} / {s['ari']:.3f} / {s['nmi']:.3f}", flush=True)
+for ref in range(len(probs)):
+    mean = np.mean([probs[ref]] + [aligned(probs[ref], p) for j, p in enumerate(probs) if j != ref], axis=0)
+    s = clustering_scores(mean.argmax(1)[typed], labels)
+    print(f"ensemble aligned to {models[ref].name}: {s['acc']:.3f} / {s['ari']:.3f} / {s['nmi']:.3f}")
