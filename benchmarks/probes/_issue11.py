@@ -57,6 +57,31 @@ def all_nuclei_store(typed_only: bool = False):
     return p, table, labels, typed
 
 
+def bench_models(bench=Path(".cache/bench/clustering_crchistophenotypes")):
+    """(patches, table without labels, typed mask, labels of the typed, the default recipe's model directories) of
+    the clustering bench's every-nucleus store (29,835 nuclei) and its models trained with the default recipe as it
+    is now, whatever their seed and length (steps 35 and 38)."""
+    import json
+
+    from cellgan.config import resolve_config
+    from cellgan.io.cellstore import CellStore
+    from cellgan.model.config import RETIRED_OPTIONS
+
+    store = next(s for s in (CellStore.open(p) for p in bench.glob("cells_*")) if len(s) == 29835)
+    t = store.read_table()
+    typed = t.label.notna().to_numpy()
+    recipe = resolve_config().train.to_dict()
+    free = {"seed", "minutes", "iterations"}
+
+    def default_recipe(model_dir):
+        trained = json.loads((model_dir / "config.json").read_text())
+        retired = all(trained.get(k, off) == off for k, off in RETIRED_OPTIONS.items())
+        return retired and all(trained.get(k) == v for k, v in recipe.items() if k not in free)
+
+    models = [m for m in sorted(bench.glob("gan_*_seed*")) if default_recipe(m)]
+    return store.read_patches(), t.drop(columns=["label"]), typed, t.label.astype(str).to_numpy()[typed], models
+
+
 def overclustered(described, *, clusters: int, overclusters: int, seed: int):
     """The teacher's cut of issue 11 steps 22-31 (cellgan's default until step 32): k-means of ``overclusters``
     centres merged into ``clusters`` groups by Ward's linkage of the centres, weighed by their sizes; plain k-means

@@ -8,15 +8,12 @@ Hungarian assignment of their argmax cross-table (no label), the aligned probabi
 of the mean scored on the typed nuclei (labels only score). Then the teacher alone per seed, with the
 default's 10 k-means starts and with 100: whether the seeds' teachers differ.
 """
-import json
-from pathlib import Path
-
 import numpy as np
+from _issue11 import bench_models
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
 from cellgan.analysis.assign import assign_cells, cell_places, neighbourhood_probabilities
-from cellgan.io.cellstore import CellStore
 from cellgan.metrics.clustering import clustering_scores
 from cellgan.model import load_trained
 from cellgan.neighbourhood import neighbourhood_pixels
@@ -33,15 +30,7 @@ def aligned(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
     return other[:, order]
 
 
-bench = Path(".cache/bench/clustering_crchistophenotypes")
-store = next(s for s in (CellStore.open(p) for p in bench.glob("cells_*")) if len(s) == 29835)
-table = store.read_table()
-patches = store.read_patches()
-typed = table.label.notna().to_numpy()
-labels = table.label.astype(str).to_numpy()[typed]
-cells = table.drop(columns=["label"])
-models = [m for m in sorted(bench.glob("gan_*_seed*"))
-          if json.loads((m / "config.json").read_text()).get("self_label_overclusters") == 0]
+patches, cells, typed, labels, models = bench_models()
 probs = []
 for model_dir in models:
     model = load_trained(model_dir, device="cpu")

@@ -6,25 +6,14 @@ The 3 models of the plain-cut run (step 31, now the default) on the clustering b
 Q's probabilities averaged over each cell and its N nearest (the assign stage reads N = the teacher's 8),
 scored on the typed nuclei (labels only score).
 """
-import json
-from pathlib import Path
-
 import numpy as np
+from _issue11 import bench_models
 
 from cellgan.analysis.assign import assign_cells, cell_places, neighbourhood_probabilities
-from cellgan.io.cellstore import CellStore
 from cellgan.metrics.clustering import clustering_scores
 from cellgan.model import load_trained
 
-bench = Path(".cache/bench/clustering_crchistophenotypes")
-store = next(s for s in (CellStore.open(p) for p in bench.glob("cells_*")) if len(s) == 29835)
-table = store.read_table()
-patches = store.read_patches()
-typed = table.label.notna().to_numpy()
-labels = table.label.astype(str).to_numpy()[typed]
-cells = table.drop(columns=["label"])
-models = [m for m in sorted(bench.glob("gan_*_seed*"))
-          if json.loads((m / "config.json").read_text()).get("self_label_overclusters") == 0]
+patches, cells, typed, labels, models = bench_models()
 reads = (0, 4, 8, 12, 16, 24)
 rows = {n: [] for n in reads}
 for model_dir in models:

@@ -15,20 +15,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from _issue11 import bench_models
 from sklearn.metrics import adjusted_rand_score
 
 from cellgan.analysis.assign import assign_cells, cell_places, neighbourhood_probabilities
-from cellgan.io.cellstore import CellStore
 from cellgan.metrics.clustering import clustering_scores
 from cellgan.model import load_trained
 from cellgan.model.self_labels import neighbourhood_clusters
 
-store = CellStore.open(Path(".cache/bench/clustering_crchistophenotypes/cells_crchistophenotypes_e5de90d829"))
-table = store.read_table()
-patches = store.read_patches()
-typed = table.label.notna().to_numpy()
-labels = table.label.astype(str).to_numpy()[typed]
-cells = table.drop(columns=["label"])
+patches, cells, typed, labels, _ = bench_models()
 for model_dir in sys.argv[1:]:
     if json.loads((Path(model_dir) / "config.json").read_text()).get("self_label_overclusters", 0):
         continue  # a retired recipe's model (issue 11 step 32), refused by load_trained
