@@ -126,6 +126,22 @@ def test_a_large_run_estimates_from_an_even_sample_of_its_images(data_root, tmp_
 
 
 @pytest.mark.realdata
+def test_the_estimate_reads_the_images_unnormalised_as_it_was_calibrated(data_root, tmp_path, monkeypatch):
+    from cellgan.segment import batch, image
+
+    paths = [record.path for record in _subset(datasets.load_bm_graz(data_root / "bm_graz"), 2, 0)]
+    unnormalised = pixel_sizes(paths, SegmentConfig())
+    monkeypatch.setattr(image, "reinhard_normalise", lambda *a, **k: pytest.fail("the estimate normalised an image"))
+    cache = tmp_path / "estimates.json"
+    assert pixel_sizes(paths, SegmentConfig(reinhard_reference=str(paths[1])), cache=cache) == unnormalised
+    prepared = []
+    original = batch.prepare
+    monkeypatch.setattr(batch, "prepare", lambda *a, **k: prepared.append(1) or original(*a, **k))
+    assert pixel_sizes(paths, SegmentConfig(), cache=cache) == unnormalised
+    assert not prepared  # one estimate, kept for a recipe with normalisation or without
+
+
+@pytest.mark.realdata
 @pytest.mark.slow
 def test_dask_workers_estimate_the_serial_pixel_size_and_reference(data_root):
     pytest.importorskip("distributed")

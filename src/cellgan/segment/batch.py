@@ -331,8 +331,12 @@ def pixel_sizes(
     ``config.mpp`` when set; else the file's own (:func:`cellgan.io.images.read_mpp`);
     else the estimate pooled over the fields of the files without one (at most
     :data:`~cellgan.segment.pixel_size.MAX_ESTIMATE_IMAGES` of them, evenly spread:
-    :func:`~cellgan.segment.pixel_size.estimate_sample`). A file that cannot be read
-    or prepared adds nothing to the estimate (the segmentation reports it).
+    :func:`~cellgan.segment.pixel_size.estimate_sample`). The estimate prepares the
+    images as it was calibrated (:data:`~cellgan.segment.pixel_size.BLOB_RADIUS_RATIO`),
+    without ``config.reinhard_reference``: normalised, the haematoxylin's foreground
+    moved, and all 100 CRCHistoPhenotypes images were refused where unnormalised
+    they give 0.495 µm/px for the known 0.5 (benchmarks/README.md, issue 13). A file
+    that cannot be read or prepared adds nothing to the estimate (the segmentation reports it).
 
     Parameters
     ----------
@@ -364,6 +368,7 @@ def pixel_sizes(
     unstated = [path for path, mpp in stated.items() if mpp is None]
     if not unstated:
         return sizes
+    config = dataclasses.replace(config, reinhard_reference=None)  # as calibrated; see above
     known = _read_field_estimates(cache)
     keys = {path: _estimate_key(path, config, max_pixels) for path in unstated}
     task = functools.partial(_estimate_task, config=config, max_pixels=max_pixels)

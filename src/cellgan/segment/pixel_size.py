@@ -6,7 +6,8 @@ nuclei found). A pixel size comes, in order, from the user (``given``), from the
 image file (``file``, :func:`cellgan.io.images.read_mpp`), else from the nuclei
 (``estimated``):
 
-1. Each image is cut into fields of about :data:`FIELD_SIDE` pixels; in each, the
+1. Each image, as read (no colour normalisation: the way :data:`BLOB_RADIUS_RATIO`
+   was measured), is cut into fields of about :data:`FIELD_SIDE` pixels; in each, the
    typical radius of the haematoxylin foreground's blobs
    (:func:`cellgan.segment.nuclei.blob_scale`) gives a pixel size.
 2. The estimates of the fields of the images without a pixel size are pooled
