@@ -2,6 +2,9 @@
 images it reads; subsets as in tests/test_pixel_size.py, plus all 100 CRCHistoPhenotypes images. No labels.
 
   OMP_NUM_THREADS=2 .venv/bin/python benchmarks/probes/issue13_estimate_reinhard.py
+
+Its table in benchmarks/README.md was made at commit 80f7e70 and before; since c4602ef `pixel_sizes` always
+estimates on the images as read, so on a later commit both columns are the "none" one.
 """
 import time
 from pathlib import Path
