@@ -57,6 +57,16 @@ def all_nuclei_store(typed_only: bool = False):
     return p, table, labels, typed
 
 
+def loadable(model_dir) -> bool:
+    """Whether this cellgan loads the model: none of the options it trained with is retired (issue 11 step 32)."""
+    import json
+
+    from cellgan.model.config import RETIRED_OPTIONS
+
+    trained = json.loads((Path(model_dir) / "config.json").read_text())
+    return all(trained.get(k, off) == off for k, off in RETIRED_OPTIONS.items())
+
+
 def bench_models(bench=Path(".cache/bench/clustering_crchistophenotypes")):
     """(patches, table without labels, typed mask, labels of the typed, the default recipe's model directories) of
     the clustering bench's every-nucleus store (29,835 nuclei) and its models trained with the default recipe as it
@@ -65,7 +75,6 @@ def bench_models(bench=Path(".cache/bench/clustering_crchistophenotypes")):
 
     from cellgan.config import resolve_config
     from cellgan.io.cellstore import CellStore
-    from cellgan.model.config import RETIRED_OPTIONS
 
     store = next(s for s in (CellStore.open(p) for p in bench.glob("cells_*")) if len(s) == 29835)
     t = store.read_table()
@@ -75,8 +84,7 @@ def bench_models(bench=Path(".cache/bench/clustering_crchistophenotypes")):
 
     def default_recipe(model_dir):
         trained = json.loads((model_dir / "config.json").read_text())
-        retired = all(trained.get(k, off) == off for k, off in RETIRED_OPTIONS.items())
-        return retired and all(trained.get(k) == v for k, v in recipe.items() if k not in free)
+        return loadable(model_dir) and all(trained.get(k) == v for k, v in recipe.items() if k not in free)
 
     models = [m for m in sorted(bench.glob("gan_*_seed*")) if default_recipe(m)]
     return store.read_patches(), t.drop(columns=["label"]), typed, t.label.astype(str).to_numpy()[typed], models

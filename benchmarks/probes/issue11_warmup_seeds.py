@@ -10,12 +10,10 @@ clustering bench's every-nucleus store: Q read over each cell and its 8 nearest 
 on the typed nuclei (labels only score), and label-free: its agreement with its own seed's teacher (ARI of Q's
 own argmax and of its reading) and Q's cross-entropy on the teacher's labels.
 """
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
-from _issue11 import bench_models
+from _issue11 import bench_models, loadable
 from sklearn.metrics import adjusted_rand_score
 
 from cellgan.analysis.assign import assign_cells, cell_places, neighbourhood_probabilities
@@ -25,12 +23,13 @@ from cellgan.model.self_labels import neighbourhood_clusters
 
 patches, cells, typed, labels, _ = bench_models()
 for model_dir in sys.argv[1:]:
-    if json.loads((Path(model_dir) / "config.json").read_text()).get("self_label_overclusters", 0):
-        continue  # a retired recipe's model (issue 11 step 32), refused by load_trained
+    if not loadable(model_dir):
+        continue
     model = load_trained(model_dir, device="cpu")
     config = model.config
-    teacher = neighbourhood_clusters(patches, cells, clusters=4, neighbours=8, seed=config.seed,
-                                     moments_weight=0.5, crowding_weight=0.2)
+    teacher = neighbourhood_clusters(patches, cells, clusters=config.categories, neighbours=config.self_label_neighbours,
+                                     seed=config.seed, moments_weight=config.self_label_moments,
+                                     crowding_weight=config.self_label_crowding)
     probs, _ = assign_cells(model, patches, places=cell_places(model, patches, cells))
     read = neighbourhood_probabilities(cells, probs, 8).argmax(1)
     s = clustering_scores(read[typed], labels)

@@ -4,7 +4,7 @@
 
 The cell features only see the tissue where a nucleus is. Here every tile is cut into
 32-px windows (the default recipe's 16 µm context at 0.495 µm/px) every 8 px, Reinhard-normalised
-to the bench's reference, and each window goes through the trained critic of each seed as a cell
+to the reference the bench's cell store was made with, and each window goes through the trained critic of each seed as a cell
 patch would: ``raw`` as it is, ``nuclei`` with the pixels outside the tile's segmented nuclei faded
 as the patches are (weight 0.35). The mean and spread of the trunk's pooled features over a tile's
 windows are its texture block, scored with the bench's linear SVM and folds alone and joined to the
@@ -23,6 +23,7 @@ from sklearn.svm import LinearSVC
 
 from cellgan.analysis.assign import assign_cells
 from cellgan.analysis.image_features import feature_columns
+from cellgan.io.cellstore import CellStore
 from cellgan.io.datasets import DATASETS, load_kather2016
 from cellgan.io.images import read_rgb
 from cellgan.model.trainer import load_trained
@@ -36,7 +37,8 @@ records = load_kather2016(Path("../shared/data") / DATASETS["kather2016"].folder
 ids = image_ids([r.path for r in records])
 labels = pd.Series({ids[r.path]: r.image_label for r in records})
 store = next(work.glob("cells_*"))
-target = reinhard_target(str(Path("../shared/data/kather2016/03_COMPLEX/28C9_CRC-Prim-HE-03_002.tif_Row_1201_Col_1501.tif")))
+cells = CellStore.open(store)
+target = reinhard_target(cells.read_identity(cells.image_ids()[0])["options"]["reinhard_reference"])  # the bench's
 
 windows = {"raw": [], "nuclei": []}
 owner = []
