@@ -46,19 +46,6 @@ def test_alone_the_clusters_follow_each_cell_and_with_neighbours_its_tissue():
     assert (smoothed == smoothed[-1]).tolist() == tissue.tolist()  # the rare cells follow their neighbours
 
 
-def test_the_cells_own_pixels_join_the_neighbourhood_mean_and_bring_back_the_rare_cells():
-    from cellgan.neighbourhood import neighbourhood_pixels
-
-    patches, table = _two_tissues()
-    darkness = patches.reshape(60, -1).mean(1) < 128
-    averaged = neighbourhood_pixels(patches, table, neighbours=8, seed=0)
-    joined = neighbourhood_pixels(patches, table, neighbours=8, seed=0, own_weight=0.5)
-    assert np.array_equal(joined[:, : averaged.shape[1]], averaged)  # the neighbourhood's mean is unchanged
-    assert joined[:, averaged.shape[1] :].var(axis=0).sum() == pytest.approx(0.5, rel=1e-4)
-    own = neighbourhood_clusters(patches, table, clusters=2, neighbours=8, seed=0, own_weight=4.0)
-    assert (own == own[np.argmax(darkness)]).tolist() == darkness.tolist()  # each cell's own kind again
-
-
 def test_neighbourhoods_need_the_table():
     patches, table = _two_tissues()
     with pytest.raises(ValueError, match="got no cell table"):
@@ -91,5 +78,3 @@ def test_training_with_crowding_needs_the_cell_table(tmp_path):
         train(np.zeros((16, 32, 32, 3), np.uint8), tmp_path / "m", config, device="cpu", progress=False)
     with pytest.raises(ConfigError, match="self_label_crowding must be a non-negative number"):
         TrainConfig(self_label_crowding=-0.1)
-    with pytest.raises(ConfigError, match="self_label_own_pixels must be a non-negative number"):
-        TrainConfig(self_label_own_pixels=-0.1)

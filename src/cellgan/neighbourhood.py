@@ -268,29 +268,23 @@ def neighbourhood_pixels(
     components: int = PIXEL_COMPONENTS,
     moments_weight: float = 0.0,
     crowding_weight: float = 0.0,
-    own_weight: float = 0.0,
 ) -> np.ndarray:
     """:func:`pixel_pca` averaged over each cell and its ``neighbours`` nearest cells in its image.
 
     (:func:`nearest_cells`; 0: the cell alone.) With ``moments_weight`` or
     ``crowding_weight`` > 0 the PCA (scaled to unit total variance) is joined by
     :func:`nucleus_moments` and :func:`crowding`, each standardised, of that total
-    variance, before the averaging. With ``own_weight`` > 0 the cell's own PCA, not
-    averaged, is joined after it at that total variance: the averaging finds the
-    tissue a cell lies in but blurs what tells intermixed cells apart, their own
-    nuclei. ``table`` (row i: patch i) places the cells; it may be None when
-    ``neighbours`` and ``crowding_weight`` are 0.
+    variance, before the averaging. ``table`` (row i: patch i) places the cells; it
+    may be None when ``neighbours`` and ``crowding_weight`` are 0.
     """
     if neighbours or crowding_weight:
         if table is None or len(table) != len(patches_uint8):
             rows = "no cell table" if table is None else f"a cell table of {len(table)} rows"
             raise ValueError(f"neighbourhoods need the table of the {len(patches_uint8)} cells, got {rows}")
     partners = nearest_cells(table, neighbours) if neighbours else None
-    pca = pixel_pca(patches_uint8, seed=seed, components=components)
+    described = pixel_pca(patches_uint8, seed=seed, components=components)
     blocks = [(nucleus_moments(patches_uint8), moments_weight)] if moments_weight > 0 else []
     blocks += [(crowding(table), crowding_weight)] if crowding_weight > 0 else []
-    described = neighbourhood_average(_joined(pca, blocks) if blocks else pca, partners)
-    if own_weight > 0:
-        own = pca - pca.mean(axis=0)
-        described = np.concatenate([described, own * np.sqrt(own_weight / (own.var(axis=0).sum() + 1e-12))], axis=1)
-    return described
+    if blocks:
+        described = _joined(described, blocks)
+    return neighbourhood_average(described, partners)

@@ -96,16 +96,15 @@ def kmeans_neighbourhood_pixels(
     components: int = 50,
     moments_weight: float = 0.0,
     crowding_weight: float = 0.0,
-    own_weight: float = 0.0,
 ) -> BaselineResult:
     """k-means on the PCA of the pixels averaged over each cell and its ``neighbours`` nearest cells.
 
     The same clusters as :func:`cellgan.model.self_labels.neighbourhood_clusters`
     (same PCA, averaging, weights and k-means seed), with the scores and embedding
     of the other baselines. ``table`` places the cells (``image``, ``centroid_x``,
-    ``centroid_y``; row i describes patch i). ``moments_weight``,
-    ``crowding_weight`` and ``own_weight`` join the nucleus moments, the crowding
-    and the cell's own pixels (:func:`cellgan.neighbourhood.neighbourhood_pixels`).
+    ``centroid_y``; row i describes patch i). ``moments_weight`` and
+    ``crowding_weight`` join the nucleus moments and the crowding
+    (:func:`cellgan.neighbourhood.neighbourhood_pixels`).
     """
     from cellgan.neighbourhood import neighbourhood_pixels
 
@@ -120,7 +119,6 @@ def kmeans_neighbourhood_pixels(
         components=components,
         moments_weight=moments_weight,
         crowding_weight=crowding_weight,
-        own_weight=own_weight,
     )
     return _kmeans(described, clusters=clusters, seed=seed)
 

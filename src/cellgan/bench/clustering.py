@@ -28,7 +28,7 @@ are scored. The pixel size is the one the dataset states
 - ``kmeans_neighbourhood``: k-means on the PCA-50 pixels, joined by the nucleus
   moments and the crowding of the recipe's ``self_label_moments`` and
   ``self_label_crowding``, averaged over each cell and its ``self_label_neighbours``
-  nearest cells, and by the cell's own pixels (``self_label_own_pixels``):
+  nearest cells:
   the self-labels that teach Q when ``lambda_self_label`` > 0,
   scored on their own so that the GAN can be compared with its teacher.
 
@@ -444,7 +444,6 @@ def _baselines(table, patches, colours, config, seed: int) -> dict:
         seed=seed,
         moments_weight=config.self_label_moments,
         crowding_weight=config.self_label_crowding,
-        own_weight=config.self_label_own_pixels,
     )
     return {
         "kmeans_pixels": kmeans_pixels(patches, clusters=k, seed=seed),

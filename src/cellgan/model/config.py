@@ -93,11 +93,6 @@ class TrainConfig:
         Total weight, likewise, of the crowding of each cell's place
         (:func:`cellgan.neighbourhood.crowding`: distances to its 1st, 4th and 8th
         nearest cell) in that description; needs the cell table [0: not in the paper].
-    self_label_own_pixels : float
-        Total weight, likewise, of the cell's own pixels' PCA joined to that
-        description after the averaging, not averaged: the neighbourhood finds the
-        tissue, the cell's own nucleus tells apart the kinds of cells intermixed in
-        it [0: not in the paper].
     self_label_warmup : int
         Updates of Q alone on its self-labels (cross-entropy, the critic's Adam and
         batches) before the first generator update, so that the generator learns
@@ -149,7 +144,6 @@ class TrainConfig:
     self_label_neighbours: int = 5
     self_label_moments: float = 0.0
     self_label_crowding: float = 0.0
-    self_label_own_pixels: float = 0.0
     self_label_warmup: int = 0
     q_reads_place: bool = False
     separate_q: bool = False
@@ -188,7 +182,6 @@ class TrainConfig:
             "lambda_self_label",
             "self_label_moments",
             "self_label_crowding",
-            "self_label_own_pixels",
         ):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {getattr(self, name)!r}")

@@ -46,7 +46,6 @@ def neighbourhood_clusters(
     seed: int,
     moments_weight: float = 0.0,
     crowding_weight: float = 0.0,
-    own_weight: float = 0.0,
 ) -> np.ndarray:
     """The self-label of every cell: int64 (n,) in [0, clusters).
 
@@ -54,8 +53,7 @@ def neighbourhood_clusters(
     :func:`cellgan.neighbourhood.neighbourhood_pixels` (``neighbours`` 0: the pixel
     k-means baseline), optionally joined by the nucleus moments (``moments_weight``)
     and the crowding of the cell's place (``crowding_weight``: distances to its
-    nearest cells, :func:`cellgan.neighbourhood.crowding`), and by the cell's own
-    pixels, not averaged (``own_weight``). A plain cut: on
+    nearest cells, :func:`cellgan.neighbourhood.crowding`). A plain cut: on
     CRCHistoPhenotypes more centres merged into ``clusters`` groups (IIC's
     over-clustering, Ji et al. ICCV 2019) did better on the typed nuclei alone but
     made one group of half the nuclei a run detects (benchmarks/README.md, issue 11
@@ -70,6 +68,5 @@ def neighbourhood_clusters(
         seed=seed,
         moments_weight=moments_weight,
         crowding_weight=crowding_weight,
-        own_weight=own_weight,
     )
     return KMeans(n_clusters=clusters, n_init=10, random_state=seed).fit_predict(described).astype(np.int64)

@@ -607,7 +607,6 @@ def _self_labels(config: TrainConfig, patches, table: pd.DataFrame | None, devic
             seed=config.seed,
             moments_weight=config.self_label_moments,
             crowding_weight=config.self_label_crowding,
-            own_weight=config.self_label_own_pixels,
         )
         return torch.from_numpy(labels).to(device)
 
