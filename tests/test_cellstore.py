@@ -54,6 +54,30 @@ def test_write_and_read_back_in_image_order(tmp_path):
     assert reopened.read_mask("b") is None
 
 
+def test_the_overlay_is_a_jpeg_whose_one_pixel_outlines_stay_green(tmp_path):
+    from PIL import Image
+
+    from cellgan.segment.image import OUTLINE_COLOUR
+
+    from skimage.data import immunohistochemistry
+
+    image = immunohistochemistry()[:64, :64].copy()  # real stained tissue, shipped with scikit-image
+    outline = np.zeros((64, 64), bool)
+    outline[20, 10:50] = outline[10:50, 30] = True  # 1-px lines
+    image[outline] = OUTLINE_COLOUR
+    store = CellStore.create(tmp_path / "cells", patch_mode="masked")
+    stale = store.overlay_path("a").with_suffix(".png")  # the overlay of a store made before
+    Image.fromarray(image).save(stale)
+    store.write_image("a", _table(2), _patches(2, 1), overlay=image)
+    assert store.overlay_path("a").suffix == ".jpg" and not stale.exists()
+    with Image.open(store.overlay_path("a")) as written:
+        assert written.format == "JPEG"
+        back = np.asarray(written.convert("RGB")).astype(int)
+    green = np.argmax(back, axis=2) == 1
+    assert green[outline].mean() > 0.95 and green[~outline].mean() < 0.01
+    assert np.abs(back[~outline] - image[~outline]).mean() < 4
+
+
 def test_shard_without_table_is_not_done(tmp_path):
     store = CellStore.create(tmp_path, patch_mode="masked")
     np.save(store.patches_path("x"), _patches(1, 0))  # as if killed before the table

@@ -6,7 +6,8 @@ Layout of a store directory (usually ``RUN_DIR/cells``)::
     table/<image_id>.parquet    one row per cell (see ``TABLE_COLUMNS``)
     patches/<image_id>.npy      uint8 array (n_cells, 32, 32, 3); row i <-> cell_id i
     masks/<image_id>.tif        uint32 label mask (label = cell_id + 1), when segmented
-    overlays/<image_id>.png     the image with the nuclei outlined, when segmented
+    overlays/<image_id>.jpg     the image with the nuclei outlined, when segmented (JPEG, quality 90, no
+                                chroma subsampling: the 1-px outlines stay sharp)
 
 A table may carry, in its Parquet metadata (key ``cellgan.image``), what is known of
 the whole image (:meth:`CellStore.read_image_info`): its size, pixel size, tissue
@@ -29,6 +30,7 @@ interleave shards.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from contextlib import contextmanager
@@ -54,6 +56,8 @@ __all__ = [
 ]
 
 PATCH_SIZE = 32
+#: JPEG quality of the overlays (``overlays/<image_id>.jpg``).
+OVERLAY_QUALITY = 90
 #: What each format version changed; a store of an older version is refused with these.
 FORMAT_CHANGES = {
     2: "the table column mean_hematoxylin became mean_haematoxylin",
@@ -189,7 +193,7 @@ class CellStore:
         return self.root / "masks" / f"{image_id}.tif"
 
     def overlay_path(self, image_id: str) -> Path:
-        return self.root / "overlays" / f"{image_id}.png"
+        return self.root / "overlays" / f"{image_id}.jpg"
 
     # -- writing ---------------------------------------------------------------
     @contextmanager
@@ -294,7 +298,10 @@ class CellStore:
         if overlay is not None:
             from PIL import Image
 
-            atomic_write(self.overlay_path(image_id), lambda p: Image.fromarray(overlay).save(p, format="PNG", compress_level=1))
+            # JPEG, not PNG: 14x faster to write (8 % of a whole segmentation run) and a third of the size
+            save = functools.partial(Image.fromarray(overlay).save, format="JPEG", quality=OVERLAY_QUALITY, subsampling=0)
+            atomic_write(self.overlay_path(image_id), save)
+            self.overlay_path(image_id).with_suffix(".png").unlink(missing_ok=True)  # a store's overlay before 2026-12-05
         atomic_write(self.patches_path(image_id), lambda p: np.save(p, patches))
         atomic_write(self.table_path(image_id), lambda p: _write_table(table, p, identity, image_info))
 
