@@ -56,10 +56,9 @@ def test_write_and_read_back_in_image_order(tmp_path):
 
 def test_the_overlay_is_a_jpeg_whose_one_pixel_outlines_stay_green(tmp_path):
     from PIL import Image
+    from skimage.data import immunohistochemistry
 
     from cellgan.segment.image import OUTLINE_COLOUR
-
-    from skimage.data import immunohistochemistry
 
     image = immunohistochemistry()[:64, :64].copy()  # real stained tissue, shipped with scikit-image
     outline = np.zeros((64, 64), bool)
