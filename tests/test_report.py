@@ -117,6 +117,20 @@ def test_report_escapes_file_names(small_run):
 
 
 @pytest.mark.realdata
+def test_an_image_whose_file_has_gone_is_drawn_over_its_overlay(small_run, tmp_path):
+    from cellgan.io.cellstore import CellStore
+    from cellgan.io.images import read_rgb
+    from cellgan.report.html import _base_image
+
+    store = CellStore.open(small_run / "cells")
+    image_id = store.image_ids()[0]
+    rgb, note = _base_image(store, image_id, str(tmp_path / "moved.png"))
+    assert note.startswith("drawn over the segmentation overlay")
+    assert rgb.shape == read_rgb(store.overlay_path(image_id)).shape and store.overlay_path(image_id).suffix == ".jpg"
+    assert _base_image(store, "no_such_image", None) == (None, "")
+
+
+@pytest.mark.realdata
 def test_report_shows_each_category_with_its_share(small_run):
     text = (small_run / "report.html").read_text(encoding="utf-8")
     cells = pd.read_parquet(small_run / "assignments" / "assignments.parquet")
