@@ -161,3 +161,5 @@ def test_retired_options_load_when_off_and_are_refused_when_used():
         TrainConfig.from_dict({**old, "strong_views": True}, source="model/config.json")
     with pytest.raises(ConfigError, match=r"self_label_overclusters no longer exist"):  # the default of issue 11 step 24
         TrainConfig.from_dict({**old, "self_label_overclusters": 8}, source="model/config.json")
+    with pytest.raises(ConfigError, match=r"self_label_own_pixels no longer exist"):  # issue 11 step 43's candidate
+        TrainConfig.from_dict({**old, "self_label_own_pixels": 0.2}, source="model/config.json")

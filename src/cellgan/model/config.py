@@ -229,7 +229,12 @@ class TrainConfig:
 
 #: Options that were removed, with the value that meant "off": a model directory that
 #: records them off still loads; one that used them is refused with why.
-RETIRED_OPTIONS = {"strong_views": False, "lambda_contrastive": 0.0, "self_label_overclusters": 0}
+RETIRED_OPTIONS = {
+    "strong_views": False,
+    "lambda_contrastive": 0.0,
+    "self_label_overclusters": 0,
+    "self_label_own_pixels": 0.0,
+}
 
 
 def _check_minimum(name: str, value: int, *, minimum: int) -> None:
