@@ -67,8 +67,10 @@ def test_the_overlay_is_a_jpeg_whose_one_pixel_outlines_stay_green(tmp_path):
     store = CellStore.create(tmp_path / "cells", patch_mode="masked")
     stale = store.overlay_path("a").with_suffix(".png")  # the overlay of a store made before
     Image.fromarray(image).save(stale)
+    assert store.find_overlay("a") == stale and store.find_overlay("b") is None
     store.write_image("a", _table(2), _patches(2, 1), overlay=image)
     assert store.overlay_path("a").suffix == ".jpg" and not stale.exists()
+    assert store.find_overlay("a") == store.overlay_path("a")
     with Image.open(store.overlay_path("a")) as written:
         assert written.format == "JPEG"
         back = np.asarray(written.convert("RGB")).astype(int)

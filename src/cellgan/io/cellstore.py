@@ -30,7 +30,6 @@ interleave shards.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from contextlib import contextmanager
@@ -195,6 +194,17 @@ class CellStore:
     def overlay_path(self, image_id: str) -> Path:
         return self.root / "overlays" / f"{image_id}.jpg"
 
+    def _older_overlay_path(self, image_id: str) -> Path:
+        """Where a store written before 2026-12-05 kept the overlay (a PNG)."""
+        return self.overlay_path(image_id).with_suffix(".png")
+
+    def find_overlay(self, image_id: str) -> Path | None:
+        """The image's overlay file (this store's JPEG, or an older store's PNG), None when it has none."""
+        for path in (self.overlay_path(image_id), self._older_overlay_path(image_id)):
+            if path.is_file():
+                return path
+        return None
+
     # -- writing ---------------------------------------------------------------
     @contextmanager
     def writing(self):
@@ -299,9 +309,11 @@ class CellStore:
             from PIL import Image
 
             # JPEG, not PNG: 14x faster to write (8 % of a whole segmentation run) and a third of the size
-            save = functools.partial(Image.fromarray(overlay).save, format="JPEG", quality=OVERLAY_QUALITY, subsampling=0)
-            atomic_write(self.overlay_path(image_id), save)
-            self.overlay_path(image_id).with_suffix(".png").unlink(missing_ok=True)  # a store's overlay before 2026-12-05
+            atomic_write(
+                self.overlay_path(image_id),
+                lambda p: Image.fromarray(overlay).save(p, format="JPEG", quality=OVERLAY_QUALITY, subsampling=0),
+            )
+            self._older_overlay_path(image_id).unlink(missing_ok=True)
         atomic_write(self.patches_path(image_id), lambda p: np.save(p, patches))
         atomic_write(self.table_path(image_id), lambda p: _write_table(table, p, identity, image_info))
 

@@ -812,9 +812,9 @@ def _base_image(store, image_id: str, source: str | None) -> tuple[np.ndarray | 
             return read_rgb(source), ""
         except (ImageReadError, OSError):
             pass
-    for overlay in (store.overlay_path(image_id), store.overlay_path(image_id).with_suffix(".png")):  # .png: older stores
-        if overlay.is_file():
-            return read_rgb(overlay), "drawn over the segmentation overlay: the image file was not found"
+    overlay = store.find_overlay(image_id)
+    if overlay is not None:
+        return read_rgb(overlay), "drawn over the segmentation overlay: the image file was not found"
     return None, ""
 
 
