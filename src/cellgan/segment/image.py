@@ -164,10 +164,15 @@ def reinhard_target(path: str) -> np.ndarray:
     return lab_statistics(image_or_overview(path))
 
 
+def tissue_pixels(od: np.ndarray, config: SegmentConfig) -> np.ndarray:
+    """The tissue: pixels whose optical density summed over the channels (od: (..., 3)) exceeds ``config.tissue_od``."""
+    return od[..., 0] + od[..., 1] + od[..., 2] > config.tissue_od  # od.sum(axis=-1)'s values, 13x faster
+
+
 def _tissue(od: np.ndarray, config: SegmentConfig, *, whole_image: bool = True) -> np.ndarray:
-    """Pixels whose summed optical density exceeds ``config.tissue_od``; NoTissueError when too few
-    and the pixels are a ``whole_image`` (a slide's tile has the slide's tissue, however little its own)."""
-    tissue = od[..., 0] + od[..., 1] + od[..., 2] > config.tissue_od  # od.sum(axis=2), 13x faster
+    """:func:`tissue_pixels`; NoTissueError when too few and the pixels are a ``whole_image`` (a slide's
+    tile has the slide's tissue, however little its own)."""
+    tissue = tissue_pixels(od, config)
     fraction = float(tissue.mean())
     if whole_image and fraction < config.min_tissue_fraction:
         raise NoTissueError(

@@ -50,6 +50,7 @@ from cellgan.segment.image import (
     prepared_nuclei,
     refuse_crop_patches,
     refuse_non_h_and_e,
+    tissue_pixels,
 )
 from cellgan.segment.stain import estimate_stains, lab_statistics, optical_density, reference_stain_matrix
 
@@ -130,13 +131,13 @@ def tile_grid(width: int, height: int, *, core: int) -> list[Tile]:
 def tissue_cores(overview: np.ndarray, scale: float, tiles, config: SegmentConfig) -> list[Tile]:
     """The tiles whose core holds tissue in ``overview`` (the slide at ``scale`` overview pixels per pixel).
 
-    Tissue is what :func:`cellgan.segment.image.prepare` takes as tissue: summed optical
-    density above ``config.tissue_od``; each overview pixel is widened by one, so that
+    Tissue is what :func:`cellgan.segment.image.prepare` takes as tissue
+    (:func:`~cellgan.segment.image.tissue_pixels`); each overview pixel is widened by one, so that
     a tile with a sliver of tissue at its edge is kept.
     """
     from scipy import ndimage as ndi
 
-    tissue = ndi.binary_dilation(optical_density(overview).sum(axis=2) > config.tissue_od, iterations=1)
+    tissue = ndi.binary_dilation(tissue_pixels(optical_density(overview), config), iterations=1)
     kept = []
     for tile in tiles:
         x0, y0 = int(math.floor(tile.x * scale)), int(math.floor(tile.y * scale))
@@ -198,7 +199,7 @@ def slide_statistics(slide, tiles, margin: int, config: SegmentConfig) -> ImageS
     chosen = [tiles[i] for i in sorted(set(np.linspace(0, len(tiles) - 1, STATISTICS_TILES).round().astype(int)))]
     cores = [_read_tile(slide, _central_quarter(tile), 0, config.mpp)[0] for tile in chosen]
     pixels = np.concatenate([core.reshape(-1, 1, 3) for core in cores])
-    refuse_non_h_and_e(pixels, optical_density(pixels).sum(axis=2) > config.tissue_od)
+    refuse_non_h_and_e(pixels, tissue_pixels(optical_density(pixels), config))
     if config.stain_vectors == "macenko":
         matrix = estimate_stains(pixels[:: max(1, len(pixels) // 250_000)]).matrix
     else:
