@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
@@ -37,20 +36,10 @@ from _issue11 import detected_nuclei
 from cellgan.bench.composition import MATCH_RADIUS, composition_scores
 from cellgan.io.datasets import load_crchistophenotypes
 from cellgan.metrics.detection import match_points
+from cellgan.neighbourhood import nearest_cells, neighbourhood_average
 
 BENCH = Path(".cache/bench/composition_crchistophenotypes")
 TABLE_COLUMNS = ["area_um2", "perimeter_px", "eccentricity", "solidity", "mean_haematoxylin", "mean_eosin"]
-
-
-def neighbourhood_mean(table: pd.DataFrame, values: np.ndarray, k: int = 8) -> np.ndarray:
-    """Each row's values averaged with its image's k nearest cells (by centroid), as the assign stage reads Q."""
-    out = np.empty_like(values)
-    for _, rows in table.groupby("image", sort=False).indices.items():
-        xy = table[["centroid_x", "centroid_y"]].to_numpy()[rows]
-        _, near = cKDTree(xy).query(xy, k=min(k + 1, len(rows)))
-        near = np.asarray(near).reshape(len(rows), -1)
-        out[rows] = values[rows][near].mean(axis=1)
-    return out
 
 
 def matched_types(table: pd.DataFrame, records) -> np.ndarray:
@@ -120,13 +109,14 @@ def main(seed: int) -> None:
     labelled = types != ""
     y = np.array([classes.index(t) if t else -1 for t in types])
     groups = table["image"].to_numpy()
+    near = nearest_cells(table, 8)  # each cell's 8 nearest in its image, as the assign stage reads Q
     described = {
         "Q's features": features,
         "table columns": table[TABLE_COLUMNS].to_numpy(np.float64),
     }
     described["both"] = np.hstack(list(described.values()))
     for name in list(described):
-        described[name + ", over 8 nearest"] = neighbourhood_mean(table, described[name])
+        described[name + ", over 8 nearest"] = neighbourhood_average(described[name], near)
     models = {
         "logistic regression": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0)),
         "gradient-boosted trees": lambda: HistGradientBoostingClassifier(max_iter=200, random_state=0),
@@ -162,7 +152,7 @@ def main(seed: int) -> None:
     probabilities = cnn_probabilities(patches[labelled], y[labelled], groups[labelled])
     full = np.zeros((len(table), probabilities.shape[1]))
     full[labelled] = probabilities
-    for fname, p in (("patches", full), ("patches, probabilities over 8 nearest", neighbourhood_mean(table, full))):
+    for fname, p in (("patches", full), ("patches, probabilities over 8 nearest", neighbourhood_average(full, near))):
         category = p.argmax(1)
         row = {"classifier": "CNN", "features": fname, "accuracy": float(np.mean(category[labelled] == y[labelled])),
                **scored(table, category, records, classes)}
