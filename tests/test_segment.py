@@ -292,6 +292,31 @@ def test_region_measurements_match_scikit_image():
     assert ours["solidity"][2] < 0.6  # the L shape
 
 
+def test_solidity_counts_the_pixel_centres_in_each_labels_convex_hull():
+    from scipy import ndimage as ndi
+    from scipy.spatial import ConvexHull, QhullError
+
+    rng = np.random.default_rng(3)
+    for _ in range(40):  # ragged labels: split, single rows and columns, single pixels, holes
+        raw = ndi.median_filter(rng.integers(0, 6, tuple(rng.integers(1, 30, 2))), 3 if rng.random() < 0.5 else 1)
+        values = np.unique(raw[raw > 0])
+        labels = np.where(raw > 0, np.searchsorted(values, raw) + 1, 0)
+        if not labels.any():
+            continue
+        ours = region_measurements(labels)
+        for i in range(labels.max()):
+            ys, xs = np.nonzero(labels == i + 1)
+            try:
+                hull = ConvexHull(np.column_stack([xs, ys]).astype(float))
+            except QhullError:  # collinear: its own pixels
+                assert ours["solidity"][i] == 1.0
+                continue
+            gx, gy = np.meshgrid(np.arange(xs.min(), xs.max() + 1), np.arange(ys.min(), ys.max() + 1))
+            grid = np.column_stack([gx.ravel(), gy.ravel(), np.ones(gx.size)])
+            inside = (grid @ hull.equations.T <= 1e-9).all(axis=1).sum()
+            assert ours["solidity"][i] == pytest.approx(len(xs) / inside, rel=1e-12)
+
+
 def test_touching_nuclei_have_their_own_perimeters():
     labels = np.zeros((20, 30), np.int32)
     labels[5:15, 5:15] = 1

@@ -1,9 +1,8 @@
 """The cell table: shape and stain measurements of every labelled nucleus, vectorised.
 
 Every measurement is computed for all nuclei at once from the label image with
-``numpy.bincount`` over the labelled pixels (no per-object Python loop), except the
-convex hull behind ``solidity``, one small ``scipy.spatial.ConvexHull`` per nucleus.
-The definitions follow :func:`skimage.measure.regionprops` so the numbers can be
+``numpy.bincount`` over the labelled pixels, with no per-object Python loop (the
+convex hulls behind ``solidity`` too: :func:`_convex_pixel_counts`). The definitions follow :func:`skimage.measure.regionprops` so the numbers can be
 compared with other tools.
 """
 
@@ -129,31 +128,58 @@ def _perimeter(labels: np.ndarray, n: int):
 
 
 def _convex_pixel_counts(ys, xs, lab, n: int, area: np.ndarray) -> np.ndarray:
-    """Pixels (lattice points) inside or on the convex hull of each label's border pixels.
+    """Pixels (lattice points) inside or on the convex hull of each label's pixels, all labels at once.
 
-    By Pick's theorem a lattice polygon of area A with B lattice points on its
-    boundary covers A + B/2 + 1 lattice points.
+    ``ys``, ``xs``, ``lab``: a label's border pixels (they hold its rows' first and
+    last pixels, which span the same hull as all of its pixels). The hull of a
+    label is bounded by the convex chain of its rows' first pixels on the left, the
+    concave chain of their last pixels on the right, and its first and last rows;
+    by Pick's theorem a lattice polygon of area A with B lattice points on its
+    boundary covers A + B/2 + 1 lattice points. A label whose pixels are collinear
+    (no area) counts its own pixels, as does a hull covering fewer than the label.
     """
-    from scipy.spatial import ConvexHull, QhullError
+    order = np.lexsort((xs, ys, lab))
+    ys, xs, lab = ys[order].astype(np.int64), xs[order].astype(np.int64), lab[order]
+    row_start = np.flatnonzero(np.r_[True, (lab[1:] != lab[:-1]) | (ys[1:] != ys[:-1])])
+    row_end = np.r_[row_start[1:] - 1, len(lab) - 1]
+    y, label = ys[row_start], lab[row_start]
+    first_x, last_x = xs[row_start], xs[row_end]
+    twice_area = np.zeros(n + 1, np.int64)
+    boundary = np.zeros(n + 1, np.int64)
+    for x, side in ((first_x, -1), (last_x, 1)):
+        keep = _hull_chain(y, x, label, side)
+        cy, cx, cl = y[keep], x[keep], label[keep]
+        edge = cl[1:] == cl[:-1]
+        dy, dx = (cy[1:] - cy[:-1])[edge], (cx[1:] - cx[:-1])[edge]
+        np.add.at(twice_area, cl[1:][edge], side * (cx[1:] + cx[:-1])[edge] * dy)  # trapezoids under the chain
+        np.add.at(boundary, cl[1:][edge], np.gcd(np.abs(dx), dy))
+    top = np.flatnonzero(np.r_[True, label[1:] != label[:-1]])
+    bottom = np.r_[top[1:] - 1, len(label) - 1]
+    np.add.at(boundary, label[top], last_x[top] - first_x[top])
+    np.add.at(boundary, label[bottom], last_x[bottom] - first_x[bottom])
+    twice_area, boundary = twice_area[1:], boundary[1:]
+    return np.where(twice_area > 0, np.maximum(area, (twice_area + boundary) / 2 + 1), area)
 
-    counts = area.copy()  # degenerate (line-like) nuclei: their own pixels
-    order = np.argsort(lab, kind="stable")
-    ys, xs, lab = ys[order], xs[order], lab[order]
-    starts = np.searchsorted(lab, np.arange(1, n + 2))
-    for i in range(n):
-        a, b = starts[i], starts[i + 1]
-        if b - a < 3:
-            continue
-        points = np.column_stack([xs[a:b], ys[a:b]]).astype(np.float64)
-        try:
-            hull = ConvexHull(points)
-        except QhullError:
-            continue
-        vertices = points[hull.vertices].astype(np.int64)
-        step = np.abs(np.diff(np.vstack([vertices, vertices[:1]]), axis=0))
-        boundary = np.gcd(step[:, 0], step[:, 1]).sum()
-        counts[i] = max(area[i], hull.volume + boundary / 2 + 1)
-    return counts
+
+def _hull_chain(u: np.ndarray, v: np.ndarray, group: np.ndarray, side: int) -> np.ndarray:
+    """Which points are vertices of each group's hull chain in the (u, v) plane, u increasing within a group.
+
+    ``side`` -1: the lower chain (the greatest convex function under the points);
+    +1: the upper chain. A point not strictly beyond the chord between its kept
+    neighbours is no vertex; such points are dropped, all at once, until none is
+    left. A group's first and last points are always kept.
+    """
+    keep = np.ones(len(u), bool)
+    while True:
+        kept = np.flatnonzero(keep)
+        g = group[kept]
+        inner = np.flatnonzero((g[1:-1] == g[:-2]) & (g[1:-1] == g[2:])) + 1
+        p, a, b = kept[inner], kept[inner - 1], kept[inner + 1]
+        beyond = (v[p] - v[a]) * (u[b] - u[a]) - (v[b] - v[a]) * (u[p] - u[a])
+        drop = side * beyond <= 0
+        if not drop.any():
+            return keep
+        keep[p[drop]] = False
 
 
 def cell_table(
