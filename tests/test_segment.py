@@ -109,6 +109,21 @@ def test_reinhard_matches_the_reference_lab_statistics():
     np.testing.assert_allclose(lab_statistics(out)[0], lab_statistics(reference)[0], atol=1.5)
 
 
+def test_reinhard_with_given_statistics_maps_every_pixel_as_its_colour_alone():
+    import warnings
+
+    from skimage.color import lab2rgb, rgb2lab
+
+    rgb = _synthetic_he(_stain_field(seed=7))
+    source = lab_statistics(rgb) * [[1.02, 0.97, 1.0], [1.1, 0.9, 1.05]]  # a slide's, not this tile's own
+    target = lab_statistics(_synthetic_he(_stain_field(seed=8) * [1.4, 0.6]))
+    lab = (rgb2lab(rgb) - source[0]) / source[1] * target[1] + target[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # colours outside sRGB are clipped, as by the tool
+        per_pixel = np.round(np.clip(lab2rgb(lab), 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(reinhard_normalise(rgb, target=target, source=source), per_pixel)
+
+
 def test_distinct_colours_equal_numpy_unique():
     rgb = _synthetic_he(_stain_field(seed=6))
     colours, counts, inverse = distinct_colours(rgb)

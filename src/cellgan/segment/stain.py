@@ -335,27 +335,38 @@ def distinct_colours(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     Returns
     -------
     colours : ndarray, uint8, shape (m, 3)
+        In increasing order of their packed value (as ``np.unique``'s).
     counts : ndarray of int, shape (m,)
     inverse : ndarray of int, shape (H * W,)
         ``colours[inverse]`` is the image's pixels in row-major order.
     """
+    codes, first_seen = _colour_codes(rgb)
+    # A hash table (pandas.factorize) then a sort of the few distinct colours: the same
+    # result as np.unique(..., return_inverse=True), whose sort of every pixel is ~10x slower.
+    order = np.argsort(codes)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    inverse = rank[first_seen]
+    counts = np.bincount(inverse, minlength=len(codes))
+    return _unpack(codes[order]), counts, inverse
+
+
+def _colour_codes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct packed colours (0xRRGGBB) of a ``uint8`` RGB image in order of first
+    appearance, and each pixel's index into them (row-major)."""
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise ValueError(f"expected a uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
     import pandas as pd
 
     packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-    # A hash table (pandas.factorize) then a sort of the few distinct colours: the same
-    # result as np.unique(..., return_inverse=True), whose sort of every pixel is ~10x slower.
     first_seen, codes = pd.factorize(packed.ravel(), sort=False)
-    order = np.argsort(codes)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    inverse = rank[first_seen]
-    codes = codes[order]
-    counts = np.bincount(inverse, minlength=len(codes))
-    colours = np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8)
-    return colours, counts, inverse
+    return codes, first_seen
+
+
+def _unpack(codes: np.ndarray) -> np.ndarray:
+    """Packed colours (0xRRGGBB) as ``uint8`` rows (m, 3)."""
+    return np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8)
 
 
 def _lab_of_colours(colours: np.ndarray) -> np.ndarray:
@@ -382,6 +393,7 @@ def reinhard_normalise(rgb: np.ndarray, *, target: np.ndarray, source: np.ndarra
     """Reinhard colour transfer [3]_: match each CIELAB channel's mean and std to ``target``.
 
     Computed once per distinct colour (:func:`distinct_colours`): the same as per pixel.
+    With ``source`` given, the colours are neither sorted nor counted.
 
     Parameters
     ----------
@@ -399,9 +411,14 @@ def reinhard_normalise(rgb: np.ndarray, *, target: np.ndarray, source: np.ndarra
     from skimage.color import lab2rgb
 
     target = np.asarray(target, dtype=np.float64)
-    colours, counts, inverse = distinct_colours(rgb)
-    lab = _lab_of_colours(colours)
-    mean, std = _weighted_statistics(lab, counts) if source is None else np.asarray(source, dtype=np.float64)
+    if source is None:
+        colours, counts, inverse = distinct_colours(rgb)
+        lab = _lab_of_colours(colours)
+        mean, std = _weighted_statistics(lab, counts)  # summed in the colours' sorted order: reproducible
+    else:  # each colour is mapped on its own: no counts, and any order of the colours does
+        codes, inverse = _colour_codes(rgb)
+        lab = _lab_of_colours(_unpack(codes))
+        mean, std = np.asarray(source, dtype=np.float64)
     lab = (lab - mean) / np.maximum(std, 1e-6) * target[1] + target[0]
     with warnings.catch_warnings():
         # Colours pushed outside the sRGB gamut are clipped, here as below.
