@@ -13,6 +13,7 @@ from cellgan.segment.nuclei import (
     downsample_mean,
     drop_stain_artefacts,
     estimate_nucleus_radius,
+    fill_holes,
     landscape_maxima,
     nucleus_at,
     segment_nuclei,
@@ -236,6 +237,24 @@ def test_downsample_and_upsample_round_trip():
     assert small[0, 0] == pytest.approx(a[:2, :2].mean())
     labels = np.array([[1, 2], [0, 3]])
     np.testing.assert_array_equal(upsample_labels(labels, 3, (5, 6))[::3, ::3], labels)
+
+
+def test_fill_holes_fills_what_scipy_fills():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(11)
+    for shape in [(1, 1), (1, 9), (9, 1), (2, 2), (17, 23), (64, 50)]:
+        for density in (0.2, 0.5, 0.8):
+            mask = ndi.median_filter(rng.random(shape) < density, 3) if min(shape) > 2 else rng.random(shape) < density
+            np.testing.assert_array_equal(fill_holes(mask), ndi.binary_fill_holes(mask))
+    ring = np.zeros((9, 9), bool)
+    ring[2:7, 2:7] = True
+    ring[4, 4] = False  # a hole: filled
+    ring[3:6, 0] = True
+    ring[4, 1] = False  # a bay open to the edge: not
+    filled = fill_holes(ring)
+    assert filled[4, 4] and not filled[4, 1]
+    assert fill_holes(np.zeros((0, 3), bool)).shape == (0, 3)
 
 
 def test_nucleus_at_finds_a_pale_ring_nucleus_around_a_point():
