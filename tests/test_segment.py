@@ -10,6 +10,7 @@ from skimage.measure import regionprops
 
 from cellgan.segment.features import cell_table, outline_mask, region_measurements
 from cellgan.segment.nuclei import (
+    distance_to_background,
     downsample_mean,
     drop_stain_artefacts,
     estimate_nucleus_radius,
@@ -255,6 +256,23 @@ def test_fill_holes_fills_what_scipy_fills():
     filled = fill_holes(ring)
     assert filled[4, 4] and not filled[4, 1]
     assert fill_holes(np.zeros((0, 3), bool)).shape == (0, 3)
+
+
+def test_distance_to_background_is_scipys_bit_for_bit(monkeypatch):
+    import sys
+
+    from scipy import ndimage as ndi
+
+    pytest.importorskip("edt")  # the slides extra; without it the function is scipy's own
+    rng = np.random.default_rng(12)
+    masks = [ndi.median_filter(rng.random((97, 131)) < d, 5) for d in (0.3, 0.5, 0.7)]
+    masks += [np.ones((5, 7), bool), np.zeros((4, 4), bool), np.eye(6, dtype=bool), rng.random((1, 40)) < 0.7]
+    for mask in masks:
+        ours = distance_to_background(mask)
+        assert ours.dtype == np.float64
+        np.testing.assert_array_equal(ours, ndi.distance_transform_edt(mask))
+    monkeypatch.setitem(sys.modules, "edt", None)  # as if not installed: scipy's
+    np.testing.assert_array_equal(distance_to_background(masks[0]), ndi.distance_transform_edt(masks[0]))
 
 
 def test_nucleus_at_finds_a_pale_ring_nucleus_around_a_point():

@@ -35,6 +35,7 @@ __all__ = [
     "area_limits_px",
     "blob_scale",
     "disk",
+    "distance_to_background",
     "downsample_mean",
     "drop_stain_artefacts",
     "estimate_nucleus_radius",
@@ -84,6 +85,27 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
         outside[edge] = True
     outside[0] = False  # the mask itself
     return ~outside[background]
+
+
+def distance_to_background(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's Euclidean distance to the nearest background pixel of a 2-D ``mask`` (float64).
+
+    The values of :func:`scipy.ndimage.distance_transform_edt`, bit for bit: with the
+    ``edt`` package (installed with the ``slides`` extra) the squared distances come
+    from its one-thread transform, about 3× faster on a 2048² tile, as float32
+    integers, exact below 2**24 (4,096 px), and their square roots are taken in
+    float64 as scipy takes them. Scipy's own without ``edt``, for a mask without
+    background (whose distances scipy leaves undefined) or one with a distance past that.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    try:
+        import edt
+    except ImportError:
+        return ndi.distance_transform_edt(mask)
+    squared = None if mask.all() else edt.edtsq(mask, black_border=False, parallel=1)
+    if squared is None or squared.max() >= 2**24:
+        return ndi.distance_transform_edt(mask)
+    return np.sqrt(squared, dtype=np.float64)
 
 
 def upsample_labels(labels: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
@@ -239,7 +261,7 @@ def segment_nuclei(
     window = 2 * max(1, int(round(seed_distance_px))) + 1
     seeds = (blob == ndi.maximum_filter(blob, size=window)) & foreground & (blob > 0)
     markers, _ = ndi.label(seeds)
-    distance = ndi.distance_transform_edt(foreground)
+    distance = distance_to_background(foreground)
     distance_max, blob_max = (float(distance.max()), float(blob.max())) if landscape_scale is None else landscape_scale
     landscape = distance / max(distance_max, 1e-6)
     if blob_weight > 0:
@@ -260,7 +282,7 @@ def landscape_maxima(haematoxylin: np.ndarray, tissue: np.ndarray, **settings) -
     if found is None:
         return None
     foreground, blob = found
-    return float(ndi.distance_transform_edt(foreground).max()), float(blob.max())
+    return float(distance_to_background(foreground).max()), float(blob.max())
 
 
 def _foreground_and_blob(
