@@ -2,8 +2,9 @@
 
 Every measurement is computed for all nuclei at once from the label image with
 ``numpy.bincount`` over the labelled pixels, with no per-object Python loop (the
-convex hulls behind ``solidity`` too: :func:`_convex_pixel_counts`). The definitions follow :func:`skimage.measure.regionprops` so the numbers can be
-compared with other tools.
+convex hulls behind ``solidity`` too: :func:`_convex_pixel_counts`). The definitions
+follow :func:`skimage.measure.regionprops` so the numbers can be compared with other
+tools.
 """
 
 from __future__ import annotations

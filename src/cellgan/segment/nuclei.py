@@ -101,11 +101,12 @@ def distance_to_background(mask: np.ndarray) -> np.ndarray:
     try:
         import edt
     except ImportError:
-        return ndi.distance_transform_edt(mask)
-    squared = None if mask.all() else edt.edtsq(mask, black_border=False, parallel=1)
-    if squared is None or squared.max() >= 2**24:
-        return ndi.distance_transform_edt(mask)
-    return np.sqrt(squared, dtype=np.float64)
+        edt = None
+    if edt is not None and not mask.all():
+        squared = edt.edtsq(mask, black_border=False, parallel=1)
+        if squared.max() < 2**24:
+            return np.sqrt(squared, dtype=np.float64)
+    return ndi.distance_transform_edt(mask)
 
 
 def upsample_labels(labels: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
